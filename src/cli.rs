@@ -1,0 +1,400 @@
+//! Command line: `replay` and `dump`, wiring, progress and exit codes.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+
+use crate::capture::{self, FileReport};
+use crate::config::Config;
+use crate::export::JsonLinesSink;
+use crate::inventory::EndpointRecord;
+use crate::pipeline::{FullPolicy, Pipeline, PipelineOptions, RunTotals};
+use crate::store::{Access, Store};
+
+/// Exit status when the run completed but some input could not be (fully) read.
+pub const EXIT_INPUT_PROBLEMS: i32 = 3;
+
+#[derive(Parser, Debug)]
+#[command(name = "apitap", version, about = "Passive API discovery and API-posture sensor", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Replay pcap/pcapng files (or directories of them) into the inventory.
+    Replay(ReplayArgs),
+    /// Print the endpoint inventory of a store.
+    Dump(DumpArgs),
+}
+
+#[derive(Parser, Debug)]
+pub struct ReplayArgs {
+    /// Configuration file (defaults are built in; see sensor.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Store directory (overrides store.path).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Write JSON-lines events to this file, or "-" for standard output.
+    #[arg(long, value_name = "PATH|-")]
+    pub events: Option<String>,
+    /// Emit one OCSF HTTP Activity event per request/response pair.
+    #[arg(long)]
+    pub transactions: bool,
+    /// Worker threads (default: pipeline.workers, 0 = one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Write the run summary as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+    /// Never show the progress line, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Capture files or directories (every file in a directory, in name order).
+    #[arg(required = true, value_name = "PCAP_OR_DIR")]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DumpFormat {
+    Table,
+    Json,
+}
+
+#[derive(Parser, Debug)]
+pub struct DumpArgs {
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Store directory (overrides store.path).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: DumpFormat,
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::default()),
+    }
+}
+
+/// Runs the command; returns the process exit status.
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Replay(a) => replay(a),
+        Command::Dump(a) => dump(a),
+    }
+}
+
+/// RFC 3339 UTC time of a µs timestamp.
+pub fn rfc3339(us: u64) -> String {
+    let secs = us / 1_000_000;
+    let micros = us % 1_000_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // civil from days (H. Hinnant's algorithm), days since 1970-01-01
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+struct Progress {
+    on: bool,
+    total: u64,
+    done_before: u64,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn update(&mut self, name: &str, read: u64) {
+        if !self.on || self.last.elapsed().as_millis() < 200 {
+            return;
+        }
+        self.last = Instant::now();
+        let done = self.done_before + read;
+        let pct = if self.total > 0 { (done as f64 * 100.0 / self.total as f64).min(100.0) } else { 0.0 };
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let mbps = done as f64 / secs / 1e6;
+        let width = 30usize;
+        let filled = ((pct / 100.0) * width as f64) as usize;
+        let bar: String = "#".repeat(filled) + &"-".repeat(width - filled.min(width));
+        let mut err = std::io::stderr();
+        let _ = write!(err, "\r[{bar}] {pct:5.1}% {mbps:7.1} MB/s  {name:.40}\x1b[K");
+        let _ = err.flush();
+    }
+    fn clear(&self) {
+        if self.on {
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        }
+    }
+}
+
+fn replay(a: ReplayArgs) -> Result<i32> {
+    let mut cfg = load_config(a.config.as_deref())?;
+    if let Some(s) = a.store {
+        cfg.store.path = s;
+    }
+    if let Some(e) = a.events {
+        cfg.output.events = e;
+    }
+    if a.transactions {
+        cfg.output.transactions = true;
+    }
+    if let Some(w) = a.workers {
+        if w == 0 || w > 256 {
+            bail!("--workers {w}: give between 1 and 256 worker threads");
+        }
+        cfg.pipeline.workers = w;
+    }
+    let workers = if cfg.pipeline.workers == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        cfg.pipeline.workers
+    };
+    let files = capture::expand_inputs(&a.inputs)?;
+    let store = Store::open(&cfg.store.path, Access::ReadWrite)?;
+    let sink = if cfg.output.events.is_empty() { None } else { Some(JsonLinesSink::open(&cfg.output.events)?) };
+    if cfg.output.transactions && sink.is_none() {
+        eprintln!("apitap: note: --transactions without --events: transaction events go nowhere");
+    }
+    let opts = PipelineOptions { workers, transactions: cfg.output.transactions, policy: FullPolicy::Block };
+    let mut pipeline = Pipeline::start(&cfg, &opts, store, sink)?;
+
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let mut progress = Progress {
+        on: !a.no_progress && std::io::stderr().is_terminal(),
+        total,
+        done_before: 0,
+        started: Instant::now(),
+        last: Instant::now(),
+    };
+    let started = Instant::now();
+    let mut reports: Vec<FileReport> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    for f in &files {
+        let name = f.display().to_string();
+        let res = capture::replay_file(f, |link, ts, frame| pipeline.packet(link, ts, frame), |read| progress.update(&name, read));
+        progress.done_before += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        match res {
+            Ok(r) => {
+                if let Some(msg) = &r.stopped {
+                    problems.push(format!(
+                        "{}: reading stopped after packet {} ({msg}); the file is truncated or damaged — everything before that point was replayed and stored",
+                        r.path.display(),
+                        r.packets
+                    ));
+                }
+                reports.push(r);
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    progress.clear();
+    let totals = pipeline.finish().context("the pipeline failed; what was flushed before is in the store")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let summary = summary_json(&reports, &totals, elapsed, workers, &problems);
+    print_summary(&summary);
+    if let Some(p) = &a.stats_json {
+        let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
+        std::fs::write(p, text + "\n").with_context(|| format!("cannot write --stats-json {}", p.display()))?;
+    }
+    for p in &problems {
+        eprintln!("apitap: error: {p}");
+    }
+    Ok(if problems.is_empty() { 0 } else { EXIT_INPUT_PROBLEMS })
+}
+
+fn get_u64(v: &Value, path: &[&str]) -> u64 {
+    let mut cur = v;
+    for p in path {
+        match cur.get(p) {
+            Some(x) => cur = x,
+            None => return 0,
+        }
+    }
+    cur.as_u64().unwrap_or(0)
+}
+
+fn summary_json(reports: &[FileReport], t: &RunTotals, elapsed: f64, workers: usize, problems: &[String]) -> Value {
+    let decode = serde_json::to_value(&t.decode).unwrap_or(Value::Null);
+    let bytes = t.pipeline.bytes;
+    // every named limit whose counter says data was dropped or cut
+    let mut limits = serde_json::Map::new();
+    for (section, v) in [("decode", &decode), ("flow", &t.flow), ("http", &t.proto)] {
+        if let Some(obj) = v.as_object() {
+            for (k, n) in obj {
+                if k.contains("limit") || k.contains("evicted") || k.contains("gave_up") {
+                    limits.insert(format!("{section}.{k}"), n.clone());
+                }
+            }
+        }
+    }
+    limits.insert("pipeline.reader_batches_dropped".into(), json!(t.pipeline.reader_batches_dropped));
+    json!({
+        "files": reports,
+        "workers": workers,
+        "packets": t.pipeline.packets,
+        "bytes": bytes,
+        "tcp_segments": t.pipeline.segments,
+        "flows": get_u64(&t.flow, &["flows_created"]),
+        "transactions": get_u64(&t.proto, &["transactions"]),
+        "http_anomalies": get_u64(&t.proto, &["anomalies"]),
+        "tcp_gaps": get_u64(&t.flow, &["gaps"]),
+        "tcp_out_of_order": get_u64(&t.flow, &["out_of_order"]),
+        "tcp_overlaps": get_u64(&t.flow, &["overlaps"]),
+        "drops_by_limit": limits,
+        "endpoints_updated": t.endpoints_updated,
+        "events_written": t.events_written,
+        "elapsed_secs": elapsed,
+        "throughput_mbytes_per_sec": if elapsed > 0.0 { bytes as f64 / elapsed / 1e6 } else { 0.0 },
+        "packets_per_sec": if elapsed > 0.0 { t.pipeline.packets as f64 / elapsed } else { 0.0 },
+        "decode": decode,
+        "flow": t.flow,
+        "http": t.proto,
+        "problems": problems,
+    })
+}
+
+fn print_summary(s: &Value) {
+    let g = |k: &str| get_u64(s, &[k]);
+    let f = |k: &str| s.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    eprintln!(
+        "apitap replay: {} packets, {} bytes, {} TCP segments, {} flows, {} transactions in {:.2}s ({:.1} MB/s, {:.0} packets/s, {} workers)",
+        g("packets"),
+        g("bytes"),
+        g("tcp_segments"),
+        g("flows"),
+        g("transactions"),
+        f("elapsed_secs"),
+        f("throughput_mbytes_per_sec"),
+        f("packets_per_sec"),
+        g("workers"),
+    );
+    eprintln!(
+        "  http anomalies {}, tcp gaps {}, out-of-order {}, overlaps {}, endpoints updated {}, events {}",
+        g("http_anomalies"),
+        g("tcp_gaps"),
+        g("tcp_out_of_order"),
+        g("tcp_overlaps"),
+        g("endpoints_updated"),
+        g("events_written")
+    );
+    if let Some(obj) = s.get("drops_by_limit").and_then(Value::as_object) {
+        let hit: Vec<String> =
+            obj.iter().filter(|(_, v)| v.as_u64().unwrap_or(0) > 0).map(|(k, v)| format!("{k}={v}")).collect();
+        if hit.is_empty() {
+            eprintln!("  limits: none hit");
+        } else {
+            eprintln!("  limits hit: {}", hit.join(", "));
+        }
+    }
+}
+
+/// The JSON form of one endpoint in `dump`.
+pub fn endpoint_json(r: &EndpointRecord) -> Value {
+    let statuses: serde_json::Map<String, Value> = r.statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    json!({
+        "host": r.host,
+        "method": r.method,
+        "path": r.path,
+        "requests": r.requests,
+        "statuses": statuses,
+        "no_response": r.no_response,
+        "first_seen": rfc3339(r.first_seen_us),
+        "last_seen": rfc3339(r.last_seen_us),
+        "protocols": r.protocols,
+    })
+}
+
+fn dump(a: DumpArgs) -> Result<i32> {
+    let mut cfg = load_config(a.config.as_deref())?;
+    if let Some(s) = a.store {
+        cfg.store.path = s;
+    }
+    let store = Store::open(&cfg.store.path, Access::ReadOnly)?;
+    let mut eps = store.endpoints()?;
+    eps.sort_by(|x, y| (&x.host, &x.path, &x.method).cmp(&(&y.host, &y.path, &y.method)));
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        DumpFormat::Json => {
+            let arr: Vec<Value> = eps.iter().map(endpoint_json).collect();
+            serde_json::to_writer_pretty(&mut out, &arr)?;
+            writeln!(out)?;
+        }
+        DumpFormat::Table => {
+            let rows: Vec<[String; 7]> = eps
+                .iter()
+                .map(|r| {
+                    let st = r.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(",");
+                    let st = if r.no_response > 0 {
+                        if st.is_empty() { format!("-:{}", r.no_response) } else { format!("{st},-:{}", r.no_response) }
+                    } else {
+                        st
+                    };
+                    [
+                        r.host.clone(),
+                        r.method.clone(),
+                        r.path.clone(),
+                        r.requests.to_string(),
+                        st,
+                        rfc3339(r.last_seen_us).get(..19).unwrap_or_default().replace('T', " "),
+                        r.protocols.iter().cloned().collect::<Vec<_>>().join(","),
+                    ]
+                })
+                .collect();
+            let head = ["HOST", "METHOD", "PATH", "REQUESTS", "STATUSES", "LAST SEEN (UTC)", "PROTOCOLS"];
+            let mut w = head.map(str::len);
+            for r in &rows {
+                for (i, c) in r.iter().enumerate() {
+                    w[i] = w[i].max(c.chars().count()).min(80);
+                }
+            }
+            let line = |cells: &[String; 7]| -> String {
+                cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| if i == 3 { format!("{c:>w$}", w = w[i]) } else { format!("{c:<w$}", w = w[i]) })
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_string()
+            };
+            writeln!(out, "{}", line(&head.map(String::from)))?;
+            for r in &rows {
+                writeln!(out, "{}", line(r))?;
+            }
+            writeln!(out, "{} endpoints", rows.len())?;
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        // 2000-02-29T12:34:56.789Z (leap day)
+        assert_eq!(rfc3339(951_827_696_789_000), "2000-02-29T12:34:56.789000Z");
+        // 2026-11-23T18:11:16Z
+        assert_eq!(rfc3339(1_795_457_476_000_000), "2026-11-23T18:11:16.000000Z");
+    }
+}

@@ -1,0 +1,261 @@
+//! `sensor.toml`: the schema, its defaults and its validation.
+//!
+//! Every setting has a default here, and `sensor.toml` at the top of the
+//! repository documents the same defaults (a test keeps the two equal).
+//! Unknown keys are errors, so a typo never silently falls back to a default.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+use crate::decode::DecodeLimits;
+use crate::flow::FlowLimits;
+
+/// Errors from loading or validating the configuration.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}; check the path given to --config")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}; see the documented sensor.toml for every key and its default")]
+    Parse { path: PathBuf, message: String },
+    #[error("config setting {key} = {value} is out of range: {hint}")]
+    Invalid { key: &'static str, value: String, hint: &'static str },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub output: OutputConfig,
+    pub pipeline: PipelineConfig,
+    pub decode: DecodeConfig,
+    pub flow: FlowConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Directory of the RocksDB inventory store.
+    pub path: PathBuf,
+    /// Endpoint updates are written to the store at least this often (seconds of wall time).
+    pub flush_interval_secs: u64,
+    /// ... or when this many endpoint records are dirty.
+    pub flush_max_dirty: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { path: PathBuf::from("apitap-store"), flush_interval_secs: 5, flush_max_dirty: 10_000 }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Where JSON-lines events go: a file path, "-" for stdout, or "" for nowhere.
+    pub events: String,
+    /// Emit one OCSF HTTP Activity event per request/response pair.
+    pub transactions: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Worker threads; 0 means one per available core.
+    pub workers: usize,
+    /// Packets per batch handed from the reader to a worker.
+    pub batch_packets: usize,
+    /// Capacity of each worker's queue, in batches.
+    pub queue_batches: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { workers: 0, batch_packets: 256, queue_batches: 64 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeConfig {
+    /// IP datagrams being reassembled from fragments at once.
+    pub max_frag_datagrams: usize,
+    /// Bytes held for IP fragment reassembly in total.
+    pub max_frag_bytes: usize,
+    /// Seconds (packet time) before an incomplete datagram is dropped.
+    pub frag_timeout_secs: u64,
+    /// Nested tunnels (VLAN/MPLS excluded) decapsulated before giving up.
+    pub max_tunnel_depth: u8,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        let d = DecodeLimits::default();
+        DecodeConfig {
+            max_frag_datagrams: d.max_frag_datagrams,
+            max_frag_bytes: d.max_frag_bytes,
+            frag_timeout_secs: d.frag_timeout_us / 1_000_000,
+            max_tunnel_depth: d.max_tunnel_depth,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowConfig {
+    /// TCP connections tracked per worker; the least recently active is evicted beyond it.
+    pub max_flows: usize,
+    /// Out-of-order bytes buffered per direction of a connection.
+    pub max_ooo_bytes_per_dir: usize,
+    /// Out-of-order segments buffered per direction of a connection.
+    pub max_ooo_segments_per_dir: usize,
+    /// Out-of-order bytes buffered per worker across all connections.
+    pub max_ooo_bytes_total: usize,
+    /// Seconds (packet time) of silence before an open connection is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds (packet time) a closed connection is kept for late packets.
+    pub closed_timeout_secs: u64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        let f = FlowLimits::default();
+        FlowConfig {
+            max_flows: f.max_flows,
+            max_ooo_bytes_per_dir: f.max_ooo_bytes_per_dir,
+            max_ooo_segments_per_dir: f.max_ooo_segments_per_dir,
+            max_ooo_bytes_total: f.max_ooo_bytes_total,
+            idle_timeout_secs: f.idle_timeout_us / 1_000_000,
+            closed_timeout_secs: f.closed_timeout_us / 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Bytes of one HTTP/1 message head (request/status line and headers).
+    pub max_header_bytes: usize,
+    /// Header fields kept per message.
+    pub max_headers: usize,
+    /// Requests awaiting their response on one connection (pipelining).
+    pub max_pending_requests: usize,
+    /// Bytes of each body kept for analysis; the rest is counted and skipped, never buffered.
+    pub body_scan_bytes: usize,
+    /// Bytes scanned for the next message head after a gap or a parse error before the
+    /// direction is given up.
+    pub resync_scan_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_header_bytes: 64 * 1024,
+            max_headers: 128,
+            max_pending_requests: 128,
+            body_scan_bytes: 16 * 1024,
+            resync_scan_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_path_buf(), message },
+            other => other,
+        })
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string() })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn at_least(key: &'static str, v: usize, min: usize, hint: &'static str) -> Result<(), ConfigError> {
+            if v < min {
+                return Err(ConfigError::Invalid { key, value: v.to_string(), hint });
+            }
+            Ok(())
+        }
+        at_least("pipeline.batch_packets", self.pipeline.batch_packets, 1, "use at least 1 (256 is a good value)")?;
+        at_least("pipeline.queue_batches", self.pipeline.queue_batches, 1, "use at least 1 (64 is a good value)")?;
+        if self.pipeline.workers > 256 {
+            return Err(ConfigError::Invalid {
+                key: "pipeline.workers",
+                value: self.pipeline.workers.to_string(),
+                hint: "use 0 (one per core) or at most 256",
+            });
+        }
+        at_least("flow.max_flows", self.flow.max_flows, 16, "use at least 16")?;
+        at_least("http.max_header_bytes", self.http.max_header_bytes, 256, "use at least 256")?;
+        at_least("http.max_headers", self.http.max_headers, 8, "use at least 8")?;
+        at_least("http.max_pending_requests", self.http.max_pending_requests, 1, "use at least 1")?;
+        if self.store.path.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid { key: "store.path", value: String::new(), hint: "give a directory" });
+        }
+        Ok(())
+    }
+
+    /// The decoder limits this configuration sets.
+    pub fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_frag_datagrams: self.decode.max_frag_datagrams,
+            max_frag_bytes: self.decode.max_frag_bytes,
+            frag_timeout_us: self.decode.frag_timeout_secs.saturating_mul(1_000_000),
+            max_tunnel_depth: self.decode.max_tunnel_depth,
+        }
+    }
+
+    /// The flow-table limits this configuration sets.
+    pub fn flow_limits(&self) -> FlowLimits {
+        FlowLimits {
+            max_flows: self.flow.max_flows,
+            max_ooo_bytes_per_dir: self.flow.max_ooo_bytes_per_dir,
+            max_ooo_segments_per_dir: self.flow.max_ooo_segments_per_dir,
+            max_ooo_bytes_total: self.flow.max_ooo_bytes_total,
+            idle_timeout_us: self.flow.idle_timeout_secs.saturating_mul(1_000_000),
+            closed_timeout_us: self.flow.closed_timeout_secs.saturating_mul(1_000_000),
+            ..FlowLimits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_sensor_toml_equals_builtin_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sensor.toml");
+        let cfg = Config::load(&path).expect("sensor.toml must parse");
+        assert_eq!(cfg, Config::default(), "sensor.toml must document exactly the built-in defaults");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_the_key_named() {
+        let err = Config::parse("[flow]\nmax_flow = 3\n").unwrap_err().to_string();
+        assert!(err.contains("max_flow"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected() {
+        let err = Config::parse("[pipeline]\nbatch_packets = 0\n").unwrap_err().to_string();
+        assert!(err.contains("pipeline.batch_packets"), "{err}");
+        assert!(Config::parse("[pipeline]\nworkers = 1000\n").is_err());
+    }
+
+    #[test]
+    fn empty_text_gives_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+}

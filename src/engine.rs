@@ -1,0 +1,151 @@
+//! One worker's work, as a pure state machine: TCP segments → flow table and
+//! reassembly → protocol parsers → transactions → observations and events.
+//!
+//! The pipeline owns the threads and hands each worker its segments; the
+//! engine never sees a thread, a clock or a file.
+
+use std::net::SocketAddr;
+
+use crate::analyze::{self, Observation};
+use crate::config::{Config, HttpConfig};
+use crate::decode::{FlowKey, TcpFlags, TcpSegment};
+use crate::export::ocsf;
+use crate::flow::{Chunk, Direction, FlowHandler, FlowStats, FlowTable};
+use crate::proto::{Connection, HttpTransaction, ProtoStats};
+
+/// How often (packet time) idle flows are expired.
+const EXPIRE_EVERY_US: u64 = 1_000_000;
+
+/// A decoded TCP segment whose payload lives in a batch buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentMeta {
+    pub ts_us: u64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    pub window: u16,
+    /// Payload position in the batch buffer.
+    pub offset: u32,
+    pub len: u32,
+}
+
+impl SegmentMeta {
+    /// The segment view over `payload`.
+    pub fn segment<'a>(&self, payload: &'a [u8]) -> TcpSegment<'a> {
+        TcpSegment { src: self.src, dst: self.dst, seq: self.seq, ack: self.ack, flags: self.flags, window: self.window, payload }
+    }
+}
+
+/// What an engine produced since its output was last taken.
+#[derive(Default)]
+pub struct EngineOutput {
+    pub observations: Vec<Observation>,
+    /// Serialised event lines (JSON + '\n'), when transaction events are on.
+    pub events: Vec<u8>,
+    pub event_count: u64,
+}
+
+impl EngineOutput {
+    pub fn is_empty(&self) -> bool {
+        self.observations.is_empty() && self.events.is_empty()
+    }
+}
+
+/// The protocol side of the flow table.
+struct Handler {
+    http: HttpConfig,
+    stats: ProtoStats,
+    txs: Vec<HttpTransaction>,
+}
+
+impl FlowHandler for Handler {
+    type State = Connection;
+
+    fn open(&mut self, _key: &FlowKey, client: SocketAddr, server: SocketAddr, _ts_us: u64) -> Connection {
+        Connection::new(client, server, false, &mut self.stats)
+    }
+
+    fn chunk(&mut self, state: &mut Connection, dir: Direction, chunk: Chunk<'_>, ts_us: u64) {
+        state.on_chunk(dir, chunk, ts_us, &self.http, &mut self.stats, &mut self.txs);
+    }
+
+    fn close(&mut self, mut state: Connection, ts_us: u64) {
+        state.on_close(ts_us, &self.http, &mut self.stats, &mut self.txs);
+    }
+}
+
+/// One worker's state.
+pub struct Engine {
+    table: FlowTable<Connection>,
+    handler: Handler,
+    transactions: bool,
+    now_us: u64,
+    next_expire_us: u64,
+    out: EngineOutput,
+}
+
+impl Engine {
+    /// An engine; `transactions` turns per-transaction events on.
+    pub fn new(cfg: &Config, transactions: bool) -> Engine {
+        Engine {
+            table: FlowTable::new(cfg.flow_limits()),
+            handler: Handler { http: cfg.http.clone(), stats: ProtoStats::default(), txs: Vec::new() },
+            transactions,
+            now_us: 0,
+            next_expire_us: 0,
+            out: EngineOutput::default(),
+        }
+    }
+
+    /// Processes one segment.
+    pub fn segment(&mut self, seg: &TcpSegment<'_>, ts_us: u64) {
+        if ts_us > self.now_us {
+            self.now_us = ts_us;
+        }
+        self.table.process(seg, ts_us, &mut self.handler);
+        if self.now_us >= self.next_expire_us {
+            if self.next_expire_us != 0 {
+                self.table.expire(self.now_us, &mut self.handler);
+            }
+            self.next_expire_us = self.now_us.saturating_add(EXPIRE_EVERY_US);
+        }
+        if !self.handler.txs.is_empty() {
+            self.drain();
+        }
+    }
+
+    /// End of input: flush every flow.
+    pub fn finish(&mut self) {
+        self.table.flush_all(self.now_us, &mut self.handler);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        for tx in self.handler.txs.drain(..) {
+            let obs = analyze::observe(&tx);
+            if self.transactions {
+                let ev = ocsf::http_activity(&tx, &obs);
+                if serde_json::to_writer(&mut self.out.events, &ev).is_ok() {
+                    self.out.events.push(b'\n');
+                    self.out.event_count += 1;
+                }
+            }
+            self.out.observations.push(obs);
+        }
+    }
+
+    /// Takes what was produced so far.
+    pub fn take_output(&mut self) -> EngineOutput {
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn flow_stats(&self) -> &FlowStats {
+        self.table.stats()
+    }
+
+    pub fn proto_stats(&self) -> &ProtoStats {
+        &self.handler.stats
+    }
+}

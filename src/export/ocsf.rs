@@ -1,0 +1,130 @@
+//! OCSF 1.x event builders.
+//!
+//! HTTP Activity (class 4002, category 4) per transaction. Header values are
+//! never exported: Authorization, Cookie and the like may carry secrets.
+
+use serde_json::{json, Map, Value};
+
+use crate::analyze::{split_target, Observation};
+use crate::proto::HttpTransaction;
+
+/// OCSF schema version the events declare.
+pub const OCSF_VERSION: &str = "1.8.0";
+pub const PRODUCT_NAME: &str = "apitap";
+pub const PRODUCT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub const CLASS_HTTP_ACTIVITY: u32 = 4002;
+pub const CATEGORY_NETWORK: u32 = 4;
+
+/// OCSF HTTP Activity `activity_id` for a method (99 = Other).
+pub fn http_activity_id(method: &str) -> (u32, &'static str) {
+    match method.to_ascii_uppercase().as_str() {
+        "CONNECT" => (1, "Connect"),
+        "DELETE" => (2, "Delete"),
+        "GET" => (3, "Get"),
+        "HEAD" => (4, "Head"),
+        "OPTIONS" => (5, "Options"),
+        "POST" => (6, "Post"),
+        "PUT" => (7, "Put"),
+        "TRACE" => (8, "Trace"),
+        _ => (99, "Other"),
+    }
+}
+
+fn fnv(seed: u64, parts: &[&[u8]]) -> u64 {
+    let mut h = seed;
+    for p in parts {
+        for b in *p {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A stable id for a transaction: the same capture gives the same ids.
+pub fn transaction_uid(tx: &HttpTransaction) -> String {
+    let c = tx.client.to_string();
+    let s = tx.server.to_string();
+    let t = tx.request_ts_us.to_le_bytes();
+    let r = tx.response_ts_us.unwrap_or(0).to_le_bytes();
+    let l = tx.request_body.length.to_le_bytes();
+    let parts: [&[u8]; 7] = [c.as_bytes(), s.as_bytes(), &t, &r, &l, tx.method.as_bytes(), tx.target.as_bytes()];
+    format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325, &parts), fnv(0x8422_2325_cbf2_9ce4, &parts))
+}
+
+/// The HTTP Activity event of one transaction.
+pub fn http_activity(tx: &HttpTransaction, obs: &Observation) -> Value {
+    let (activity_id, activity_name) = http_activity_id(&tx.method);
+    let (path, query) = split_target(&tx.method, &tx.target);
+    let mut url = Map::new();
+    if let Some(h) = tx.host.as_deref().and_then(crate::analyze::normalize_host) {
+        url.insert("hostname".into(), Value::String(h));
+    }
+    url.insert("path".into(), Value::String(path.to_string()));
+    if let Some(q) = query {
+        url.insert("query_string".into(), Value::String(crate::analyze::redact_query(q)));
+    }
+    let mut request = Map::new();
+    request.insert("http_method".into(), Value::String(tx.method.clone()));
+    request.insert("version".into(), Value::String(tx.version.as_str().to_string()));
+    request.insert("url".into(), Value::Object(url));
+    request.insert("length".into(), json!(tx.request_body.length));
+    if let Some(ua) = tx.request_header("user-agent") {
+        request.insert("user_agent".into(), Value::String(String::from_utf8_lossy(ua).into_owned()));
+    }
+    let time_ms = tx.request_ts_us / 1000;
+    let mut ev = json!({
+        "class_uid": CLASS_HTTP_ACTIVITY,
+        "class_name": "HTTP Activity",
+        "category_uid": CATEGORY_NETWORK,
+        "category_name": "Network Activity",
+        "activity_id": activity_id,
+        "activity_name": activity_name,
+        "type_uid": CLASS_HTTP_ACTIVITY * 100 + activity_id,
+        "type_name": format!("HTTP Activity: {activity_name}"),
+        "severity_id": 1,
+        "severity": "Informational",
+        "time": time_ms,
+        "metadata": {
+            "version": OCSF_VERSION,
+            "uid": transaction_uid(tx),
+            "product": { "name": PRODUCT_NAME, "vendor_name": PRODUCT_NAME, "version": PRODUCT_VERSION },
+        },
+        "src_endpoint": { "ip": tx.client.ip().to_string(), "port": tx.client.port() },
+        "dst_endpoint": { "ip": tx.server.ip().to_string(), "port": tx.server.port() },
+        "connection_info": { "protocol_name": "tcp", "protocol_num": 6, "direction_id": 1 },
+        "http_request": Value::Object(request),
+    });
+    let mut unmapped = Map::new();
+    unmapped.insert("endpoint_host".into(), Value::String(obs.key.host.clone()));
+    unmapped.insert("endpoint_path".into(), Value::String(obs.key.path.clone()));
+    if !tx.anomalies.is_empty() {
+        unmapped.insert("anomalies".into(), Value::Array(tx.anomalies.names().map(|n| Value::String(n.into())).collect()));
+    }
+    if !tx.interim_statuses.is_empty() {
+        unmapped.insert("interim_statuses".into(), json!(tx.interim_statuses));
+    }
+    if let Some(u) = &tx.upgrade {
+        unmapped.insert("upgrade".into(), Value::String(u.clone()));
+    }
+    if let Some(obj) = ev.as_object_mut() {
+        if let Some(code) = tx.status {
+            let mut resp = Map::new();
+            resp.insert("code".into(), json!(code));
+            resp.insert("length".into(), json!(tx.response_body.length));
+            if let Some(ct) = tx.response_header("content-type") {
+                resp.insert("content_type".into(), Value::String(String::from_utf8_lossy(ct).into_owned()));
+            }
+            if let Some(rt) = tx.response_ts_us {
+                resp.insert("latency".into(), json!(rt.saturating_sub(tx.request_ts_us) / 1000));
+            }
+            obj.insert("http_response".into(), Value::Object(resp));
+            obj.insert("status_code".into(), Value::String(code.to_string()));
+        }
+        obj.insert("unmapped".into(), Value::Object(unmapped));
+    }
+    ev
+}

@@ -1,0 +1,26 @@
+//! apitap: passive API discovery and API-posture sensor.
+//!
+//! Layers, each using only those above it (see `ARCHITECTURE` in the README):
+//! `config` → `capture` → `decode` → `flow` → `proto` → `analyze` →
+//! `inventory` → `store` → `export` → `engine` → `pipeline` → `cli`.
+//! Everything from `decode` to `inventory` is pure: bytes, packet time and
+//! configuration in, values out. The `sensor` feature adds the I/O layers
+//! (libpcap, RocksDB, threads, CLI); without it the crate builds the parsers
+//! alone, which is what the fuzz targets use.
+
+pub mod config;
+#[cfg(feature = "sensor")]
+pub mod capture;
+pub mod decode;
+pub mod flow;
+pub mod proto;
+pub mod analyze;
+pub mod inventory;
+#[cfg(feature = "sensor")]
+pub mod store;
+pub mod export;
+pub mod engine;
+#[cfg(feature = "sensor")]
+pub mod pipeline;
+#[cfg(feature = "sensor")]
+pub mod cli;

@@ -1,0 +1,360 @@
+//! Threads and queues: the reader decodes and shards segments by the
+//! symmetric flow hash into per-worker batches over bounded crossbeam
+//! channels; workers run an [`Engine`] each; one aggregator merges the
+//! inventory into the store and writes events.
+//!
+//! Queue policies: in replay every queue blocks when full (nothing is lost);
+//! in live capture the reader drops a batch it cannot queue and counts it
+//! (`reader_batches_dropped`), so the capture ring never stalls. Emptied
+//! batches travel back to the reader on a free list, so steady-state packet
+//! handling allocates nothing.
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use serde::Serialize;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::config::Config;
+use crate::decode::{DecodeStats, Decoded, Decoder, LinkType};
+use crate::engine::{Engine, EngineOutput, SegmentMeta};
+use crate::export::{ExportError, JsonLinesSink};
+use crate::inventory::Inventory;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error("cannot start a pipeline thread: {0}")]
+    Spawn(std::io::Error),
+    #[error("a pipeline thread stopped unexpectedly; this is a bug, please report it with the capture if possible")]
+    ThreadPanicked,
+}
+
+/// What the reader does when a worker queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FullPolicy {
+    /// Wait (replay: lose nothing).
+    Block,
+    /// Drop the batch and count it (live capture).
+    Drop,
+}
+
+/// Pipeline settings beyond the configuration file.
+#[derive(Clone, Debug)]
+pub struct PipelineOptions {
+    pub workers: usize,
+    pub transactions: bool,
+    pub policy: FullPolicy,
+}
+
+/// A batch of segments for one worker: metadata plus one buffer of payloads.
+struct Batch {
+    metas: Vec<SegmentMeta>,
+    data: Vec<u8>,
+}
+
+/// Bytes of payload after which a batch is sent even if not full.
+const BATCH_MAX_BYTES: usize = 512 * 1024;
+
+enum AggMsg {
+    Output(EngineOutput),
+    Done { flow: Value, proto: Value },
+}
+
+/// Counters of the pipeline itself.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PipelineStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub segments: u64,
+    pub batches: u64,
+    pub reader_batches_dropped: u64,
+    pub reader_segments_dropped: u64,
+}
+
+/// Totals of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunTotals {
+    pub pipeline: PipelineStats,
+    pub decode: DecodeStats,
+    pub flow: Value,
+    pub proto: Value,
+    pub observations: u64,
+    pub endpoints_updated: u64,
+    pub events_written: u64,
+    pub store_flushes: u64,
+}
+
+struct AggReport {
+    flow: Value,
+    proto: Value,
+    observations: u64,
+    endpoints_updated: u64,
+    events_written: u64,
+    store_flushes: u64,
+}
+
+/// Adds the numbers of `b` into `a`, field by field (stats structs of workers).
+pub fn add_json(a: &mut Value, b: &Value) {
+    match (a, b) {
+        (Value::Object(am), Value::Object(bm)) => {
+            for (k, bv) in bm {
+                match am.get_mut(k) {
+                    Some(av) => add_json(av, bv),
+                    None => {
+                        am.insert(k.clone(), bv.clone());
+                    }
+                }
+            }
+        }
+        (a @ Value::Number(_), Value::Number(bn)) => {
+            let sum = a.as_u64().unwrap_or(0).saturating_add(bn.as_u64().unwrap_or(0));
+            *a = Value::from(sum);
+        }
+        (a @ Value::Null, b) => *a = b.clone(),
+        _ => {}
+    }
+}
+
+/// A running pipeline.
+pub struct Pipeline {
+    decoder: Decoder,
+    senders: Vec<Sender<Batch>>,
+    filling: Vec<Batch>,
+    free: Receiver<Batch>,
+    batch_packets: usize,
+    policy: FullPolicy,
+    workers: Vec<JoinHandle<()>>,
+    aggregator: Option<JoinHandle<Result<AggReport, PipelineError>>>,
+    stats: PipelineStats,
+}
+
+fn new_batch(cap: usize) -> Batch {
+    Batch { metas: Vec::with_capacity(cap), data: Vec::with_capacity(BATCH_MAX_BYTES) }
+}
+
+impl Pipeline {
+    /// Starts workers and the aggregator. The store and sink move to the aggregator.
+    pub fn start(cfg: &Config, opts: &PipelineOptions, store: Store, sink: Option<JsonLinesSink>) -> Result<Pipeline, PipelineError> {
+        let n = opts.workers.max(1);
+        let (agg_tx, agg_rx) = bounded::<AggMsg>(n * 16);
+        let (free_tx, free_rx) = bounded::<Batch>(n * (cfg.pipeline.queue_batches + 2));
+        let mut senders = Vec::with_capacity(n);
+        let mut workers = Vec::with_capacity(n);
+        for i in 0..n {
+            let (tx, rx) = bounded::<Batch>(cfg.pipeline.queue_batches);
+            senders.push(tx);
+            let mut engine = Engine::new(cfg, opts.transactions);
+            let agg = agg_tx.clone();
+            let free = free_tx.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("apitap-worker-{i}"))
+                .spawn(move || worker_loop(&mut engine, &rx, &agg, &free))
+                .map_err(PipelineError::Spawn)?;
+            workers.push(h);
+        }
+        drop(agg_tx);
+        let flush_every = Duration::from_secs(cfg.store.flush_interval_secs.max(1));
+        let max_dirty = cfg.store.flush_max_dirty.max(1);
+        let aggregator = std::thread::Builder::new()
+            .name("apitap-aggregator".into())
+            .spawn(move || aggregate(&agg_rx, store, sink, flush_every, max_dirty))
+            .map_err(PipelineError::Spawn)?;
+        Ok(Pipeline {
+            decoder: Decoder::new(cfg.decode_limits()),
+            senders,
+            filling: (0..n).map(|_| new_batch(cfg.pipeline.batch_packets)).collect(),
+            free: free_rx,
+            batch_packets: cfg.pipeline.batch_packets,
+            policy: opts.policy,
+            workers,
+            aggregator: Some(aggregator),
+            stats: PipelineStats::default(),
+        })
+    }
+
+    /// Decodes one frame and queues its TCP segment for the worker that owns the flow.
+    pub fn packet(&mut self, link: LinkType, ts_us: u64, frame: &[u8]) {
+        self.stats.packets += 1;
+        self.stats.bytes += frame.len() as u64;
+        let seg = match self.decoder.decode(link, ts_us, frame) {
+            Decoded::Tcp(seg) => seg,
+            _ => return,
+        };
+        self.stats.segments += 1;
+        let n = self.senders.len();
+        let w = usize::try_from(seg.key().symmetric_hash() % n as u64).unwrap_or(0);
+        let Some(batch) = self.filling.get_mut(w) else { return };
+        let offset = u32::try_from(batch.data.len()).unwrap_or(u32::MAX);
+        batch.data.extend_from_slice(seg.payload);
+        batch.metas.push(SegmentMeta {
+            ts_us,
+            src: seg.src,
+            dst: seg.dst,
+            seq: seg.seq,
+            ack: seg.ack,
+            flags: seg.flags,
+            window: seg.window,
+            offset,
+            len: u32::try_from(seg.payload.len()).unwrap_or(0),
+        });
+        if batch.metas.len() >= self.batch_packets || batch.data.len() >= BATCH_MAX_BYTES {
+            self.send(w);
+        }
+    }
+
+    fn send(&mut self, w: usize) {
+        let replacement = match self.free.try_recv() {
+            Ok(mut b) => {
+                b.metas.clear();
+                b.data.clear();
+                b
+            }
+            Err(_) => new_batch(self.batch_packets),
+        };
+        let Some(slot) = self.filling.get_mut(w) else { return };
+        let batch = std::mem::replace(slot, replacement);
+        if batch.metas.is_empty() {
+            return;
+        }
+        let Some(tx) = self.senders.get(w) else { return };
+        self.stats.batches += 1;
+        match self.policy {
+            FullPolicy::Block => {
+                // a closed channel means the worker is gone; finish() reports why
+                let _ = tx.send(batch);
+            }
+            FullPolicy::Drop => match tx.try_send(batch) {
+                Ok(()) => {}
+                Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
+                    self.stats.reader_batches_dropped += 1;
+                    self.stats.reader_segments_dropped += b.metas.len() as u64;
+                }
+            },
+        }
+    }
+
+    /// Counters so far (reader side).
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
+    }
+
+    /// Decoder counters so far.
+    pub fn decode_stats(&self) -> &DecodeStats {
+        self.decoder.stats()
+    }
+
+    /// Sends what is pending, stops the workers, waits for the aggregator to
+    /// write everything, and returns the totals.
+    pub fn finish(mut self) -> Result<RunTotals, PipelineError> {
+        for w in 0..self.senders.len() {
+            self.send(w);
+        }
+        self.senders.clear();
+        let mut panicked = false;
+        for h in self.workers.drain(..) {
+            panicked |= h.join().is_err();
+        }
+        let agg = self.aggregator.take().ok_or(PipelineError::ThreadPanicked)?;
+        let report = agg.join().map_err(|_| PipelineError::ThreadPanicked)??;
+        if panicked {
+            return Err(PipelineError::ThreadPanicked);
+        }
+        Ok(RunTotals {
+            pipeline: self.stats.clone(),
+            decode: self.decoder.stats().clone(),
+            flow: report.flow,
+            proto: report.proto,
+            observations: report.observations,
+            endpoints_updated: report.endpoints_updated,
+            events_written: report.events_written,
+            store_flushes: report.store_flushes,
+        })
+    }
+}
+
+fn worker_loop(engine: &mut Engine, rx: &Receiver<Batch>, agg: &Sender<AggMsg>, free: &Sender<Batch>) {
+    for batch in rx.iter() {
+        for m in &batch.metas {
+            let start = m.offset as usize;
+            let end = start.saturating_add(m.len as usize);
+            let payload = batch.data.get(start..end).unwrap_or_default();
+            engine.segment(&m.segment(payload), m.ts_us);
+        }
+        let _ = free.try_send(batch);
+        let out = engine.take_output();
+        if !out.is_empty() && agg.send(AggMsg::Output(out)).is_err() {
+            return; // the aggregator stopped (it reports why)
+        }
+    }
+    engine.finish();
+    let out = engine.take_output();
+    if !out.is_empty() {
+        let _ = agg.send(AggMsg::Output(out));
+    }
+    let flow = serde_json::to_value(engine.flow_stats()).unwrap_or(Value::Null);
+    let proto = serde_json::to_value(engine.proto_stats()).unwrap_or(Value::Null);
+    let _ = agg.send(AggMsg::Done { flow, proto });
+}
+
+fn aggregate(
+    rx: &Receiver<AggMsg>,
+    store: Store,
+    mut sink: Option<JsonLinesSink>,
+    flush_every: Duration,
+    max_dirty: usize,
+) -> Result<AggReport, PipelineError> {
+    let mut inv = Inventory::new();
+    let mut report = AggReport {
+        flow: Value::Null,
+        proto: Value::Null,
+        observations: 0,
+        endpoints_updated: 0,
+        events_written: 0,
+        store_flushes: 0,
+    };
+    let mut last_flush = Instant::now();
+    let mut flush = |inv: &mut Inventory, report: &mut AggReport, sink: &mut Option<JsonLinesSink>| -> Result<(), PipelineError> {
+        let dirty = inv.take_dirty();
+        report.endpoints_updated += dirty.len() as u64;
+        store.merge_endpoints(&dirty)?;
+        if let Some(s) = sink.as_mut() {
+            s.flush()?;
+        }
+        report.store_flushes += 1;
+        Ok(())
+    };
+    loop {
+        match rx.recv_timeout(flush_every) {
+            Ok(AggMsg::Output(out)) => {
+                report.observations += out.observations.len() as u64;
+                for o in &out.observations {
+                    inv.observe(o);
+                }
+                if let Some(s) = sink.as_mut() {
+                    s.write_raw(&out.events, out.event_count)?;
+                    report.events_written += out.event_count;
+                }
+            }
+            Ok(AggMsg::Done { flow, proto }) => {
+                add_json(&mut report.flow, &flow);
+                add_json(&mut report.proto, &proto);
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        if inv.dirty_len() >= max_dirty || last_flush.elapsed() >= flush_every {
+            flush(&mut inv, &mut report, &mut sink)?;
+            last_flush = Instant::now();
+        }
+    }
+    flush(&mut inv, &mut report, &mut sink)?;
+    store.flush()?;
+    Ok(report)
+}

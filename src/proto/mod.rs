@@ -1,0 +1,283 @@
+//! Application protocols over a reassembled TCP connection.
+//!
+//! A [`Connection`] receives the [`Chunk`]s of both directions of one TCP
+//! connection, detects the protocol from the first bytes, and produces
+//! [`HttpTransaction`]s — the one currency every parser here emits.
+
+pub mod http1;
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::config::HttpConfig;
+use crate::flow::{Chunk, Direction};
+
+/// HTTP version of a request as it was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum HttpVersion {
+    Http09,
+    Http10,
+    Http11,
+    H2,
+}
+
+impl HttpVersion {
+    /// The version as it appears in OCSF `http_request.version`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http09 => "HTTP/0.9",
+            HttpVersion::Http10 => "HTTP/1.0",
+            HttpVersion::Http11 => "HTTP/1.1",
+            HttpVersion::H2 => "HTTP/2",
+        }
+    }
+}
+
+/// One header field. Names are lower-cased; values are kept as sent (bounded
+/// by the header limits) and must be classified before anything leaves the sensor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
+/// What was seen of one message body.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BodyInfo {
+    /// Body bytes on the wire (after de-chunking), including bytes lost in gaps.
+    pub length: u64,
+    /// The first `http.body_scan_bytes` bytes, for analysis.
+    pub sample: Vec<u8>,
+    /// Bytes of the body that the capture lost.
+    pub gap_bytes: u64,
+}
+
+/// Anomalies seen on a transaction: data, not errors (bit set).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Anomalies(pub u32);
+
+impl Anomalies {
+    pub const INVALID_REQUEST_HEAD: u32 = 1 << 0;
+    pub const INVALID_RESPONSE_HEAD: u32 = 1 << 1;
+    pub const HEADER_TOO_LARGE: u32 = 1 << 2;
+    pub const TOO_MANY_HEADERS: u32 = 1 << 3;
+    pub const MULTIPLE_CONTENT_LENGTH: u32 = 1 << 4;
+    pub const CL_AND_TE: u32 = 1 << 5;
+    pub const BAD_CHUNK: u32 = 1 << 6;
+    pub const REQUEST_GAP: u32 = 1 << 7;
+    pub const RESPONSE_GAP: u32 = 1 << 8;
+    pub const BARE_LF: u32 = 1 << 9;
+    pub const NO_RESPONSE: u32 = 1 << 10;
+    pub const UNKNOWN_TE: u32 = 1 << 11;
+
+    const NAMES: [(u32, &'static str); 12] = [
+        (Self::INVALID_REQUEST_HEAD, "invalid_request_head"),
+        (Self::INVALID_RESPONSE_HEAD, "invalid_response_head"),
+        (Self::HEADER_TOO_LARGE, "header_too_large"),
+        (Self::TOO_MANY_HEADERS, "too_many_headers"),
+        (Self::MULTIPLE_CONTENT_LENGTH, "multiple_content_length"),
+        (Self::CL_AND_TE, "content_length_and_transfer_encoding"),
+        (Self::BAD_CHUNK, "bad_chunk"),
+        (Self::REQUEST_GAP, "request_gap"),
+        (Self::RESPONSE_GAP, "response_gap"),
+        (Self::BARE_LF, "bare_lf"),
+        (Self::NO_RESPONSE, "no_response"),
+        (Self::UNKNOWN_TE, "unknown_transfer_encoding"),
+    ];
+
+    pub fn set(&mut self, bit: u32) {
+        self.0 |= bit;
+    }
+    pub fn has(self, bit: u32) -> bool {
+        self.0 & bit != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// Names of the anomalies set, for events and summaries.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES.iter().filter(move |(b, _)| self.0 & b != 0).map(|(_, n)| *n)
+    }
+}
+
+/// One request and, when the capture holds it, its final response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpTransaction {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub version: HttpVersion,
+    pub method: String,
+    /// Request target exactly as sent (lossy UTF-8).
+    pub target: String,
+    /// `Host` header (HTTP/1) or `:authority` (HTTP/2) as sent.
+    pub host: Option<String>,
+    pub request_headers: Vec<Header>,
+    pub response_headers: Vec<Header>,
+    /// Final status (not 1xx, except 101).
+    pub status: Option<u16>,
+    /// Interim (1xx) statuses before the final one.
+    pub interim_statuses: Vec<u16>,
+    /// Packet time (µs) of the first byte of the request.
+    pub request_ts_us: u64,
+    /// Packet time (µs) of the first byte of the final response.
+    pub response_ts_us: Option<u64>,
+    pub request_body: BodyInfo,
+    pub response_body: BodyInfo,
+    /// Protocol named in `Upgrade` when the server switched protocols (or `CONNECT` tunnel).
+    pub upgrade: Option<String>,
+    pub anomalies: Anomalies,
+}
+
+impl HttpTransaction {
+    /// The first request header with this (lower-case) name.
+    pub fn request_header(&self, name: &str) -> Option<&[u8]> {
+        self.request_headers.iter().find(|h| h.name == name).map(|h| h.value.as_slice())
+    }
+    /// The first response header with this (lower-case) name.
+    pub fn response_header(&self, name: &str) -> Option<&[u8]> {
+        self.response_headers.iter().find(|h| h.name == name).map(|h| h.value.as_slice())
+    }
+}
+
+/// Counters of the protocol layer, per worker.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ProtoStats {
+    pub connections: u64,
+    pub http1_connections: u64,
+    pub h2_connections: u64,
+    pub tls_connections: u64,
+    pub unknown_connections: u64,
+    pub transactions: u64,
+    pub requests_without_response: u64,
+    pub responses_without_request: u64,
+    pub anomalies: u64,
+    pub gaps_in_head: u64,
+    pub resyncs: u64,
+    pub resync_gave_up: u64,
+    pub upgrades: u64,
+    pub pending_limit_dropped: u64,
+    pub header_limit_hit: u64,
+    pub body_bytes_skipped: u64,
+}
+
+impl ProtoStats {
+    /// Adds another worker's counters to these.
+    pub fn add(&mut self, o: &ProtoStats) {
+        self.connections += o.connections;
+        self.http1_connections += o.http1_connections;
+        self.h2_connections += o.h2_connections;
+        self.tls_connections += o.tls_connections;
+        self.unknown_connections += o.unknown_connections;
+        self.transactions += o.transactions;
+        self.requests_without_response += o.requests_without_response;
+        self.responses_without_request += o.responses_without_request;
+        self.anomalies += o.anomalies;
+        self.gaps_in_head += o.gaps_in_head;
+        self.resyncs += o.resyncs;
+        self.resync_gave_up += o.resync_gave_up;
+        self.upgrades += o.upgrades;
+        self.pending_limit_dropped += o.pending_limit_dropped;
+        self.header_limit_hit += o.header_limit_hit;
+        self.body_bytes_skipped += o.body_bytes_skipped;
+    }
+}
+
+/// The protocol a connection was recognised as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Detected {
+    /// Nothing decided yet.
+    Pending,
+    Http1,
+    /// HTTP/2 client preface seen (parsed by a later protocol module).
+    H2,
+    Tls,
+    /// Not a protocol we analyse; bytes are ignored.
+    Other,
+}
+
+/// Per-connection protocol state: detection, role correction and the parser.
+pub struct Connection {
+    client: SocketAddr,
+    server: SocketAddr,
+    /// Whether the flow layer's client/server guess turned out reversed.
+    swapped: bool,
+    detected: Detected,
+    /// Whether the stream start (SYN) was seen: content must then start with a message.
+    midstream: bool,
+    http1: Option<Box<http1::Http1Connection>>,
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+impl Connection {
+    /// A new connection between `client` and `server` as the flow layer guessed them.
+    pub fn new(client: SocketAddr, server: SocketAddr, midstream: bool, stats: &mut ProtoStats) -> Connection {
+        stats.connections += 1;
+        Connection { client, server, swapped: false, detected: Detected::Pending, midstream, http1: None }
+    }
+
+    fn detect(&mut self, dir: Direction, data: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats) {
+        // Correct the flow layer's guess from content: a response in the "to server"
+        // direction or a request in the "to client" direction means the roles are reversed.
+        let looks_response = data.starts_with(b"HTTP/1.") || data.starts_with(b"HTTP/0.9");
+        let looks_request = http1::looks_like_request_start(data);
+        match dir {
+            Direction::ToServer if looks_response && !looks_request => self.swapped = true,
+            Direction::ToClient if looks_request && !looks_response => self.swapped = true,
+            _ => {}
+        }
+        let to_server = (dir == Direction::ToServer) != self.swapped;
+        self.detected = if to_server && data.starts_with(&H2_PREFACE[..data.len().min(H2_PREFACE.len())]) && data.len() >= 4 {
+            stats.h2_connections += 1;
+            Detected::H2
+        } else if data.len() >= 3 && data[0] == 0x16 && data[1] == 0x03 && data[2] <= 0x04 {
+            stats.tls_connections += 1;
+            Detected::Tls
+        } else if looks_request || looks_response || self.midstream || http1::could_be_http_text(data) {
+            stats.http1_connections += 1;
+            Detected::Http1
+        } else {
+            stats.unknown_connections += 1;
+            Detected::Other
+        };
+        if self.detected == Detected::Http1 {
+            let (client, server) = if self.swapped { (self.server, self.client) } else { (self.client, self.server) };
+            self.http1 = Some(Box::new(http1::Http1Connection::new(client, server, self.midstream, cfg)));
+        }
+    }
+
+    /// Feeds one chunk of one direction; finished transactions are appended to `out`.
+    pub fn on_chunk(
+        &mut self,
+        dir: Direction,
+        chunk: Chunk<'_>,
+        ts_us: u64,
+        cfg: &HttpConfig,
+        stats: &mut ProtoStats,
+        out: &mut Vec<HttpTransaction>,
+    ) {
+        if self.detected == Detected::Pending {
+            match chunk {
+                Chunk::Data(d) if !d.is_empty() => self.detect(dir, d, cfg, stats),
+                Chunk::Gap(_) => {
+                    // A gap before any byte: from here on this is a mid-stream pickup.
+                    self.midstream = true;
+                    return;
+                }
+                _ => return,
+            }
+        }
+        if let Some(h1) = self.http1.as_mut() {
+            let to_server = (dir == Direction::ToServer) != self.swapped;
+            h1.on_chunk(to_server, chunk, ts_us, cfg, stats, out);
+        }
+    }
+
+    /// The connection ended: pending requests are reported without a response.
+    pub fn on_close(&mut self, ts_us: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        if let Some(h1) = self.http1.as_mut() {
+            h1.finish(ts_us, cfg, stats, out);
+        }
+    }
+}

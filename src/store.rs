@@ -1,0 +1,237 @@
+//! The RocksDB inventory store.
+//!
+//! Column families:
+//! - `endpoints`: key `host \0 method \0 path` (the path becomes the path
+//!   template later without changing the key layout), value = one format
+//!   byte ([`VALUE_FORMAT`]) + the JSON of an [`EndpointRecord`];
+//! - `meta`: `schema_version` (decimal ASCII) and other store-wide facts.
+//!
+//! One process writes (RocksDB's lock file enforces it); readers such as
+//! `apitap dump` open the store read-only.
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, DB};
+use thiserror::Error;
+
+use crate::inventory::EndpointRecord;
+
+/// Schema version this build writes and understands.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Format byte in front of every endpoint value.
+pub const VALUE_FORMAT: u8 = 1;
+
+pub const CF_ENDPOINTS: &str = "endpoints";
+pub const CF_META: &str = "meta";
+const ALL_CFS: [&str; 2] = [CF_ENDPOINTS, CF_META];
+const KEY_SCHEMA: &[u8] = b"schema_version";
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {message}; {hint}")]
+    Open { path: PathBuf, message: String, hint: &'static str },
+    #[error("the store at {path} was written by a newer apitap (schema {found}, this build understands up to {supported}); use a newer apitap or another --store directory")]
+    NewerSchema { path: PathBuf, found: u32, supported: u32 },
+    #[error("the store at {path} has an unreadable schema version {found:?}; it may not be an apitap store, give another --store directory")]
+    BadSchema { path: PathBuf, found: String },
+    #[error("store at {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("store at {path}: record {key:?} is corrupt ({message})")]
+    Corrupt { path: PathBuf, key: String, message: String },
+}
+
+/// How a store is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The single writer; creates the store when missing.
+    ReadWrite,
+    /// A reader beside a running writer, or of a finished store.
+    ReadOnly,
+}
+
+/// An open store.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+}
+
+fn open_error(path: &Path, e: &rocksdb::Error, access: Access) -> StoreError {
+    let message = e.to_string();
+    let hint = if message.contains("lock") || message.contains("LOCK") {
+        "another apitap process is writing to it; stop it or give another --store directory"
+    } else if message.contains("does not exist") || message.contains("No such file") {
+        "the directory does not hold a store yet; run `apitap replay` or `apitap capture` with this --store first"
+    } else if message.contains("ermission") {
+        "check the directory's owner and permissions"
+    } else if access == Access::ReadOnly {
+        "check that the path is an apitap store directory"
+    } else {
+        "check that the path is a writable directory (or does not exist yet)"
+    };
+    StoreError::Open { path: path.to_path_buf(), message, hint }
+}
+
+/// Encodes the endpoint key.
+pub fn endpoint_key(host: &str, method: &str, path: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(host.len() + method.len() + path.len() + 2);
+    k.extend_from_slice(host.as_bytes());
+    k.push(0);
+    k.extend_from_slice(method.as_bytes());
+    k.push(0);
+    k.extend_from_slice(path.as_bytes());
+    k
+}
+
+fn encode(rec: &EndpointRecord) -> Vec<u8> {
+    let mut v = vec![VALUE_FORMAT];
+    // serialising a plain struct of strings, maps and integers cannot fail
+    if serde_json::to_writer(&mut v, rec).is_err() {
+        v.truncate(1);
+    }
+    v
+}
+
+impl Store {
+    /// Opens (and for `ReadWrite`, creates) the store at `path`.
+    pub fn open(path: &Path, access: Access) -> Result<Store, StoreError> {
+        let mut opts = Options::default();
+        let db = match access {
+            Access::ReadWrite => {
+                opts.create_if_missing(true);
+                opts.create_missing_column_families(true);
+                opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+                opts.set_keep_log_file_num(4);
+                let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+                DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| open_error(path, &e, access))?
+            }
+            Access::ReadOnly => {
+                if !path.join("CURRENT").exists() {
+                    return Err(StoreError::Open {
+                        path: path.to_path_buf(),
+                        message: "no store found".into(),
+                        hint: "the directory does not hold a store yet; run `apitap replay` or `apitap capture` with this --store first",
+                    });
+                }
+                DB::open_cf_for_read_only(&opts, path, ALL_CFS, false).map_err(|e| open_error(path, &e, access))?
+            }
+        };
+        let store = Store { db, path: path.to_path_buf() };
+        store.check_schema(access)?;
+        Ok(store)
+    }
+
+    fn io(&self, e: rocksdb::Error) -> StoreError {
+        StoreError::Io { path: self.path.clone(), message: e.to_string() }
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db.cf_handle(name).ok_or_else(|| StoreError::Io {
+            path: self.path.clone(),
+            message: format!("column family {name} is missing; the store is damaged or not an apitap store"),
+        })
+    }
+
+    fn check_schema(&self, access: Access) -> Result<(), StoreError> {
+        let meta = self.cf(CF_META)?;
+        match self.db.get_cf(meta, KEY_SCHEMA).map_err(|e| self.io(e))? {
+            None if access == Access::ReadWrite => {
+                self.db.put_cf(meta, KEY_SCHEMA, SCHEMA_VERSION.to_string()).map_err(|e| self.io(e))?;
+                Ok(())
+            }
+            None => Ok(()),
+            Some(v) => {
+                let text = String::from_utf8_lossy(&v).into_owned();
+                let found: u32 =
+                    text.trim().parse().map_err(|_| StoreError::BadSchema { path: self.path.clone(), found: text.clone() })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema { path: self.path.clone(), found, supported: SCHEMA_VERSION });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The schema version recorded in the store.
+    pub fn schema_version(&self) -> Result<Option<u32>, StoreError> {
+        let meta = self.cf(CF_META)?;
+        Ok(self
+            .db
+            .get_cf(meta, KEY_SCHEMA)
+            .map_err(|e| self.io(e))?
+            .and_then(|v| String::from_utf8_lossy(&v).trim().parse().ok()))
+    }
+
+    /// Writes a raw meta value (used by tests and later schema migrations).
+    pub fn put_meta(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let meta = self.cf(CF_META)?;
+        self.db.put_cf(meta, key, value).map_err(|e| self.io(e))
+    }
+
+    /// Adds endpoint changes to what is stored, in one atomic batch.
+    pub fn merge_endpoints(&self, changes: &[EndpointRecord]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let cf = self.cf(CF_ENDPOINTS)?;
+        let keys: Vec<Vec<u8>> = changes.iter().map(|r| endpoint_key(&r.host, &r.method, &r.path)).collect();
+        let existing = self.db.multi_get_cf(keys.iter().map(|k| (cf, k.as_slice())));
+        let mut batch = WriteBatch::default();
+        for ((rec, key), old) in changes.iter().zip(&keys).zip(existing) {
+            let mut merged = rec.clone();
+            if let Some(bytes) = old.map_err(|e| self.io(e))? {
+                let stored = self.decode(key, &bytes)?;
+                merged.merge(&stored);
+            }
+            batch.put_cf(cf, key, encode(&merged));
+        }
+        self.db.write(batch).map_err(|e| self.io(e))
+    }
+
+    fn decode(&self, key: &[u8], bytes: &[u8]) -> Result<EndpointRecord, StoreError> {
+        let corrupt = |message: String| StoreError::Corrupt {
+            path: self.path.clone(),
+            key: String::from_utf8_lossy(key).replace('\0', " "),
+            message,
+        };
+        match bytes.split_first() {
+            Some((&VALUE_FORMAT, json)) => serde_json::from_slice(json).map_err(|e| corrupt(e.to_string())),
+            Some((f, _)) => Err(corrupt(format!("unknown value format {f}"))),
+            None => Err(corrupt("empty value".into())),
+        }
+    }
+
+    /// Every endpoint record, in key order.
+    pub fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
+        let cf = self.cf(CF_ENDPOINTS)?;
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            out.push(self.decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Flushes memtables to disk (the write-ahead log already makes writes durable).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for name in ALL_CFS {
+            let cf = self.cf(name)?;
+            self.db.flush_cf(cf).map_err(|e| self.io(e))?;
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Rewrites the schema version to this build's (test support for the
+/// newer-schema refusal: it bypasses the version check on purpose).
+#[doc(hidden)]
+pub fn reset_schema_for_tests(path: &Path) -> Result<(), StoreError> {
+    let opts = Options::default();
+    let db = DB::open_cf(&opts, path, ALL_CFS).map_err(|e| open_error(path, &e, Access::ReadWrite))?;
+    let meta = db.cf_handle(CF_META).ok_or_else(|| StoreError::Io { path: path.to_path_buf(), message: "no meta".into() })?;
+    db.put_cf(meta, KEY_SCHEMA, SCHEMA_VERSION.to_string())
+        .map_err(|e| StoreError::Io { path: path.to_path_buf(), message: e.to_string() })
+}

@@ -1,0 +1,96 @@
+//! Conformance against the shared corpus of real captures and the generator's
+//! capture, scored by `../shared/tools/conformance` (tshark-derived truth).
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+struct Score {
+    name: String,
+    truth: u64,
+    events: u64,
+    matched: u64,
+    recall: f64,
+    precision: f64,
+}
+
+fn conformance(shared: &Path, capture: &Path, truth: &Path, proto: &str, work: &Path) -> Score {
+    let store = work.join("store");
+    let ev = work.join("ev.jsonl");
+    let o = run(&["replay", "--store", store.to_str().unwrap(), "--transactions", "--events", ev.to_str().unwrap(), capture.to_str().unwrap()]);
+    assert!(o.status.code() == Some(0), "replay of {} failed: {}", capture.display(), String::from_utf8_lossy(&o.stderr));
+    let out = std::process::Command::new("python3")
+        .arg(shared.join("tools/conformance"))
+        .args(["--json", "--proto", proto, "--min-recall", "0", "--min-precision", "0"])
+        .arg(&ev)
+        .arg(truth)
+        .output()
+        .expect("python3 runs the conformance tool");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("conformance output for {}: {}", capture.display(), String::from_utf8_lossy(&out.stderr)));
+    Score {
+        name: capture.file_name().unwrap().to_string_lossy().into_owned(),
+        truth: v["truth"].as_u64().unwrap(),
+        events: v["events"].as_u64().unwrap(),
+        matched: v["matched"].as_u64().unwrap(),
+        recall: v["recall"].as_f64().unwrap(),
+        precision: v["precision"].as_f64().unwrap(),
+    }
+}
+
+/// Captures of the dev corpus whose truth holds only HTTP/1 requests.
+fn http1_only_captures(corpus: &Path) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+    let mut out = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(corpus).unwrap().filter_map(Result::ok).map(|e| e.path()).collect();
+    names.sort();
+    for p in names {
+        let n = p.file_name().unwrap().to_string_lossy().into_owned();
+        if !(n.ends_with(".pcap") || n.ends_with(".pcapng")) {
+            continue;
+        }
+        let stem = n.rsplit_once('.').unwrap().0;
+        let truth = corpus.join(format!("{stem}.truth.jsonl"));
+        let rows = read_jsonl(&truth);
+        if rows.iter().all(|r| r["proto"] == "http1") {
+            out.push((p, truth));
+        }
+    }
+    out
+}
+
+#[test]
+fn http1_corpus_conformance() {
+    let Some(shared) = shared() else { return };
+    let corpus = shared.join("corpus/dev");
+    let caps = http1_only_captures(&corpus);
+    assert!(caps.len() >= 60, "expected the HTTP/1 part of the dev corpus, found {}", caps.len());
+    let dir = tempfile::tempdir().unwrap();
+    let mut scores = Vec::new();
+    for (i, (cap, truth)) in caps.iter().enumerate() {
+        let work = dir.path().join(i.to_string());
+        std::fs::create_dir_all(&work).unwrap();
+        scores.push(conformance(&shared, cap, truth, "all", &work));
+    }
+    let (t, e, m): (u64, u64, u64) = scores.iter().fold((0, 0, 0), |a, s| (a.0 + s.truth, a.1 + s.events, a.2 + s.matched));
+    let mut bad = Vec::new();
+    for s in &scores {
+        eprintln!("{:<48} truth {:>5} events {:>5} recall {:.3} precision {:.3}", s.name, s.truth, s.events, s.recall, s.precision);
+        if s.recall < 0.9 || s.precision < 0.9 {
+            bad.push(s.name.clone());
+        }
+    }
+    let (recall, precision) = (m as f64 / t as f64, m as f64 / e.max(1) as f64);
+    eprintln!("corpus: {} captures, truth {t}, events {e}, matched {m}, recall {recall:.4}, precision {precision:.4}", scores.len());
+    assert!(bad.is_empty(), "captures under 0.9: {bad:?}");
+    assert!(recall >= 0.99 && precision >= 0.99, "corpus recall {recall} precision {precision}");
+}
+
+#[test]
+fn trafficgen_small_http1_conformance() {
+    let Some(shared) = shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let tg = shared.join("trafficgen");
+    let s = conformance(&shared, &tg.join("small.pcap"), &tg.join("small.truth.jsonl"), "http1", dir.path());
+    eprintln!("small.pcap http1: truth {} events {} recall {:.4} precision {:.4}", s.truth, s.events, s.recall, s.precision);
+    assert!(s.recall >= 0.99 && s.precision >= 0.99);
+}
