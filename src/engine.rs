@@ -63,8 +63,8 @@ struct Handler {
 impl FlowHandler for Handler {
     type State = Connection;
 
-    fn open(&mut self, _key: &FlowKey, client: SocketAddr, server: SocketAddr, _ts_us: u64) -> Connection {
-        Connection::new(client, server, false, &mut self.stats)
+    fn open(&mut self, _key: &FlowKey, client: SocketAddr, server: SocketAddr, midstream: bool, _ts_us: u64) -> Connection {
+        Connection::new(client, server, midstream, &mut self.stats)
     }
 
     fn chunk(&mut self, state: &mut Connection, dir: Direction, chunk: Chunk<'_>, ts_us: u64) {

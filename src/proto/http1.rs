@@ -393,12 +393,6 @@ fn framing(headers: &[Header], anomalies: &mut Anomalies, is_request: bool) -> B
     }
 }
 
-fn has_token(headers: &[Header], name: &str, token: &str) -> bool {
-    headers.iter().filter(|h| h.name == name).any(|h| {
-        String::from_utf8_lossy(&h.value).split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
-    })
-}
-
 fn header_str(headers: &[Header], name: &str) -> Option<String> {
     headers.iter().find(|h| h.name == name).map(|h| lossy(&h.value))
 }
@@ -520,6 +514,16 @@ impl Http1Connection {
             }
             return end.saturating_sub(old);
         }
+        if is_req && data.len() == take {
+            if let Some(n) = http09_request_len(&side.buf) {
+                let mut head = std::mem::take(&mut side.buf);
+                self.complete_head(is_req, head.get(..n).unwrap_or_default(), cfg, stats, out);
+                head.clear();
+                self.side(is_req).buf = head;
+                return take;
+            }
+        }
+        let side = self.side(is_req);
         if side.buf.len() >= cfg.max_header_bytes {
             self.head_too_large(is_req, stats);
         } else if (if is_req { request_start(&side.buf) } else { response_start(&side.buf) }) == Verdict::No {
@@ -1097,7 +1101,7 @@ mod tests {
         ]);
         assert_eq!(t.len(), 2);
         assert_eq!((t[0].status, t[0].response_body.length), (Some(304), 0));
-        assert_eq!((t[1].status, t[1].response_body.length), (Some(200), 22));
+        assert_eq!((t[1].status, t[1].response_body.length), (Some(200), 23));
         assert_eq!(t[1].version, HttpVersion::Http10);
         assert_eq!(t[1].host, None);
     }
