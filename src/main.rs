@@ -5,6 +5,14 @@ fn main() {
     match apitap::cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
+            // output piped into `head` and the like: stop quietly
+            let broken_pipe = e
+                .chain()
+                .filter_map(|c| c.downcast_ref::<std::io::Error>())
+                .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+            if broken_pipe {
+                std::process::exit(0);
+            }
             eprintln!("apitap: error: {e:#}");
             std::process::exit(1);
         }

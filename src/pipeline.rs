@@ -320,7 +320,7 @@ fn aggregate(
         store_flushes: 0,
     };
     let mut last_flush = Instant::now();
-    let mut flush = |inv: &mut Inventory, report: &mut AggReport, sink: &mut Option<JsonLinesSink>| -> Result<(), PipelineError> {
+    let flush = |inv: &mut Inventory, report: &mut AggReport, sink: &mut Option<JsonLinesSink>| -> Result<(), PipelineError> {
         let dirty = inv.take_dirty();
         report.endpoints_updated += dirty.len() as u64;
         store.merge_endpoints(&dirty)?;

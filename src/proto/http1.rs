@@ -191,6 +191,9 @@ pub struct Http1Connection {
     resp: Side,
     pending: VecDeque<Pending>,
     response: Option<ResponseHead>,
+    /// The response direction lost bytes since the last response head: whole
+    /// responses may be gone, so pairing must not rely on order alone.
+    responses_lost: bool,
 }
 
 /// Parsed request head.
@@ -372,8 +375,10 @@ fn framing(headers: &[Header], anomalies: &mut Anomalies, is_request: bool) -> B
                 BodyKind::Length(n)
             }
         }
-        Some(&n) => {
-            // conflicting or malformed lengths: use the first valid one (as most servers do)
+        Some(_) => {
+            // conflicting or malformed lengths (an anomaly, flagged above): the last
+            // valid value wins, as in Wireshark's dissector
+            let n = lengths.last().copied().unwrap_or(0);
             if n == 0 {
                 BodyKind::None
             } else {
@@ -417,6 +422,7 @@ impl Http1Connection {
             resp: Side::new(start),
             pending: VecDeque::new(),
             response: None,
+            responses_lost: false,
         }
     }
 
@@ -627,6 +633,9 @@ impl Http1Connection {
             self.resp.state = State::Head;
             return;
         }
+        if std::mem::take(&mut self.responses_lost) {
+            self.drop_requests_answered_in_gap(self.resp.msg_ts, stats, out);
+        }
         let (method_head, method_connect) = match self.pending.front() {
             Some(p) => (p.tx.method.eq_ignore_ascii_case("HEAD"), p.tx.method.eq_ignore_ascii_case("CONNECT")),
             None => (false, false),
@@ -662,6 +671,20 @@ impl Http1Connection {
             BodyKind::Length(n) => self.resp.state = State::Length(n),
             BodyKind::Chunked => self.resp.state = State::Chunked(ChunkState::Size),
             BodyKind::UntilClose => self.resp.state = State::UntilClose,
+        }
+    }
+
+    /// After response bytes were lost, a response head seen at `ts` answers, as
+    /// far as can be told, the latest request sent before it: earlier pending
+    /// requests had their responses in the lost bytes (browsers do not
+    /// pipeline). They are reported without a response.
+    fn drop_requests_answered_in_gap(&mut self, ts: u64, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        let before = self.pending.iter().filter(|p| p.tx.request_ts_us <= ts).count();
+        for _ in 1..before {
+            if let Some(mut p) = self.pending.pop_front() {
+                p.tx.anomalies.set(Anomalies::RESPONSE_GAP);
+                self.emit_unanswered(p, stats, out);
+            }
         }
     }
 
@@ -746,9 +769,12 @@ impl Http1Connection {
         side.anomalies.set(Anomalies::BAD_CHUNK);
         side.buf.clear();
         stats.anomalies += 1;
-        // the message ends here as far as we can tell; look for the next head
+        // The message ends here as far as we can tell. Its peer cannot frame
+        // what follows either (servers reject and close), so this direction is
+        // given up rather than resynchronised: bytes after a broken chunk are
+        // not trusted as new messages.
         self.body_done(is_req, stats, out);
-        self.side(is_req).state = State::Resync;
+        self.side(is_req).state = State::Dead;
     }
 
     fn chunked(&mut self, is_req: bool, cs: ChunkState, data: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) -> usize {
@@ -867,8 +893,15 @@ impl Http1Connection {
     fn gap(&mut self, is_req: bool, n: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
         let _ = cfg;
         let flag = if is_req { Anomalies::REQUEST_GAP } else { Anomalies::RESPONSE_GAP };
+        if !is_req {
+            // a gap inside a body of known length loses no message; any other may
+            let absorbed = matches!(self.resp.state, State::Length(rem) if n <= rem);
+            self.responses_lost |= !absorbed;
+        }
         let side = self.side(is_req);
-        side.line_start = false;
+        // the byte after a gap is probed as a possible message start (the gap
+        // often ends at a message boundary: a lost body or a lost message)
+        side.line_start = true;
         match side.state {
             State::Head => {
                 if !side.buf.is_empty() {
@@ -885,9 +918,6 @@ impl Http1Connection {
                     self.body_done(is_req, stats, out);
                     if n > rem {
                         self.side(is_req).state = State::Resync;
-                    } else {
-                        // the gap ended exactly at the body end: the next byte starts a message
-                        self.side(is_req).line_start = true;
                     }
                 } else {
                     side.state = State::Length(rem - n);
