@@ -123,7 +123,7 @@ pub fn observe(tx: &HttpTransaction) -> Observation {
         key: EndpointKey { host, method: tx.method.to_ascii_uppercase(), path: path.to_string() },
         status: tx.status,
         ts_us: tx.request_ts_us,
-        protocol: protocol_name(tx.version),
+        protocol: if tx.grpc.is_some() { "grpc" } else { protocol_name(tx.version) },
         client: tx.client.ip(),
     }
 }

@@ -32,6 +32,7 @@ pub struct Config {
     pub decode: DecodeConfig,
     pub flow: FlowConfig,
     pub http: HttpConfig,
+    pub http2: Http2Config,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -161,6 +162,39 @@ impl Default for HttpConfig {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http2Config {
+    /// Open streams tracked per connection; the oldest is reported and dropped beyond it.
+    pub max_streams_per_connection: usize,
+    /// Decoded bytes of one header list (name + value + 32 per field, RFC 9113 §6.5.2).
+    pub max_header_list_bytes: usize,
+    /// Encoded bytes of one header block (HEADERS/PUSH_PROMISE + CONTINUATION).
+    pub max_header_block_bytes: usize,
+    /// CONTINUATION frames in one header block.
+    pub max_continuation_frames: usize,
+    /// HPACK dynamic table bytes kept per direction, whatever the peer allows.
+    pub max_hpack_table_bytes: usize,
+    /// Largest non-DATA frame payload buffered; larger ones are skipped.
+    pub max_frame_bytes: usize,
+    /// Frames parsed per connection (0 = no limit); later frames are skipped.
+    pub max_frames_per_connection: u64,
+}
+
+impl Default for Http2Config {
+    fn default() -> Self {
+        Http2Config {
+            max_streams_per_connection: 1024,
+            max_header_list_bytes: 256 * 1024,
+            max_header_block_bytes: 256 * 1024,
+            max_continuation_frames: 64,
+            max_hpack_table_bytes: 64 * 1024,
+            max_frame_bytes: 1 << 20,
+            max_frames_per_connection: 0,
+        }
+    }
+}
+
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -200,6 +234,9 @@ impl Config {
         at_least("http.max_header_bytes", self.http.max_header_bytes, 256, "use at least 256")?;
         at_least("http.max_headers", self.http.max_headers, 8, "use at least 8")?;
         at_least("http.max_pending_requests", self.http.max_pending_requests, 1, "use at least 1")?;
+        at_least("http2.max_streams_per_connection", self.http2.max_streams_per_connection, 1, "use at least 1")?;
+        at_least("http2.max_frame_bytes", self.http2.max_frame_bytes, 16_384, "use at least 16384 (the HTTP/2 minimum frame size)")?;
+        at_least("http2.max_header_list_bytes", self.http2.max_header_list_bytes, 1024, "use at least 1024")?;
         if self.store.path.as_os_str().is_empty() {
             return Err(ConfigError::Invalid { key: "store.path", value: String::new(), hint: "give a directory" });
         }

@@ -7,11 +7,11 @@
 use std::net::SocketAddr;
 
 use crate::analyze::{self, Observation};
-use crate::config::{Config, HttpConfig};
+use crate::config::Config;
 use crate::decode::{FlowKey, TcpFlags, TcpSegment};
 use crate::export::ocsf;
 use crate::flow::{Chunk, Direction, FlowHandler, FlowStats, FlowTable};
-use crate::proto::{Connection, HttpTransaction, ProtoStats};
+use crate::proto::{Connection, HttpTransaction, ProtoConfig, ProtoStats};
 
 /// How often (packet time) idle flows are expired.
 const EXPIRE_EVERY_US: u64 = 1_000_000;
@@ -55,7 +55,7 @@ impl EngineOutput {
 
 /// The protocol side of the flow table.
 struct Handler {
-    http: HttpConfig,
+    http: ProtoConfig,
     stats: ProtoStats,
     txs: Vec<HttpTransaction>,
 }
@@ -91,7 +91,7 @@ impl Engine {
     pub fn new(cfg: &Config, transactions: bool) -> Engine {
         Engine {
             table: FlowTable::new(cfg.flow_limits()),
-            handler: Handler { http: cfg.http.clone(), stats: ProtoStats::default(), txs: Vec::new() },
+            handler: Handler { http: ProtoConfig { http: cfg.http.clone(), http2: cfg.http2.clone() }, stats: ProtoStats::default(), txs: Vec::new() },
             transactions,
             now_us: 0,
             next_expire_us: 0,

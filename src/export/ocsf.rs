@@ -51,7 +51,8 @@ pub fn transaction_uid(tx: &HttpTransaction) -> String {
     let t = tx.request_ts_us.to_le_bytes();
     let r = tx.response_ts_us.unwrap_or(0).to_le_bytes();
     let l = tx.request_body.length.to_le_bytes();
-    let parts: [&[u8]; 7] = [c.as_bytes(), s.as_bytes(), &t, &r, &l, tx.method.as_bytes(), tx.target.as_bytes()];
+    let id = tx.stream_id.unwrap_or(0).to_le_bytes();
+    let parts: [&[u8]; 8] = [c.as_bytes(), s.as_bytes(), &t, &r, &l, &id, tx.method.as_bytes(), tx.target.as_bytes()];
     format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325, &parts), fnv(0x8422_2325_cbf2_9ce4, &parts))
 }
 
@@ -109,6 +110,29 @@ pub fn http_activity(tx: &HttpTransaction, obs: &Observation) -> Value {
     }
     if let Some(u) = &tx.upgrade {
         unmapped.insert("upgrade".into(), Value::String(u.clone()));
+    }
+    if let Some(id) = tx.stream_id {
+        unmapped.insert("h2_stream_id".into(), json!(id));
+    }
+    if tx.pushed {
+        unmapped.insert("server_push".into(), Value::Bool(true));
+    }
+    if let Some(g) = &tx.grpc {
+        let mut o = Map::new();
+        if let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.rsplit_once('/')) {
+            o.insert("service".into(), Value::String(service.to_string()));
+            o.insert("method".into(), Value::String(method.to_string()));
+        }
+        if let Some(st) = g.status {
+            o.insert("status".into(), json!(st));
+        }
+        if let Some(m) = &g.message {
+            o.insert("message".into(), Value::String(m.clone()));
+        }
+        o.insert("request_messages".into(), json!(g.request_messages));
+        o.insert("response_messages".into(), json!(g.response_messages));
+        o.insert("compressed".into(), Value::Bool(g.compressed));
+        unmapped.insert("grpc".into(), Value::Object(o));
     }
     if let Some(obj) = ev.as_object_mut() {
         if let Some(code) = tx.status {

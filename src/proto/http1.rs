@@ -194,6 +194,8 @@ pub struct Http1Connection {
     /// The response direction lost bytes since the last response head: whole
     /// responses may be gone, so pairing must not rely on order alone.
     responses_lost: bool,
+    /// A request answered by `101` to `Upgrade: h2c`, waiting to be handed to HTTP/2.
+    h2c_upgrade: Option<HttpTransaction>,
 }
 
 /// Parsed request head.
@@ -423,6 +425,7 @@ impl Http1Connection {
             pending: VecDeque::new(),
             response: None,
             responses_lost: false,
+            h2c_upgrade: None,
         }
     }
 
@@ -434,7 +437,8 @@ impl Http1Connection {
         }
     }
 
-    /// Feeds a chunk of the request (`is_req`) or response direction.
+    /// Feeds a chunk of the request (`is_req`) or response direction. Returns
+    /// how many bytes of a `Data` chunk were HTTP/1 (the rest follows a protocol switch).
     pub fn on_chunk(
         &mut self,
         is_req: bool,
@@ -443,24 +447,38 @@ impl Http1Connection {
         cfg: &HttpConfig,
         stats: &mut ProtoStats,
         out: &mut Vec<HttpTransaction>,
-    ) {
+    ) -> usize {
         match chunk {
             Chunk::Data(d) => self.feed(is_req, d, ts, cfg, stats, out),
-            Chunk::Gap(n) => self.gap(is_req, n, cfg, stats, out),
-            Chunk::End => self.end(is_req, cfg, stats, out),
+            Chunk::Gap(n) => {
+                self.gap(is_req, n, cfg, stats, out);
+                0
+            }
+            Chunk::End => {
+                self.end(is_req, cfg, stats, out);
+                0
+            }
         }
     }
 
-    fn feed(&mut self, is_req: bool, mut data: &[u8], ts: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    /// The request whose `Upgrade: h2c` the server accepted, once: the caller
+    /// continues the connection as HTTP/2 with it as stream 1.
+    pub fn take_h2c_upgrade(&mut self) -> Option<HttpTransaction> {
+        self.h2c_upgrade.take()
+    }
+
+    fn feed(&mut self, is_req: bool, data: &[u8], ts: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) -> usize {
         if !is_req {
             self.prepare_response();
         }
+        let total = data.len();
+        let mut data = data;
         while !data.is_empty() {
             let consumed = match self.side(is_req).state {
                 State::Head => self.head(is_req, data, ts, cfg, stats, out),
                 State::Length(_) | State::Chunked(_) | State::UntilClose => self.body(is_req, data, cfg, stats, out),
                 State::Resync => self.resync(is_req, data, cfg, stats),
-                State::Tunnel | State::Dead => return,
+                State::Tunnel | State::Dead => break,
             };
             // every handler consumes at least one byte or changes state; guard anyway
             let consumed = consumed.min(data.len());
@@ -469,6 +487,7 @@ impl Http1Connection {
             }
             data = data.get(consumed..).unwrap_or_default();
         }
+        total - data.len()
     }
 
     /// Head state: skip blank lines between messages, accumulate until the blank line.
@@ -592,6 +611,9 @@ impl Http1Connection {
             response_body: BodyInfo::default(),
             upgrade: None,
             anomalies,
+            stream_id: None,
+            pushed: false,
+            grpc: None,
         };
         if !anomalies.is_empty() {
             stats.anomalies += 1;
@@ -654,7 +676,16 @@ impl Http1Connection {
                 .and_then(|r| header_str(&r.headers, "upgrade"))
                 .unwrap_or_else(|| if method_connect { "CONNECT".to_string() } else { "unknown".to_string() });
             stats.upgrades += 1;
-            self.finish_response(stats, out, Some(proto));
+            let h2c = status == 101 && proto.trim().eq_ignore_ascii_case("h2c");
+            if h2c && self.pending.len() == 1 {
+                // the request becomes HTTP/2 stream 1; its final response comes there
+                self.response = None;
+                if let Some(p) = self.pending.pop_front() {
+                    self.h2c_upgrade = Some(p.tx);
+                }
+            } else {
+                self.finish_response(stats, out, Some(proto));
+            }
             self.req.state = State::Tunnel;
             self.resp.state = State::Tunnel;
             return;
@@ -1051,8 +1082,12 @@ mod tests {
                         c.on_chunk(is_req, Chunk::Data(p), ts, cfg, &mut st, &mut out);
                     }
                 }
-                ReqGap(n) => c.on_chunk(true, Chunk::Gap(*n), ts, cfg, &mut st, &mut out),
-                RespGap(n) => c.on_chunk(false, Chunk::Gap(*n), ts, cfg, &mut st, &mut out),
+                ReqGap(n) => {
+                    c.on_chunk(true, Chunk::Gap(*n), ts, cfg, &mut st, &mut out);
+                }
+                RespGap(n) => {
+                    c.on_chunk(false, Chunk::Gap(*n), ts, cfg, &mut st, &mut out);
+                }
             }
         }
         c.finish(0, cfg, &mut st, &mut out);

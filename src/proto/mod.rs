@@ -4,13 +4,15 @@
 //! connection, detects the protocol from the first bytes, and produces
 //! [`HttpTransaction`]s — the one currency every parser here emits.
 
+pub mod hpack;
 pub mod http1;
+pub mod http2;
 
 use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use crate::config::HttpConfig;
+use crate::config::{Http2Config, HttpConfig};
 use crate::flow::{Chunk, Direction};
 
 /// HTTP version of a request as it was sent.
@@ -127,6 +129,25 @@ pub struct HttpTransaction {
     /// Protocol named in `Upgrade` when the server switched protocols (or `CONNECT` tunnel).
     pub upgrade: Option<String>,
     pub anomalies: Anomalies,
+    /// HTTP/2 stream identifier.
+    pub stream_id: Option<u32>,
+    /// Pushed by the server (HTTP/2 PUSH_PROMISE).
+    pub pushed: bool,
+    /// gRPC details when the request's content type is `application/grpc*`.
+    pub grpc: Option<GrpcInfo>,
+}
+
+/// What was seen of a gRPC call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GrpcInfo {
+    /// `grpc-status` from the trailers (or a trailers-only response).
+    pub status: Option<u32>,
+    pub message: Option<String>,
+    /// Length-prefixed messages in each direction.
+    pub request_messages: u64,
+    pub response_messages: u64,
+    /// Some message had the compressed flag set.
+    pub compressed: bool,
 }
 
 impl HttpTransaction {
@@ -146,6 +167,7 @@ pub struct ProtoStats {
     pub connections: u64,
     pub http1_connections: u64,
     pub h2_connections: u64,
+    pub h2_upgrades: u64,
     pub tls_connections: u64,
     pub unknown_connections: u64,
     pub transactions: u64,
@@ -159,28 +181,22 @@ pub struct ProtoStats {
     pub pending_limit_dropped: u64,
     pub header_limit_hit: u64,
     pub body_bytes_skipped: u64,
-}
-
-impl ProtoStats {
-    /// Adds another worker's counters to these.
-    pub fn add(&mut self, o: &ProtoStats) {
-        self.connections += o.connections;
-        self.http1_connections += o.http1_connections;
-        self.h2_connections += o.h2_connections;
-        self.tls_connections += o.tls_connections;
-        self.unknown_connections += o.unknown_connections;
-        self.transactions += o.transactions;
-        self.requests_without_response += o.requests_without_response;
-        self.responses_without_request += o.responses_without_request;
-        self.anomalies += o.anomalies;
-        self.gaps_in_head += o.gaps_in_head;
-        self.resyncs += o.resyncs;
-        self.resync_gave_up += o.resync_gave_up;
-        self.upgrades += o.upgrades;
-        self.pending_limit_dropped += o.pending_limit_dropped;
-        self.header_limit_hit += o.header_limit_hit;
-        self.body_bytes_skipped += o.body_bytes_skipped;
-    }
+    pub h2_frames: u64,
+    pub h2_unknown_frames: u64,
+    pub h2_anomalies: u64,
+    pub h2_gaps: u64,
+    pub h2_resyncs: u64,
+    pub h2_resync_bytes_skipped: u64,
+    pub h2_hpack_errors: u64,
+    pub h2_unknown_fields: u64,
+    pub h2_requests_unknown: u64,
+    pub h2_pushes: u64,
+    pub h2_goaways: u64,
+    pub h2_data_without_stream: u64,
+    pub h2_frame_limit_hit: u64,
+    pub h2_header_limit_hit: u64,
+    pub h2_stream_limit_hit: u64,
+    pub h2_frames_limit_hit: u64,
 }
 
 /// The protocol a connection was recognised as.
@@ -206,35 +222,51 @@ pub struct Connection {
     /// Whether the stream start (SYN) was seen: content must then start with a message.
     midstream: bool,
     http1: Option<Box<http1::Http1Connection>>,
+    http2: Option<Box<http2::H2Connection>>,
 }
 
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Protocol settings handed to every connection.
+pub struct ProtoConfig {
+    pub http: HttpConfig,
+    pub http2: Http2Config,
+}
 
 impl Connection {
     /// A new connection between `client` and `server` as the flow layer guessed them.
     pub fn new(client: SocketAddr, server: SocketAddr, midstream: bool, stats: &mut ProtoStats) -> Connection {
         stats.connections += 1;
-        Connection { client, server, swapped: false, detected: Detected::Pending, midstream, http1: None }
+        Connection { client, server, swapped: false, detected: Detected::Pending, midstream, http1: None, http2: None }
     }
 
-    fn detect(&mut self, dir: Direction, data: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats) {
+    fn detect(&mut self, dir: Direction, data: &[u8], cfg: &ProtoConfig, stats: &mut ProtoStats) {
         // Correct the flow layer's guess from content: a response in the "to server"
-        // direction or a request in the "to client" direction means the roles are reversed.
+        // direction or a request (or the HTTP/2 preface) in the "to client"
+        // direction means the roles are reversed.
         let looks_response = data.starts_with(b"HTTP/1.") || data.starts_with(b"HTTP/0.9");
         let looks_request = http1::looks_like_request_start(data);
+        let preface = data.starts_with(&http2::PREFACE[..data.len().min(http2::PREFACE.len())]) && data.len() >= 4;
         match dir {
             Direction::ToServer if looks_response && !looks_request => self.swapped = true,
-            Direction::ToClient if looks_request && !looks_response => self.swapped = true,
+            Direction::ToClient if (looks_request || preface) && !looks_response => self.swapped = true,
             _ => {}
         }
-        let to_server = (dir == Direction::ToServer) != self.swapped;
-        self.detected = if to_server && data.starts_with(&H2_PREFACE[..data.len().min(H2_PREFACE.len())]) && data.len() >= 4 {
+        let (client, server) = if self.swapped { (self.server, self.client) } else { (self.client, self.server) };
+        self.detected = if preface {
             stats.h2_connections += 1;
+            self.http2 = Some(Box::new(http2::H2Connection::new(client, server, false, &cfg.http2)));
             Detected::H2
         } else if data.len() >= 3 && data[0] == 0x16 && data[1] == 0x03 && data[2] <= 0x04 {
             stats.tls_connections += 1;
             Detected::Tls
-        } else if looks_request || looks_response || self.midstream || http1::could_be_http_text(data) {
+        } else if looks_request || looks_response {
+            stats.http1_connections += 1;
+            Detected::Http1
+        } else if http2::looks_like_frames(data) {
+            // HTTP/2 frames without a preface: a connection joined after its start
+            stats.h2_connections += 1;
+            self.http2 = Some(Box::new(http2::H2Connection::new(client, server, true, &cfg.http2)));
+            Detected::H2
+        } else if self.midstream || http1::could_be_http_text(data) {
             stats.http1_connections += 1;
             Detected::Http1
         } else {
@@ -242,8 +274,7 @@ impl Connection {
             Detected::Other
         };
         if self.detected == Detected::Http1 {
-            let (client, server) = if self.swapped { (self.server, self.client) } else { (self.client, self.server) };
-            self.http1 = Some(Box::new(http1::Http1Connection::new(client, server, self.midstream, cfg)));
+            self.http1 = Some(Box::new(http1::Http1Connection::new(client, server, self.midstream, &cfg.http)));
         }
     }
 
@@ -253,7 +284,7 @@ impl Connection {
         dir: Direction,
         chunk: Chunk<'_>,
         ts_us: u64,
-        cfg: &HttpConfig,
+        cfg: &ProtoConfig,
         stats: &mut ProtoStats,
         out: &mut Vec<HttpTransaction>,
     ) {
@@ -268,16 +299,36 @@ impl Connection {
                 _ => return,
             }
         }
-        if let Some(h1) = self.http1.as_mut() {
-            let to_server = (dir == Direction::ToServer) != self.swapped;
-            h1.on_chunk(to_server, chunk, ts_us, cfg, stats, out);
+        let to_server = (dir == Direction::ToServer) != self.swapped;
+        if let Some(h2) = self.http2.as_mut() {
+            h2.on_chunk(to_server, chunk, ts_us, &cfg.http, stats, out);
+            return;
+        }
+        let Some(h1) = self.http1.as_mut() else { return };
+        let consumed = h1.on_chunk(to_server, chunk, ts_us, &cfg.http, stats, out);
+        if let Some(req) = h1.take_h2c_upgrade() {
+            // HTTP/1.1 Upgrade: h2c answered with 101: HTTP/2 from here on
+            stats.h2_upgrades += 1;
+            let (client, server) = (req.client, req.server);
+            let mut h2 = http2::H2Connection::upgraded(client, server, req, &cfg.http2);
+            if let Chunk::Data(d) = chunk {
+                if let Some(rest) = d.get(consumed..).filter(|r| !r.is_empty()) {
+                    h2.on_chunk(to_server, Chunk::Data(rest), ts_us, &cfg.http, stats, out);
+                }
+            }
+            self.http1 = None;
+            self.http2 = Some(Box::new(h2));
+            self.detected = Detected::H2;
         }
     }
 
     /// The connection ended: pending requests are reported without a response.
-    pub fn on_close(&mut self, ts_us: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    pub fn on_close(&mut self, ts_us: u64, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
         if let Some(h1) = self.http1.as_mut() {
-            h1.finish(ts_us, cfg, stats, out);
+            h1.finish(ts_us, &cfg.http, stats, out);
+        }
+        if let Some(h2) = self.http2.as_mut() {
+            h2.finish(stats, out);
         }
     }
 }

@@ -1,0 +1,905 @@
+//! HTTP/2 (RFC 9113) in both directions of one connection, with gRPC.
+//!
+//! ```text
+//!  +-----------------------------------------------+
+//!  |                 Length (24)                   |
+//!  +---------------+---------------+---------------+
+//!  |   Type (8)    |   Flags (8)   |
+//!  +-+-------------+---------------+-------------------------------+
+//!  |R|                 Stream Identifier (31)                      |
+//!  +=+=============================================================+
+//!  |                   Frame Payload (0...)                      ...
+//!  +---------------------------------------------------------------+
+//! ```
+//!
+//! Each direction is a frame parser ([`FrameState`]); header blocks
+//! (HEADERS/PUSH_PROMISE + CONTINUATION) are decoded by that direction's HPACK
+//! decoder ([`super::hpack`]), and streams become [`HttpTransaction`]s.
+//!
+//! **Mid-stream pickup.** When the connection start was not seen (or after a
+//! gap), a direction has no frame boundary: it looks for a position where a
+//! valid frame header is followed by another valid frame header exactly where
+//! the first frame ends (or by the end of the data), and starts there. Its
+//! HPACK decoder is then in mid-stream mode: static-table references,
+//! literals and entries added after joining decode; references to entries
+//! added before joining come out as unknown fields. A request is kept when
+//! its `:method` and `:path` are known; otherwise it is counted
+//! (`h2_requests_unknown`) and dropped — nothing is guessed.
+//!
+//! **Roles.** Requests are recognised by `:method`, responses by `:status`,
+//! whichever direction carries them, so a wrong client/server guess by the
+//! flow layer does not lose anything.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::hpack::{self, Field};
+use super::{Anomalies, BodyInfo, GrpcInfo, Header, HttpTransaction, HttpVersion, ProtoStats};
+use crate::config::{Http2Config, HttpConfig};
+use crate::flow::Chunk;
+
+/// The client connection preface (RFC 9113 §3.4).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const FRAME_HEADER_LEN: usize = 9;
+
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const PRIORITY: u8 = 2;
+const RST_STREAM: u8 = 3;
+const SETTINGS: u8 = 4;
+const PUSH_PROMISE: u8 = 5;
+const PING: u8 = 6;
+const GOAWAY: u8 = 7;
+const WINDOW_UPDATE: u8 = 8;
+const CONTINUATION: u8 = 9;
+
+const FLAG_END_STREAM: u8 = 0x1;
+const FLAG_END_HEADERS: u8 = 0x4;
+const FLAG_PADDED: u8 = 0x8;
+const FLAG_PRIORITY: u8 = 0x20;
+
+/// SETTINGS_HEADER_TABLE_SIZE (RFC 9113 §6.5.2).
+const SETTINGS_HEADER_TABLE_SIZE: u16 = 0x1;
+/// Default HPACK table size before SETTINGS says otherwise.
+const DEFAULT_TABLE_SIZE: usize = 4096;
+/// Largest frame length a peer may announce (2^24 - 1).
+const MAX_FRAME_LEN: u32 = (1 << 24) - 1;
+
+/// A parsed frame header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FrameHeader {
+    len: u32,
+    kind: u8,
+    flags: u8,
+    stream: u32,
+}
+
+impl FrameHeader {
+    fn parse(b: &[u8]) -> Option<FrameHeader> {
+        let h = b.get(..FRAME_HEADER_LEN)?;
+        let len = u32::from(h[0]) << 16 | u32::from(h[1]) << 8 | u32::from(h[2]);
+        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+        Some(FrameHeader { len, kind: h[3], flags: h[4], stream })
+    }
+
+    /// Whether this header is plausible for a known frame type: the checks a
+    /// receiver would make on type, flags, stream and fixed lengths. Used to
+    /// recognise frames without a preface.
+    fn plausible(&self, max_len: u32) -> bool {
+        if self.len > max_len {
+            return false;
+        }
+        let (flags_ok, stream_ok, len_ok) = match self.kind {
+            DATA => (self.flags & !(FLAG_END_STREAM | FLAG_PADDED) == 0, self.stream != 0, true),
+            HEADERS => (
+                self.flags & !(FLAG_END_STREAM | FLAG_END_HEADERS | FLAG_PADDED | FLAG_PRIORITY) == 0,
+                self.stream != 0,
+                true,
+            ),
+            PRIORITY => (self.flags == 0, self.stream != 0, self.len == 5),
+            RST_STREAM => (self.flags == 0, self.stream != 0, self.len == 4),
+            SETTINGS => (self.flags & !1 == 0, self.stream == 0, self.len % 6 == 0 && (self.flags == 0 || self.len == 0)),
+            PUSH_PROMISE => (self.flags & !(FLAG_END_HEADERS | FLAG_PADDED) == 0, self.stream != 0, self.len >= 4),
+            PING => (self.flags & !1 == 0, self.stream == 0, self.len == 8),
+            GOAWAY => (self.flags == 0, self.stream == 0, self.len >= 8),
+            WINDOW_UPDATE => (self.flags == 0, true, self.len == 4),
+            CONTINUATION => (self.flags & !FLAG_END_HEADERS == 0, self.stream != 0, true),
+            _ => (false, false, false),
+        };
+        flags_ok && stream_ok && len_ok
+    }
+}
+
+/// Where a frame sequence can be picked up in `data`: a plausible frame header
+/// followed by another plausible one (or by the end of `data`) exactly where
+/// it ends. Returns the offset.
+pub fn find_frame_sync(data: &[u8], max_len: u32) -> Option<usize> {
+    let last = data.len().checked_sub(FRAME_HEADER_LEN)?;
+    (0..=last).find(|&p| {
+        let Some(h) = data.get(p..).and_then(FrameHeader::parse) else { return false };
+        if !h.plausible(max_len) {
+            return false;
+        }
+        let next = p + FRAME_HEADER_LEN + h.len as usize;
+        if next == data.len() {
+            return true;
+        }
+        match data.get(next..).and_then(FrameHeader::parse) {
+            Some(n) => n.plausible(max_len),
+            None => false,
+        }
+    })
+}
+
+/// Whether `data` (the first bytes of a direction) looks like HTTP/2 frames.
+pub fn looks_like_frames(data: &[u8]) -> bool {
+    if data.starts_with(PREFACE) || (data.len() < PREFACE.len() && PREFACE.starts_with(data) && data.len() >= 4) {
+        return true;
+    }
+    // a chain of at least two plausible frames from the very first byte
+    let Some(h) = FrameHeader::parse(data) else { return false };
+    if !h.plausible(1 << 20) {
+        return false;
+    }
+    let next = FRAME_HEADER_LEN + h.len as usize;
+    match data.get(next..).and_then(FrameHeader::parse) {
+        Some(n) => n.plausible(1 << 20),
+        None => next == data.len() && h.kind == SETTINGS,
+    }
+}
+
+/// Frame parser state of one direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FrameState {
+    /// Skipping the client preface: bytes still expected.
+    Preface(usize),
+    /// Reading a frame header (collected in `buf`).
+    Header,
+    /// Buffering a non-DATA payload (in `buf`).
+    Payload(FrameHeader),
+    /// Streaming a DATA payload: bytes left, pad bytes at the end, whether the pad length is still to read.
+    Data { hdr: FrameHeader, left: u32, pad: u32, need_pad_len: bool },
+    /// Skipping a payload (too large, or of an unknown type).
+    Skip(u32),
+    /// Looking for a frame boundary (mid-stream or after a gap).
+    Resync,
+}
+
+/// A header block being assembled from HEADERS/PUSH_PROMISE + CONTINUATION.
+struct PendingBlock {
+    stream: u32,
+    /// For PUSH_PROMISE: the promised stream.
+    promised: Option<u32>,
+    end_stream: bool,
+    fragment: Vec<u8>,
+    continuations: usize,
+    ts: u64,
+}
+
+/// One direction of the connection.
+struct Side {
+    state: FrameState,
+    buf: Vec<u8>,
+    hpack: hpack::Decoder,
+    block: Option<PendingBlock>,
+    /// Packet time of the frame being read.
+    frame_ts: u64,
+    /// Bytes scanned while resynchronising.
+    resync_scanned: usize,
+}
+
+/// One part (request or response side) of a stream.
+#[derive(Default)]
+struct Part {
+    headers: Vec<Header>,
+    ts: Option<u64>,
+    body: BodyInfo,
+    ended: bool,
+    /// Some header referenced an unknown dynamic-table entry.
+    unknown_fields: bool,
+    grpc_messages: u64,
+    grpc_compressed: bool,
+    /// gRPC length-prefix parsing: bytes of the current message left to skip, or prefix bytes gathered.
+    grpc_left: u64,
+    grpc_prefix: [u8; 5],
+    grpc_prefix_len: u8,
+}
+
+/// A stream's state.
+#[derive(Default)]
+struct Stream {
+    request: Option<Part>,
+    response: Option<Part>,
+    interim: Vec<u16>,
+    trailers: Vec<Header>,
+    /// Set for a request that arrived over HTTP/1.1 `Upgrade: h2c`.
+    upgraded: Option<Box<HttpTransaction>>,
+    pushed: bool,
+    reset: bool,
+    anomalies: Anomalies,
+    /// Order of creation, for eviction.
+    seq: u64,
+    /// The direction (0 = client side, 1 = server side) that carried the request.
+    req_dir: Option<usize>,
+}
+
+/// Both directions of one HTTP/2 connection.
+pub struct H2Connection {
+    client: SocketAddr,
+    server: SocketAddr,
+    sides: [Side; 2],
+    streams: HashMap<u32, Stream>,
+    next_seq: u64,
+    frames: u64,
+    cfg: Http2Config,
+}
+
+fn new_side(state: FrameState, midstream: bool, cfg: &Http2Config) -> Side {
+    let hpack = if midstream {
+        hpack::Decoder::new_midstream(DEFAULT_TABLE_SIZE, cfg.max_hpack_table_bytes)
+    } else {
+        hpack::Decoder::new(DEFAULT_TABLE_SIZE, cfg.max_hpack_table_bytes)
+    };
+    Side { state, buf: Vec::new(), hpack, block: None, frame_ts: 0, resync_scanned: 0 }
+}
+
+fn pseudo<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
+    headers.iter().find(|h| h.name == name).map(|h| h.value.as_slice())
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn parse_status(v: &[u8]) -> Option<u16> {
+    if v.len() != 3 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u16, |a, d| a * 10 + u16::from(d - b'0')))
+}
+
+fn body_bytes(body: &mut BodyInfo, data: &[u8], limit: usize, stats: &mut ProtoStats) {
+    body.length = body.length.saturating_add(data.len() as u64);
+    let room = limit.saturating_sub(body.sample.len());
+    let keep = room.min(data.len());
+    body.sample.extend_from_slice(data.get(..keep).unwrap_or_default());
+    stats.body_bytes_skipped = stats.body_bytes_skipped.saturating_add((data.len() - keep) as u64);
+}
+
+/// Counts gRPC length-prefixed messages (RFC-less: gRPC over HTTP/2 spec,
+/// "Length-Prefixed-Message": 1-byte compressed flag, 4-byte length).
+fn grpc_frames(part: &mut Part, mut data: &[u8]) {
+    while !data.is_empty() {
+        if part.grpc_left > 0 {
+            let n = usize::try_from(part.grpc_left).unwrap_or(usize::MAX).min(data.len());
+            part.grpc_left -= n as u64;
+            data = data.get(n..).unwrap_or_default();
+            continue;
+        }
+        let need = 5 - usize::from(part.grpc_prefix_len);
+        let n = need.min(data.len());
+        for (i, b) in data.iter().take(n).enumerate() {
+            if let Some(slot) = part.grpc_prefix.get_mut(usize::from(part.grpc_prefix_len) + i) {
+                *slot = *b;
+            }
+        }
+        part.grpc_prefix_len += n as u8;
+        data = data.get(n..).unwrap_or_default();
+        if part.grpc_prefix_len == 5 {
+            let p = part.grpc_prefix;
+            part.grpc_messages += 1;
+            part.grpc_compressed |= p[0] & 1 == 1;
+            part.grpc_left = u64::from(u32::from_be_bytes([p[1], p[2], p[3], p[4]]));
+            part.grpc_prefix_len = 0;
+        }
+    }
+}
+
+fn is_grpc(headers: &[Header]) -> bool {
+    headers.iter().any(|h| h.name == "content-type" && h.value.starts_with(b"application/grpc"))
+}
+
+impl H2Connection {
+    /// A connection whose client preface is expected first (prior knowledge),
+    /// or which is joined mid-stream.
+    pub fn new(client: SocketAddr, server: SocketAddr, midstream: bool, cfg: &Http2Config) -> H2Connection {
+        let (c, s) = if midstream {
+            (FrameState::Resync, FrameState::Resync)
+        } else {
+            (FrameState::Preface(PREFACE.len()), FrameState::Header)
+        };
+        H2Connection {
+            client,
+            server,
+            sides: [new_side(c, midstream, cfg), new_side(s, midstream, cfg)],
+            streams: HashMap::new(),
+            next_seq: 0,
+            frames: 0,
+            cfg: cfg.clone(),
+        }
+    }
+
+    /// A connection upgraded from HTTP/1.1 (`Upgrade: h2c` + 101): `request`
+    /// becomes stream 1, whose response comes as HTTP/2 (RFC 9113 §3.2 of RFC 7540).
+    pub fn upgraded(client: SocketAddr, server: SocketAddr, request: HttpTransaction, cfg: &Http2Config) -> H2Connection {
+        let mut c = H2Connection::new(client, server, false, cfg);
+        let mut part = Part { ts: Some(request.request_ts_us), ended: true, ..Part::default() };
+        part.headers = request.request_headers.clone();
+        let st = Stream { request: Some(part), upgraded: Some(Box::new(request)), seq: 0, req_dir: Some(0), ..Stream::default() };
+        c.next_seq = 1;
+        c.streams.insert(1, st);
+        c
+    }
+
+    /// Feeds a chunk of the client (`from_client`) or server direction.
+    pub fn on_chunk(
+        &mut self,
+        from_client: bool,
+        chunk: Chunk<'_>,
+        ts: u64,
+        http: &HttpConfig,
+        stats: &mut ProtoStats,
+        out: &mut Vec<HttpTransaction>,
+    ) {
+        let d = usize::from(!from_client);
+        match chunk {
+            Chunk::Data(data) => self.feed(d, data, ts, http, stats, out),
+            Chunk::Gap(_) => {
+                stats.h2_gaps += 1;
+                let cfg = self.cfg.clone();
+                if let Some(side) = self.sides.get_mut(d) {
+                    // frame boundary and HPACK state are lost with the bytes
+                    side.state = FrameState::Resync;
+                    side.buf.clear();
+                    side.block = None;
+                    side.hpack = hpack::Decoder::new_midstream(DEFAULT_TABLE_SIZE, cfg.max_hpack_table_bytes);
+                }
+            }
+            Chunk::End => {}
+        }
+    }
+
+    fn feed(&mut self, d: usize, mut data: &[u8], ts: u64, http: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        while !data.is_empty() {
+            let Some(side) = self.sides.get_mut(d) else { return };
+            let consumed = match side.state {
+                FrameState::Preface(left) => {
+                    let n = left.min(data.len());
+                    let off = PREFACE.len() - left;
+                    let expect = PREFACE.get(off..off + n).unwrap_or_default();
+                    if data.get(..n) != Some(expect) {
+                        // not the preface after all: look for frames
+                        stats.h2_anomalies += 1;
+                        side.state = FrameState::Resync;
+                        0
+                    } else {
+                        side.state = if left == n { FrameState::Header } else { FrameState::Preface(left - n) };
+                        n
+                    }
+                }
+                FrameState::Header => {
+                    let need = FRAME_HEADER_LEN - side.buf.len();
+                    let n = need.min(data.len());
+                    if side.buf.is_empty() {
+                        side.frame_ts = ts;
+                    }
+                    side.buf.extend_from_slice(data.get(..n).unwrap_or_default());
+                    if side.buf.len() == FRAME_HEADER_LEN {
+                        let hdr = FrameHeader::parse(&side.buf);
+                        side.buf.clear();
+                        if let Some(hdr) = hdr {
+                            self.start_frame(d, hdr, stats);
+                            self.zero_length_frame(d, hdr, http, stats, out);
+                        }
+                    }
+                    n
+                }
+                FrameState::Payload(hdr) => {
+                    let need = (hdr.len as usize).saturating_sub(side.buf.len());
+                    let n = need.min(data.len());
+                    side.buf.extend_from_slice(data.get(..n).unwrap_or_default());
+                    if side.buf.len() >= hdr.len as usize {
+                        let payload = std::mem::take(&mut side.buf);
+                        side.state = FrameState::Header;
+                        self.frame(d, hdr, &payload, http, stats, out);
+                        if let Some(side) = self.sides.get_mut(d) {
+                            if side.buf.is_empty() {
+                                side.buf = payload;
+                                side.buf.clear();
+                            }
+                        }
+                    }
+                    n
+                }
+                FrameState::Data { hdr, left, pad, need_pad_len } => {
+                    if need_pad_len {
+                        let p = u32::from(data.first().copied().unwrap_or(0));
+                        let left = left.saturating_sub(1);
+                        if p > left {
+                            stats.h2_anomalies += 1;
+                            side.state = if left == 0 { FrameState::Header } else { FrameState::Skip(left) };
+                        } else {
+                            side.state = FrameState::Data { hdr, left: left - p, pad: p, need_pad_len: false };
+                            self.finish_data_if_done(d, hdr, stats, out);
+                        }
+                        1
+                    } else {
+                        let n = (left as usize).min(data.len());
+                        self.data(d, hdr, data.get(..n).unwrap_or_default(), http, stats);
+                        let left = left - n as u32;
+                        if let Some(side) = self.sides.get_mut(d) {
+                            side.state = FrameState::Data { hdr, left, pad, need_pad_len: false };
+                        }
+                        self.finish_data_if_done(d, hdr, stats, out);
+                        n
+                    }
+                }
+                FrameState::Skip(left) => {
+                    let n = (left as usize).min(data.len());
+                    let left = left - n as u32;
+                    side.state = if left == 0 { FrameState::Header } else { FrameState::Skip(left) };
+                    n
+                }
+                FrameState::Resync => match find_frame_sync(data, self.cfg.max_frame_bytes as u32) {
+                    Some(p) => {
+                        stats.h2_resyncs += 1;
+                        side.resync_scanned = 0;
+                        side.state = FrameState::Header;
+                        side.buf.clear();
+                        p
+                    }
+                    None => {
+                        side.resync_scanned = side.resync_scanned.saturating_add(data.len());
+                        stats.h2_resync_bytes_skipped = stats.h2_resync_bytes_skipped.saturating_add(data.len() as u64);
+                        data.len()
+                    }
+                },
+            };
+            data = data.get(consumed..).unwrap_or_default();
+        }
+    }
+
+    /// A DATA frame whose payload (and padding) is fully consumed ends here.
+    fn finish_data_if_done(&mut self, d: usize, hdr: FrameHeader, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        let Some(side) = self.sides.get_mut(d) else { return };
+        if let FrameState::Data { left: 0, pad, .. } = side.state {
+            side.state = if pad == 0 { FrameState::Header } else { FrameState::Skip(pad) };
+            if hdr.flags & FLAG_END_STREAM != 0 {
+                self.end_part(d, hdr.stream, stats, out);
+            }
+        }
+    }
+
+    fn start_frame(&mut self, d: usize, hdr: FrameHeader, stats: &mut ProtoStats) {
+        self.frames += 1;
+        stats.h2_frames += 1;
+        let max = self.cfg.max_frame_bytes as u32;
+        let Some(side) = self.sides.get_mut(d) else { return };
+        if hdr.len > MAX_FRAME_LEN {
+            side.state = FrameState::Resync;
+            return;
+        }
+        // a header block must continue with CONTINUATION on the same stream
+        if side.block.is_some() && !(hdr.kind == CONTINUATION && side.block.as_ref().is_some_and(|b| b.stream == hdr.stream)) {
+            stats.h2_anomalies += 1;
+            side.block = None;
+        }
+        side.state = match hdr.kind {
+            DATA => {
+                if hdr.len == 0 {
+                    FrameState::Data { hdr, left: 0, pad: 0, need_pad_len: false }
+                } else {
+                    FrameState::Data { hdr, left: hdr.len, pad: 0, need_pad_len: hdr.flags & FLAG_PADDED != 0 }
+                }
+            }
+            HEADERS | PRIORITY | RST_STREAM | SETTINGS | PUSH_PROMISE | PING | GOAWAY | WINDOW_UPDATE | CONTINUATION => {
+                if hdr.len > max {
+                    stats.h2_frame_limit_hit += 1;
+                    if matches!(hdr.kind, HEADERS | CONTINUATION | PUSH_PROMISE) {
+                        side.block = None;
+                    }
+                    FrameState::Skip(hdr.len)
+                } else {
+                    FrameState::Payload(hdr)
+                }
+            }
+            _ => {
+                stats.h2_unknown_frames += 1;
+                FrameState::Skip(hdr.len)
+            }
+        };
+        if side.state == FrameState::Skip(0) {
+            side.state = FrameState::Header;
+        }
+        if self.cfg.max_frames_per_connection > 0 && self.frames > self.cfg.max_frames_per_connection {
+            if self.frames == self.cfg.max_frames_per_connection + 1 {
+                stats.h2_frames_limit_hit += 1;
+            }
+            if let Some(side) = self.sides.get_mut(d) {
+                side.state = FrameState::Skip(hdr.len);
+            }
+        }
+    }
+
+    /// Frames without payload take effect at once (no bytes follow to drive them).
+    fn zero_length_frame(&mut self, d: usize, hdr: FrameHeader, http: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        if hdr.len != 0 {
+            return;
+        }
+        let state = self.sides.get(d).map(|s| s.state);
+        match state {
+            Some(FrameState::Payload(h)) => {
+                if let Some(side) = self.sides.get_mut(d) {
+                    side.state = FrameState::Header;
+                }
+                self.frame(d, h, &[], http, stats, out);
+            }
+            Some(FrameState::Data { .. }) => self.finish_data_if_done(d, hdr, stats, out),
+            _ => {}
+        }
+    }
+
+    /// A complete non-DATA frame.
+    fn frame(&mut self, d: usize, hdr: FrameHeader, payload: &[u8], http: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        match hdr.kind {
+            HEADERS => {
+                let mut p = payload;
+                let mut pad = 0usize;
+                if hdr.flags & FLAG_PADDED != 0 {
+                    pad = usize::from(p.first().copied().unwrap_or(0));
+                    p = p.get(1..).unwrap_or_default();
+                }
+                if hdr.flags & FLAG_PRIORITY != 0 {
+                    p = p.get(5..).unwrap_or_default();
+                }
+                let Some(frag) = p.len().checked_sub(pad).and_then(|n| p.get(..n)) else {
+                    stats.h2_anomalies += 1;
+                    return;
+                };
+                self.begin_block(d, hdr.stream, None, hdr.flags, frag, stats, http, out);
+            }
+            PUSH_PROMISE => {
+                let mut p = payload;
+                let mut pad = 0usize;
+                if hdr.flags & FLAG_PADDED != 0 {
+                    pad = usize::from(p.first().copied().unwrap_or(0));
+                    p = p.get(1..).unwrap_or_default();
+                }
+                let Some(id) = p.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff) else {
+                    stats.h2_anomalies += 1;
+                    return;
+                };
+                p = p.get(4..).unwrap_or_default();
+                let Some(frag) = p.len().checked_sub(pad).and_then(|n| p.get(..n)) else {
+                    stats.h2_anomalies += 1;
+                    return;
+                };
+                stats.h2_pushes += 1;
+                self.begin_block(d, hdr.stream, Some(id), hdr.flags & !FLAG_END_STREAM, frag, stats, http, out);
+            }
+            CONTINUATION => {
+                let max_cont = self.cfg.max_continuation_frames;
+                let max_block = self.cfg.max_header_block_bytes;
+                let Some(side) = self.sides.get_mut(d) else { return };
+                let Some(block) = side.block.as_mut() else {
+                    stats.h2_anomalies += 1;
+                    return;
+                };
+                block.continuations += 1;
+                if block.continuations > max_cont || block.fragment.len() + payload.len() > max_block {
+                    stats.h2_header_limit_hit += 1;
+                    side.block = None;
+                    return;
+                }
+                block.fragment.extend_from_slice(payload);
+                if hdr.flags & FLAG_END_HEADERS != 0 {
+                    if let Some(b) = side.block.take() {
+                        self.header_block(d, b, http, stats, out);
+                    }
+                }
+            }
+            SETTINGS => {
+                if hdr.flags & 1 == 0 {
+                    for s in payload.chunks_exact(6) {
+                        let id = u16::from_be_bytes([s[0], s[1]]);
+                        let v = u32::from_be_bytes([s[2], s[3], s[4], s[5]]);
+                        if id == SETTINGS_HEADER_TABLE_SIZE {
+                            // bounds the encoder of the *other* direction
+                            if let Some(other) = self.sides.get_mut(1 - d) {
+                                other.hpack.set_max_table_size(v as usize);
+                            }
+                        }
+                    }
+                }
+            }
+            RST_STREAM => {
+                if let Some(st) = self.streams.get_mut(&hdr.stream) {
+                    st.reset = true;
+                }
+                self.maybe_emit(hdr.stream, true, stats, out);
+            }
+            GOAWAY => {
+                stats.h2_goaways += 1;
+                if let Some(last) = payload.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff) {
+                    // streams above `last` were not processed by the sender of GOAWAY
+                    let dead: Vec<u32> = self.streams.keys().copied().filter(|s| *s > last && *s % 2 == 1).collect();
+                    for s in dead {
+                        if let Some(st) = self.streams.get_mut(&s) {
+                            st.reset = true;
+                        }
+                        self.maybe_emit(s, true, stats, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn begin_block(
+        &mut self,
+        d: usize,
+        stream: u32,
+        promised: Option<u32>,
+        flags: u8,
+        frag: &[u8],
+        stats: &mut ProtoStats,
+        http: &HttpConfig,
+        out: &mut Vec<HttpTransaction>,
+    ) {
+        let Some(side) = self.sides.get_mut(d) else { return };
+        let block = PendingBlock {
+            stream,
+            promised,
+            end_stream: flags & FLAG_END_STREAM != 0,
+            fragment: frag.to_vec(),
+            continuations: 0,
+            ts: side.frame_ts,
+        };
+        if flags & FLAG_END_HEADERS != 0 {
+            self.header_block(d, block, http, stats, out);
+        } else {
+            side.block = Some(block);
+        }
+    }
+
+    /// A complete header block: decode it and attach it to its stream.
+    fn header_block(&mut self, d: usize, block: PendingBlock, http: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        let max_list = self.cfg.max_header_list_bytes;
+        let Some(side) = self.sides.get_mut(d) else { return };
+        let mut fields = Vec::new();
+        let res = side.hpack.decode(&block.fragment, max_list, &mut fields);
+        if res.is_err() {
+            stats.h2_hpack_errors += 1;
+        }
+        let mut headers = Vec::with_capacity(fields.len());
+        let mut unknown = false;
+        let mut list_bytes = 0usize;
+        for f in fields {
+            match f {
+                Field::Known { name, value, .. } => {
+                    list_bytes = list_bytes.saturating_add(name.len() + value.len() + 32);
+                    if list_bytes > max_list || headers.len() >= http.max_headers {
+                        stats.h2_header_limit_hit += 1;
+                        break;
+                    }
+                    headers.push(Header { name: lossy(&name).to_ascii_lowercase(), value });
+                }
+                Field::Unknown { .. } => {
+                    unknown = true;
+                    stats.h2_unknown_fields += 1;
+                }
+            }
+        }
+        let stream_id = block.promised.unwrap_or(block.stream);
+        let is_request = pseudo(&headers, ":method").is_some() || block.promised.is_some();
+        let status = pseudo(&headers, ":status").and_then(parse_status);
+        if !self.streams.contains_key(&stream_id) {
+            self.make_room(stats, out);
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.streams.insert(stream_id, Stream { seq, pushed: block.promised.is_some(), ..Stream::default() });
+        }
+        let Some(st) = self.streams.get_mut(&stream_id) else { return };
+        if res.is_err() {
+            st.anomalies.set(Anomalies::INVALID_REQUEST_HEAD);
+        }
+        let end = block.end_stream;
+        if is_request && st.request.is_none() {
+            st.req_dir = Some(if block.promised.is_some() { 1 - d } else { d });
+            st.request = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, ..Part::default() });
+            if block.promised.is_some() {
+                // a promised request has no body
+                if let Some(r) = st.request.as_mut() {
+                    r.ended = true;
+                }
+                return;
+            }
+            if end {
+                self.end_part(d, stream_id, stats, out);
+            }
+            return;
+        }
+        if let Some(code) = status {
+            if (100..200).contains(&code) && code != 101 {
+                st.interim.push(code);
+                return;
+            }
+            if st.response.is_none() {
+                st.response = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, ..Part::default() });
+                if end {
+                    self.end_response(stream_id, stats, out);
+                }
+                return;
+            }
+        }
+        // trailers (or an unrecognisable block)
+        let is_response_side = st.response.is_some();
+        st.trailers.extend(headers);
+        if unknown && !is_response_side {
+            if let Some(r) = st.request.as_mut() {
+                r.unknown_fields = true;
+            }
+        }
+        if end {
+            if is_response_side {
+                self.end_response(stream_id, stats, out);
+            } else {
+                self.end_part(d, stream_id, stats, out);
+            }
+        }
+    }
+
+    /// Ends the part of `stream` carried by direction `d`.
+    fn end_part(&mut self, d: usize, stream: u32, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        let Some(st) = self.streams.get_mut(&stream) else { return };
+        if st.req_dir == Some(d) {
+            if let Some(r) = st.request.as_mut() {
+                r.ended = true;
+            }
+            return;
+        }
+        if let Some(r) = st.response.as_mut() {
+            r.ended = true;
+        }
+        self.maybe_emit(stream, false, stats, out);
+    }
+
+    fn end_response(&mut self, stream: u32, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        if let Some(r) = self.streams.get_mut(&stream).and_then(|s| s.response.as_mut()) {
+            r.ended = true;
+        }
+        self.maybe_emit(stream, false, stats, out);
+    }
+
+    /// DATA payload bytes for `stream` from direction `d`.
+    fn data(&mut self, d: usize, hdr: FrameHeader, bytes: &[u8], http: &HttpConfig, stats: &mut ProtoStats) {
+        let Some(st) = self.streams.get_mut(&hdr.stream) else {
+            stats.h2_data_without_stream += 1;
+            return;
+        };
+        let grpc = st.request.as_ref().is_some_and(|r| is_grpc(&r.headers));
+        let part = if st.req_dir == Some(d) { st.request.as_mut() } else { st.response.as_mut() };
+        let Some(part) = part else { return };
+        body_bytes(&mut part.body, bytes, http.body_scan_bytes, stats);
+        if grpc {
+            grpc_frames(part, bytes);
+        }
+    }
+
+    /// Evicts the oldest stream when the stream table is full.
+    fn make_room(&mut self, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        if self.streams.len() < self.cfg.max_streams_per_connection {
+            return;
+        }
+        stats.h2_stream_limit_hit += 1;
+        if let Some((&oldest, _)) = self.streams.iter().min_by_key(|(_, s)| s.seq) {
+            self.maybe_emit(oldest, true, stats, out);
+            self.streams.remove(&oldest);
+        }
+    }
+
+    /// Emits the stream's transaction when it is complete (or `force`d).
+    fn maybe_emit(&mut self, stream: u32, force: bool, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        let done = match self.streams.get(&stream) {
+            Some(st) => force || st.reset || st.response.as_ref().is_some_and(|r| r.ended),
+            None => false,
+        };
+        if !done {
+            return;
+        }
+        let Some(st) = self.streams.remove(&stream) else { return };
+        if let Some(tx) = self.build(stream, st, stats) {
+            stats.transactions += 1;
+            if tx.status.is_none() {
+                stats.requests_without_response += 1;
+            }
+            out.push(tx);
+        }
+    }
+
+    fn build(&self, stream: u32, st: Stream, stats: &mut ProtoStats) -> Option<HttpTransaction> {
+        let Some(req) = st.request else {
+            stats.responses_without_request += 1;
+            return None;
+        };
+        let mut anomalies = st.anomalies;
+        let resp = st.response;
+        let status = resp.as_ref().and_then(|r| pseudo(&r.headers, ":status")).and_then(parse_status);
+        if status.is_none() {
+            anomalies.set(Anomalies::NO_RESPONSE);
+        }
+        let grpc = if is_grpc(&req.headers) {
+            let trailer = |n: &str| {
+                st.trailers
+                    .iter()
+                    .chain(resp.iter().flat_map(|r| r.headers.iter()))
+                    .find(|h| h.name == n)
+                    .map(|h| lossy(&h.value))
+            };
+            Some(GrpcInfo {
+                status: trailer("grpc-status").and_then(|s| s.trim().parse().ok()),
+                message: trailer("grpc-message"),
+                request_messages: req.grpc_messages,
+                response_messages: resp.as_ref().map_or(0, |r| r.grpc_messages),
+                compressed: req.grpc_compressed || resp.as_ref().is_some_and(|r| r.grpc_compressed),
+            })
+        } else {
+            None
+        };
+        let response_headers = resp.as_ref().map(|r| r.headers.clone()).unwrap_or_default();
+        let response_ts = resp.as_ref().and_then(|r| r.ts);
+        let response_body = resp.map(|r| r.body).unwrap_or_default();
+        if let Some(mut tx) = st.upgraded.map(|b| *b) {
+            // the HTTP/1.1 request that asked for h2c: its final response is stream 1's
+            tx.interim_statuses.push(101);
+            tx.interim_statuses.extend(st.interim);
+            tx.status = status;
+            tx.response_headers = response_headers;
+            tx.response_ts_us = response_ts;
+            tx.response_body = response_body;
+            tx.upgrade = Some("h2c".to_string());
+            tx.anomalies.0 |= anomalies.0;
+            tx.stream_id = Some(stream);
+            tx.grpc = grpc;
+            return Some(tx);
+        }
+        let method = pseudo(&req.headers, ":method").map(lossy);
+        let path = pseudo(&req.headers, ":path").map(lossy);
+        let (Some(method), Some(target)) = (method, path) else {
+            stats.h2_requests_unknown += 1;
+            return None;
+        };
+        let host = pseudo(&req.headers, ":authority").or_else(|| pseudo(&req.headers, "host")).map(lossy);
+        Some(HttpTransaction {
+            client: self.client,
+            server: self.server,
+            version: HttpVersion::H2,
+            method,
+            target,
+            host,
+            request_headers: req.headers,
+            response_headers,
+            status,
+            interim_statuses: st.interim,
+            request_ts_us: req.ts.unwrap_or(0),
+            response_ts_us: response_ts,
+            request_body: req.body,
+            response_body,
+            upgrade: None,
+            anomalies,
+            stream_id: Some(stream),
+            pushed: st.pushed,
+            grpc,
+        })
+    }
+
+    /// The connection ended: every stream with a known request is reported.
+    pub fn finish(&mut self, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        let mut ids: Vec<(u64, u32)> = self.streams.iter().map(|(id, s)| (s.seq, *id)).collect();
+        ids.sort_unstable();
+        for (_, id) in ids {
+            self.maybe_emit(id, true, stats, out);
+        }
+    }
+}
