@@ -38,8 +38,9 @@ fn conformance(shared: &Path, capture: &Path, truth: &Path, proto: &str, work: &
     }
 }
 
-/// Captures of the dev corpus whose truth holds only HTTP/1 requests.
-fn http1_only_captures(corpus: &Path) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+/// Captures of the dev corpus whose truth holds only HTTP/1 requests (`h2` false)
+/// or some HTTP/2 requests (`h2` true).
+fn captures(corpus: &Path, h2: bool) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
     let mut out = Vec::new();
     let mut names: Vec<_> = std::fs::read_dir(corpus).unwrap().filter_map(Result::ok).map(|e| e.path()).collect();
     names.sort();
@@ -51,7 +52,7 @@ fn http1_only_captures(corpus: &Path) -> Vec<(std::path::PathBuf, std::path::Pat
         let stem = n.rsplit_once('.').unwrap().0;
         let truth = corpus.join(format!("{stem}.truth.jsonl"));
         let rows = read_jsonl(&truth);
-        if rows.iter().all(|r| r["proto"] == "http1") {
+        if rows.iter().all(|r| r["proto"] == "http1") != h2 {
             out.push((p, truth));
         }
     }
@@ -60,10 +61,19 @@ fn http1_only_captures(corpus: &Path) -> Vec<(std::path::PathBuf, std::path::Pat
 
 #[test]
 fn http1_corpus_conformance() {
+    corpus_conformance(false, 60);
+}
+
+#[test]
+fn http2_corpus_conformance() {
+    corpus_conformance(true, 15);
+}
+
+fn corpus_conformance(h2: bool, at_least: usize) {
     let Some(shared) = shared() else { return };
     let corpus = shared.join("corpus/dev");
-    let caps = http1_only_captures(&corpus);
-    assert!(caps.len() >= 60, "expected the HTTP/1 part of the dev corpus, found {}", caps.len());
+    let caps = captures(&corpus, h2);
+    assert!(caps.len() >= at_least, "expected at least {at_least} captures, found {}", caps.len());
     let dir = tempfile::tempdir().unwrap();
     let mut scores = Vec::new();
     for (i, (cap, truth)) in caps.iter().enumerate() {
@@ -86,11 +96,13 @@ fn http1_corpus_conformance() {
 }
 
 #[test]
-fn trafficgen_small_http1_conformance() {
+fn trafficgen_small_conformance_by_protocol() {
     let Some(shared) = shared() else { return };
-    let dir = tempfile::tempdir().unwrap();
     let tg = shared.join("trafficgen");
-    let s = conformance(&shared, &tg.join("small.pcap"), &tg.join("small.truth.jsonl"), "http1", dir.path());
-    eprintln!("small.pcap http1: truth {} events {} recall {:.4} precision {:.4}", s.truth, s.events, s.recall, s.precision);
-    assert!(s.recall >= 0.99 && s.precision >= 0.99);
+    for proto in ["http1", "h2"] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = conformance(&shared, &tg.join("small.pcap"), &tg.join("small.truth.jsonl"), proto, dir.path());
+        eprintln!("small.pcap {proto}: truth {} events {} recall {:.4} precision {:.4}", s.truth, s.events, s.recall, s.precision);
+        assert!(s.recall >= 0.99 && s.precision >= 0.99, "{proto}");
+    }
 }

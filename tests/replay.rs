@@ -25,19 +25,21 @@ fn dump_json(store: &Path) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn sample_http1_transactions_match_ground_truth() {
+fn sample_transactions_match_ground_truth_per_protocol() {
     let dir = tempfile::tempdir().unwrap();
     let ev = dir.path().join("ev.jsonl");
     replay_sample(&dir.path().join("store"), &ev, "2");
     let events = read_jsonl(&ev);
     let truth = read_jsonl(&fixture("sample.truth.jsonl"));
-    let seen: Vec<Key> = event_keys(
-        &events.iter().filter(|e| e["http_request"]["version"].as_str().is_some_and(|v| v.starts_with("HTTP/1") || v == "HTTP/0.9")).cloned().collect::<Vec<_>>(),
-    );
-    let (recall, precision, matched) = score(&truth_keys(&truth, Some("http1")), &seen);
-    eprintln!("sample http1: recall {recall:.4} precision {precision:.4} matched {matched}");
-    assert!(recall >= 0.99, "recall {recall}");
-    assert!(precision >= 0.99, "precision {precision}");
+    for (proto, h2) in [("http1", false), ("h2", true)] {
+        let of_proto: Vec<serde_json::Value> =
+            events.iter().filter(|e| (e["http_request"]["version"] == "HTTP/2") == h2).cloned().collect();
+        let (recall, precision, matched) = score(&truth_keys(&truth, Some(proto)), &event_keys(&of_proto));
+        eprintln!("sample {proto}: recall {recall:.4} precision {precision:.4} matched {matched}");
+        assert!(matched > 1000, "{proto}: the sample has over a thousand requests");
+        assert!(recall >= 0.99, "{proto} recall {recall}");
+        assert!(precision >= 0.99, "{proto} precision {precision}");
+    }
 }
 
 #[test]
@@ -154,9 +156,9 @@ fn inventory_counts_match_truth_and_second_replay_adds() {
     let total: u64 = first.iter().map(|e| e["requests"].as_u64().unwrap()).sum();
     let events = read_jsonl(&ev);
     assert_eq!(total, events.len() as u64, "every transaction lands in exactly one endpoint");
-    // the truth's http1 requests to /health on api.shop.test
+    // the truth's requests (HTTP/1 and h2c) to /health on api.shop.test
     let truth = read_jsonl(&fixture("sample.truth.jsonl"));
-    let want = truth.iter().filter(|t| t["proto"] == "http1" && t["method"] == "GET" && t["path"] == "/health" && t["host"] == "api.shop.test").count() as u64;
+    let want = truth.iter().filter(|t| t["method"] == "GET" && t["path"] == "/health" && t["host"] == "api.shop.test").count() as u64;
     let got = first
         .iter()
         .find(|e| e["host"] == "api.shop.test" && e["path"] == "/health" && e["method"] == "GET")

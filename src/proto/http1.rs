@@ -84,6 +84,12 @@ pub fn looks_like_request_start(data: &[u8]) -> bool {
     request_start(data) == Verdict::Yes
 }
 
+/// Whether a message head (request or status line) starts at a line start inside `data`.
+pub fn contains_message_start(data: &[u8]) -> bool {
+    let starts = std::iter::once(0).chain(data.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1));
+    starts.filter_map(|p| data.get(p..)).any(|d| request_start(d) == Verdict::Yes || response_start(d) == Verdict::Yes)
+}
+
 /// Whether the first bytes of a stream could be an HTTP/1 message (possibly incomplete).
 pub fn could_be_http_text(data: &[u8]) -> bool {
     request_start(data) != Verdict::No || response_start(data) != Verdict::No
@@ -196,6 +202,8 @@ pub struct Http1Connection {
     responses_lost: bool,
     /// A request answered by `101` to `Upgrade: h2c`, waiting to be handed to HTTP/2.
     h2c_upgrade: Option<HttpTransaction>,
+    /// A CONNECT was accepted: the bytes that follow are a new connection's.
+    tunnel_opened: bool,
 }
 
 /// Parsed request head.
@@ -426,6 +434,7 @@ impl Http1Connection {
             response: None,
             responses_lost: false,
             h2c_upgrade: None,
+            tunnel_opened: false,
         }
     }
 
@@ -465,6 +474,11 @@ impl Http1Connection {
     /// continues the connection as HTTP/2 with it as stream 1.
     pub fn take_h2c_upgrade(&mut self) -> Option<HttpTransaction> {
         self.h2c_upgrade.take()
+    }
+
+    /// Whether a CONNECT tunnel opened during the last call, once.
+    pub fn take_tunnel_opened(&mut self) -> bool {
+        std::mem::take(&mut self.tunnel_opened)
     }
 
     fn feed(&mut self, is_req: bool, data: &[u8], ts: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) -> usize {
@@ -685,6 +699,7 @@ impl Http1Connection {
                 }
             } else {
                 self.finish_response(stats, out, Some(proto));
+                self.tunnel_opened = method_connect;
             }
             self.req.state = State::Tunnel;
             self.resp.state = State::Tunnel;

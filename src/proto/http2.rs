@@ -110,24 +110,64 @@ impl FrameHeader {
     }
 }
 
-/// Where a frame sequence can be picked up in `data`: a plausible frame header
-/// followed by another plausible one (or by the end of `data`) exactly where
-/// it ends. Returns the offset.
+/// Stricter plausibility for picking up a stream: frames a real peer never
+/// sends empty (a header block, data without END_STREAM) are refused, since
+/// runs of zero bytes would otherwise parse as frames.
+fn plausible_for_sync(h: &FrameHeader, max_len: u32) -> bool {
+    h.plausible(max_len)
+        && !(h.len == 0 && matches!(h.kind, HEADERS | CONTINUATION | PUSH_PROMISE))
+        && !(h.len == 0 && h.kind == DATA && h.flags & FLAG_END_STREAM == 0)
+}
+
+/// Where a frame sequence can be picked up in `data`: the first offset from
+/// which every frame header up to the end of `data` is plausible (the last
+/// frame may be cut by the end of the data). Returns the offset.
 pub fn find_frame_sync(data: &[u8], max_len: u32) -> Option<usize> {
+    if let Some(p) = data.windows(PREFACE.len()).position(|w| w == PREFACE) {
+        return Some(p + PREFACE.len());
+    }
     let last = data.len().checked_sub(FRAME_HEADER_LEN)?;
     (0..=last).find(|&p| {
-        let Some(h) = data.get(p..).and_then(FrameHeader::parse) else { return false };
-        if !h.plausible(max_len) {
-            return false;
+        let mut at = p;
+        let mut frames = 0;
+        loop {
+            let Some(h) = data.get(at..).and_then(FrameHeader::parse) else {
+                // fewer than 9 bytes left: fine after at least one complete frame
+                return frames > 0;
+            };
+            if !plausible_for_sync(&h, max_len) {
+                return false;
+            }
+            frames += 1;
+            at += FRAME_HEADER_LEN + h.len as usize;
+            // eight chained frames are proof enough, and bound the work per offset
+            if at >= data.len() || frames >= 8 {
+                return true;
+            }
         }
-        let next = p + FRAME_HEADER_LEN + h.len as usize;
-        if next == data.len() {
-            return true;
+    })
+}
+
+/// A frame boundary proven by at least two complete, chained, plausible frames
+/// (or the client preface), strong enough to call unknown bytes HTTP/2.
+pub fn strong_frame_sync(data: &[u8], max_len: u32) -> Option<usize> {
+    if let Some(p) = data.windows(PREFACE.len()).position(|w| w == PREFACE) {
+        return Some(p + PREFACE.len());
+    }
+    let last = data.len().checked_sub(FRAME_HEADER_LEN)?;
+    (0..=last).find(|&p| {
+        let mut at = p;
+        for _ in 0..2 {
+            let Some(h) = data.get(at..).and_then(FrameHeader::parse) else { return false };
+            if !plausible_for_sync(&h, max_len) {
+                return false;
+            }
+            at += FRAME_HEADER_LEN + h.len as usize;
+            if at > data.len() {
+                return false;
+            }
         }
-        match data.get(next..).and_then(FrameHeader::parse) {
-            Some(n) => n.plausible(max_len),
-            None => false,
-        }
+        true
     })
 }
 
@@ -232,14 +272,22 @@ pub struct H2Connection {
     next_seq: u64,
     frames: u64,
     cfg: Http2Config,
+    /// The direction whose header blocks carry `:method` (learned; 0 until seen).
+    request_side: Option<usize>,
 }
 
-fn new_side(state: FrameState, midstream: bool, cfg: &Http2Config) -> Side {
-    let hpack = if midstream {
+fn new_decoder(midstream: bool, cfg: &Http2Config) -> hpack::Decoder {
+    let mut d = if midstream {
         hpack::Decoder::new_midstream(DEFAULT_TABLE_SIZE, cfg.max_hpack_table_bytes)
     } else {
         hpack::Decoder::new(DEFAULT_TABLE_SIZE, cfg.max_hpack_table_bytes)
     };
+    d.set_max_list_bytes(cfg.max_header_list_bytes);
+    d
+}
+
+fn new_side(state: FrameState, midstream: bool, cfg: &Http2Config) -> Side {
+    let hpack = new_decoder(midstream, cfg);
     Side { state, buf: Vec::new(), hpack, block: None, frame_ts: 0, resync_scanned: 0 }
 }
 
@@ -316,6 +364,7 @@ impl H2Connection {
             next_seq: 0,
             frames: 0,
             cfg: cfg.clone(),
+            request_side: None,
         }
     }
 
@@ -352,7 +401,7 @@ impl H2Connection {
                     side.state = FrameState::Resync;
                     side.buf.clear();
                     side.block = None;
-                    side.hpack = hpack::Decoder::new_midstream(DEFAULT_TABLE_SIZE, cfg.max_hpack_table_bytes);
+                    side.hpack = new_decoder(true, &cfg);
                 }
             }
             Chunk::End => {}
@@ -692,8 +741,19 @@ impl H2Connection {
             }
         }
         let stream_id = block.promised.unwrap_or(block.stream);
-        let is_request = pseudo(&headers, ":method").is_some() || block.promised.is_some();
+        let has_method = pseudo(&headers, ":method").is_some();
+        if has_method && block.promised.is_none() {
+            self.request_side = Some(d);
+        }
         let status = pseudo(&headers, ":status").and_then(parse_status);
+        // a block whose pseudo-headers are all unknown (mid-stream HPACK) is a
+        // request when it comes from the side that sends requests and opens the stream
+        let unknown_request = unknown
+            && !has_method
+            && status.is_none()
+            && d == self.request_side.unwrap_or(0)
+            && self.streams.get(&stream_id).is_none_or(|st| st.request.is_none() && st.response.is_none());
+        let is_request = has_method || block.promised.is_some() || unknown_request;
         if !self.streams.contains_key(&stream_id) {
             self.make_room(stats, out);
             let seq = self.next_seq;
@@ -871,9 +931,11 @@ impl H2Connection {
             return None;
         };
         let host = pseudo(&req.headers, ":authority").or_else(|| pseudo(&req.headers, "host")).map(lossy);
+        // the side that sent the request is the client, whatever was guessed
+        let (client, server) = if st.req_dir == Some(1) { (self.server, self.client) } else { (self.client, self.server) };
         Some(HttpTransaction {
-            client: self.client,
-            server: self.server,
+            client,
+            server,
             version: HttpVersion::H2,
             method,
             target,
@@ -901,5 +963,256 @@ impl H2Connection {
         for (_, id) in ids {
             self.maybe_emit(id, true, stats, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// HPACK literal without indexing, new name (RFC 7541 §6.2.2), no Huffman.
+    fn lit(name: &str, value: &str) -> Vec<u8> {
+        let mut b = vec![0x00, name.len() as u8];
+        b.extend_from_slice(name.as_bytes());
+        b.push(value.len() as u8);
+        b.extend_from_slice(value.as_bytes());
+        b
+    }
+
+    /// HPACK literal with incremental indexing and an indexed static name.
+    fn lit_idx(name_index: u8, value: &str) -> Vec<u8> {
+        let mut b = vec![0x40 | name_index, value.len() as u8];
+        b.extend_from_slice(value.as_bytes());
+        b
+    }
+
+    fn request_block(method_get: bool, path: &str, authority: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = vec![if method_get { 0x82 } else { 0x83 }, 0x86];
+        b.extend(lit_idx(4, path));
+        b.extend(lit_idx(1, authority));
+        for (n, v) in extra {
+            b.extend(lit(n, v));
+        }
+        b
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    struct Run {
+        conn: H2Connection,
+        stats: ProtoStats,
+        out: Vec<HttpTransaction>,
+        http: HttpConfig,
+    }
+
+    impl Run {
+        fn new(midstream: bool) -> Run {
+            Run {
+                conn: H2Connection::new(addr("10.0.0.1:40000"), addr("10.0.0.2:8081"), midstream, &Http2Config::default()),
+                stats: ProtoStats::default(),
+                out: Vec::new(),
+                http: HttpConfig::default(),
+            }
+        }
+        fn feed(&mut self, from_client: bool, bytes: &[u8], piece: usize) {
+            for p in bytes.chunks(piece.max(1)) {
+                self.conn.on_chunk(from_client, Chunk::Data(p), 1_000, &self.http, &mut self.stats, &mut self.out);
+            }
+        }
+        fn finish(mut self) -> (Vec<HttpTransaction>, ProtoStats) {
+            self.conn.finish(&mut self.stats, &mut self.out);
+            (self.out, self.stats)
+        }
+    }
+
+    fn simple_exchange() -> (Vec<u8>, Vec<u8>) {
+        let mut c = PREFACE.to_vec();
+        c.extend(frame(SETTINGS, 0, 0, &[0, 1, 0, 0, 0x10, 0]));
+        c.extend(frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 1, &request_block(true, "/v1/items?page=2", "api.example:8081", &[("user-agent", "t")])));
+        c.extend(frame(HEADERS, FLAG_END_HEADERS, 3, &request_block(false, "/v1/items", "api.example", &[("content-type", "application/json")])));
+        c.extend(frame(DATA, FLAG_END_STREAM, 3, b"{\"a\":1}"));
+        let mut s = frame(SETTINGS, 0, 0, &[]);
+        s.extend(frame(SETTINGS, 1, 0, &[]));
+        s.extend(frame(HEADERS, FLAG_END_HEADERS, 1, &[0x88]));
+        s.extend(frame(DATA, FLAG_END_STREAM, 1, b"hello"));
+        s.extend(frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 3, &[0x8d]));
+        (c, s)
+    }
+
+    fn summary(t: &[HttpTransaction]) -> Vec<(String, String, Option<String>, Option<u16>, u64, u64)> {
+        let mut v: Vec<_> = t
+            .iter()
+            .map(|x| (x.method.clone(), x.target.clone(), x.host.clone(), x.status, x.request_body.length, x.response_body.length))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn prior_knowledge_exchange_whole_and_byte_at_a_time() {
+        let (c, s) = simple_exchange();
+        let mut results = Vec::new();
+        for piece in [usize::MAX, 1, 7] {
+            let mut r = Run::new(false);
+            r.feed(true, &c, piece);
+            r.feed(false, &s, piece);
+            let (t, st) = r.finish();
+            assert_eq!(st.h2_hpack_errors, 0);
+            results.push(summary(&t));
+        }
+        assert_eq!(results[0], vec![
+            ("GET".into(), "/v1/items?page=2".into(), Some("api.example:8081".into()), Some(200), 0, 5),
+            ("POST".into(), "/v1/items".into(), Some("api.example".into()), Some(404), 7, 0),
+        ]);
+        assert_eq!(results[0], results[1]);
+        assert_eq!(results[0], results[2]);
+    }
+
+    #[test]
+    fn every_truncation_length_is_safe() {
+        let (c, s) = simple_exchange();
+        for n in 0..=c.len() {
+            for m in [0, s.len() / 2, s.len()] {
+                let mut r = Run::new(false);
+                r.feed(true, &c[..n], 3);
+                r.feed(false, &s[..m], 5);
+                let (t, _) = r.finish();
+                assert!(t.len() <= 2);
+            }
+        }
+    }
+
+    #[test]
+    fn continuation_padding_and_priority() {
+        let block = request_block(true, "/p", "h", &[("x-a", "1"), ("x-b", "2")]);
+        let (a, b) = block.split_at(5);
+        let mut headers_payload = vec![3u8]; // pad length
+        headers_payload.extend_from_slice(&[0, 0, 0, 0, 16]); // priority
+        headers_payload.extend_from_slice(a);
+        headers_payload.extend_from_slice(&[0, 0, 0]);
+        let mut c = PREFACE.to_vec();
+        c.extend(frame(HEADERS, FLAG_PADDED | FLAG_PRIORITY | FLAG_END_STREAM, 1, &headers_payload));
+        c.extend(frame(CONTINUATION, FLAG_END_HEADERS, 1, b));
+        let mut s = frame(HEADERS, FLAG_END_HEADERS, 1, &[0x88]);
+        let mut data = vec![2u8];
+        data.extend_from_slice(b"ok\0\0");
+        s.extend(frame(DATA, FLAG_PADDED | FLAG_END_STREAM, 1, &data));
+        let mut r = Run::new(false);
+        r.feed(true, &c, usize::MAX);
+        r.feed(false, &s, 1);
+        let (t, _) = r.finish();
+        assert_eq!(summary(&t), vec![("GET".into(), "/p".into(), Some("h".into()), Some(200), 0, 2)]);
+        assert_eq!(t[0].request_header("x-b"), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn reset_stream_reports_request_without_response() {
+        let mut c = PREFACE.to_vec();
+        c.extend(frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 1, &request_block(true, "/slow", "h", &[])));
+        let s = frame(RST_STREAM, 0, 1, &[0, 0, 0, 8]);
+        let mut r = Run::new(false);
+        r.feed(true, &c, usize::MAX);
+        r.feed(false, &s, usize::MAX);
+        assert_eq!(r.out.len(), 1, "RST_STREAM closes the stream at once");
+        assert_eq!(r.out[0].status, None);
+    }
+
+    #[test]
+    fn midstream_pickup_finds_frame_boundary() {
+        let (c, s) = simple_exchange();
+        // drop the preface and part of the SETTINGS frame: the parser must find the HEADERS frame
+        let mut r = Run::new(true);
+        r.feed(true, &c[PREFACE.len() + 4..], usize::MAX);
+        r.feed(false, &s[3..], usize::MAX);
+        let (t, st) = r.finish();
+        assert_eq!(st.h2_resyncs, 2);
+        assert_eq!(summary(&t).len(), 2);
+        assert!(t.iter().all(|x| x.status.is_some()));
+    }
+
+    #[test]
+    fn unknown_frame_types_are_skipped_and_counted() {
+        let mut c = PREFACE.to_vec();
+        c.extend(frame(0xfa, 0xff, 1, b"whatever"));
+        c.extend(frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 1, &request_block(true, "/", "h", &[])));
+        let mut r = Run::new(false);
+        r.feed(true, &c, 2);
+        r.feed(false, &frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 1, &[0x88]), usize::MAX);
+        let (t, st) = r.finish();
+        assert_eq!(st.h2_unknown_frames, 1);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn grpc_messages_and_status_from_trailers() {
+        let mut c = PREFACE.to_vec();
+        c.extend(frame(HEADERS, FLAG_END_HEADERS, 1, &request_block(false, "/shop.v1.Cart/Add", "h", &[("content-type", "application/grpc+proto")])));
+        let mut msgs = vec![0u8, 0, 0, 0, 3, 1, 2, 3];
+        msgs.extend_from_slice(&[1, 0, 0, 0, 2, 9, 9]);
+        c.extend(frame(DATA, FLAG_END_STREAM, 1, &msgs));
+        let mut s = frame(HEADERS, FLAG_END_HEADERS, 1, &{
+            let mut b = vec![0x88];
+            b.extend(lit("content-type", "application/grpc"));
+            b
+        });
+        s.extend(frame(DATA, 0, 1, &[0, 0, 0, 0, 1, 7]));
+        s.extend(frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 1, &{
+            let mut b = lit("grpc-status", "5");
+            b.extend(lit("grpc-message", "not found"));
+            b
+        }));
+        let mut r = Run::new(false);
+        r.feed(true, &c, 3);
+        r.feed(false, &s, 4);
+        let (t, _) = r.finish();
+        assert_eq!(t.len(), 1);
+        let g = t[0].grpc.clone().unwrap();
+        assert_eq!((g.status, g.message.as_deref()), (Some(5), Some("not found")));
+        assert_eq!((g.request_messages, g.response_messages, g.compressed), (2, 1, true));
+    }
+
+    #[test]
+    fn hostile_bytes_never_panic() {
+        let (c, s) = simple_exchange();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..400 {
+            let mut a = c.clone();
+            let mut b = s.clone();
+            for _ in 0..(next() % 8) {
+                let i = (next() as usize) % a.len();
+                a[i] = next() as u8;
+                let j = (next() as usize) % b.len();
+                b[j] = next() as u8;
+            }
+            let mut r = Run::new(next() % 2 == 0);
+            r.feed(true, &a, 1 + (next() % 13) as usize);
+            r.conn.on_chunk(false, Chunk::Gap(5), 0, &r.http, &mut r.stats, &mut r.out);
+            r.feed(false, &b, 1 + (next() % 13) as usize);
+            let _ = r.finish();
+        }
+    }
+
+    #[test]
+    fn recognises_frames_without_preface() {
+        let (_, s) = simple_exchange();
+        assert!(looks_like_frames(&s));
+        assert!(!looks_like_frames(b"GET / HTTP/1.1\r\n\r\n"));
+        assert!(!looks_like_frames(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"));
     }
 }

@@ -168,6 +168,7 @@ pub struct ProtoStats {
     pub http1_connections: u64,
     pub h2_connections: u64,
     pub h2_upgrades: u64,
+    pub connect_tunnels: u64,
     pub tls_connections: u64,
     pub unknown_connections: u64,
     pub transactions: u64,
@@ -223,7 +224,13 @@ pub struct Connection {
     midstream: bool,
     http1: Option<Box<http1::Http1Connection>>,
     http2: Option<Box<http2::H2Connection>>,
+    /// Bytes looked at while detecting a connection joined mid-stream.
+    probed: usize,
 }
+
+/// Bytes of a connection joined mid-stream examined for a recognisable
+/// protocol before it is handed to the HTTP/1 parser's resynchronisation.
+const MIDSTREAM_PROBE_BYTES: usize = 256 * 1024;
 
 /// Protocol settings handed to every connection.
 pub struct ProtoConfig {
@@ -235,7 +242,7 @@ impl Connection {
     /// A new connection between `client` and `server` as the flow layer guessed them.
     pub fn new(client: SocketAddr, server: SocketAddr, midstream: bool, stats: &mut ProtoStats) -> Connection {
         stats.connections += 1;
-        Connection { client, server, swapped: false, detected: Detected::Pending, midstream, http1: None, http2: None }
+        Connection { client, server, swapped: false, detected: Detected::Pending, midstream, http1: None, http2: None, probed: 0 }
     }
 
     fn detect(&mut self, dir: Direction, data: &[u8], cfg: &ProtoConfig, stats: &mut ProtoStats) {
@@ -262,11 +269,31 @@ impl Connection {
             stats.http1_connections += 1;
             Detected::Http1
         } else if http2::looks_like_frames(data) {
-            // HTTP/2 frames without a preface: a connection joined after its start
+            // HTTP/2 frames without a preface: the server speaking first, or a
+            // connection joined after its start
             stats.h2_connections += 1;
-            self.http2 = Some(Box::new(http2::H2Connection::new(client, server, true, &cfg.http2)));
+            self.http2 = Some(Box::new(http2::H2Connection::new(client, server, self.midstream, &cfg.http2)));
             Detected::H2
-        } else if self.midstream || http1::could_be_http_text(data) {
+        } else if self.midstream {
+            // Joined mid-stream, the first bytes may fall anywhere inside a message:
+            // look for a chain of HTTP/2 frames or an HTTP/1 message start inside
+            // them, and wait for more bytes when neither shows yet (bounded).
+            if http2::strong_frame_sync(data, cfg.http2.max_frame_bytes as u32).is_some() {
+                stats.h2_connections += 1;
+                self.http2 = Some(Box::new(http2::H2Connection::new(client, server, true, &cfg.http2)));
+                Detected::H2
+            } else if http1::contains_message_start(data) {
+                stats.http1_connections += 1;
+                Detected::Http1
+            } else {
+                self.probed = self.probed.saturating_add(data.len());
+                if self.probed < MIDSTREAM_PROBE_BYTES {
+                    return;
+                }
+                stats.http1_connections += 1;
+                Detected::Http1
+            }
+        } else if http1::could_be_http_text(data) {
             stats.http1_connections += 1;
             Detected::Http1
         } else {
@@ -290,7 +317,12 @@ impl Connection {
     ) {
         if self.detected == Detected::Pending {
             match chunk {
-                Chunk::Data(d) if !d.is_empty() => self.detect(dir, d, cfg, stats),
+                Chunk::Data(d) if !d.is_empty() => {
+                    self.detect(dir, d, cfg, stats);
+                    if self.detected == Detected::Pending {
+                        return;
+                    }
+                }
                 Chunk::Gap(_) => {
                     // A gap before any byte: from here on this is a mid-stream pickup.
                     self.midstream = true;
@@ -306,6 +338,20 @@ impl Connection {
         }
         let Some(h1) = self.http1.as_mut() else { return };
         let consumed = h1.on_chunk(to_server, chunk, ts_us, &cfg.http, stats, out);
+        if h1.take_tunnel_opened() {
+            // CONNECT accepted: what follows is a new connection inside the tunnel
+            // (TLS, or HTTP spoken through a proxy); detect it afresh
+            self.http1 = None;
+            self.detected = Detected::Pending;
+            self.midstream = false;
+            stats.connect_tunnels += 1;
+            if let Chunk::Data(d) = chunk {
+                if let Some(rest) = d.get(consumed..).filter(|r| !r.is_empty()) {
+                    self.on_chunk(dir, Chunk::Data(rest), ts_us, cfg, stats, out);
+                }
+            }
+            return;
+        }
         if let Some(req) = h1.take_h2c_upgrade() {
             // HTTP/1.1 Upgrade: h2c answered with 101: HTTP/2 from here on
             stats.h2_upgrades += 1;
@@ -330,5 +376,59 @@ impl Connection {
         if let Some(h2) = self.http2.as_mut() {
             h2.finish(stats, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> ProtoConfig {
+        ProtoConfig { http: HttpConfig::default(), http2: Http2Config::default() }
+    }
+
+    #[test]
+    fn h2c_upgrade_reports_the_request_once_with_the_stream_1_response() {
+        let client: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+        let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        let mut st = ProtoStats::default();
+        let mut out = Vec::new();
+        let c = cfg();
+        let mut conn = Connection::new(client, server, false, &mut st);
+        let req = b"GET /up HTTP/1.1\r\nHost: h.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+        conn.on_chunk(Direction::ToServer, Chunk::Data(req), 10, &c, &mut st, &mut out);
+        // 101, then the server's SETTINGS and the stream-1 response in the same segment
+        let mut resp = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();
+        resp.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // SETTINGS
+        resp.extend_from_slice(&[0, 0, 1, 1, 4, 0, 0, 0, 1, 0x8d]); // HEADERS :status 404, END_HEADERS
+        resp.extend_from_slice(&[0, 0, 2, 0, 1, 0, 0, 0, 1, b'n', b'o']); // DATA END_STREAM
+        conn.on_chunk(Direction::ToClient, Chunk::Data(&resp), 20, &c, &mut st, &mut out);
+        let mut pre = http2::PREFACE.to_vec();
+        pre.extend_from_slice(&[0, 0, 0, 4, 1, 0, 0, 0, 0]); // SETTINGS ACK
+        conn.on_chunk(Direction::ToServer, Chunk::Data(&pre), 30, &c, &mut st, &mut out);
+        conn.on_close(40, &c, &mut st, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let t = &out[0];
+        assert_eq!((t.version, t.method.as_str(), t.target.as_str()), (HttpVersion::Http11, "GET", "/up"));
+        assert_eq!(t.status, Some(404));
+        assert_eq!(t.interim_statuses, vec![101]);
+        assert_eq!(t.response_body.length, 2);
+        assert_eq!(st.h2_upgrades, 1);
+    }
+
+    #[test]
+    fn roles_are_corrected_from_content() {
+        let a: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let mut st = ProtoStats::default();
+        let mut out = Vec::new();
+        let c = cfg();
+        // the flow layer guessed a as the client; the bytes say otherwise
+        let mut conn = Connection::new(a, b, true, &mut st);
+        conn.on_chunk(Direction::ToClient, Chunk::Data(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"), 1, &c, &mut st, &mut out);
+        conn.on_chunk(Direction::ToServer, Chunk::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), 2, &c, &mut st, &mut out);
+        conn.on_close(3, &c, &mut st, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].client, out[0].server, out[0].status), (b, a, Some(200)));
     }
 }
