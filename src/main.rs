@@ -1,5 +1,9 @@
 use clap::Parser;
 
+// Transactions allocate many small strings; mimalloc keeps that cheap across threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = apitap::cli::Cli::parse();
     match apitap::cli::run(cli) {

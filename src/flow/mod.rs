@@ -91,7 +91,12 @@ use serde::Serialize;
 
 use crate::decode::FlowKey;
 
-pub use table::FlowTable;
+pub use table::{FlowTable, KeyHasher};
+
+/// A hash map with the fast, unkeyed [`KeyHasher`], for small integer keys
+/// whose number is bounded (flow slots, HTTP/2 stream ids). Never use it for
+/// attacker-chosen strings: those need std's keyed hasher.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// The direction of a segment relative to the roles the table assigned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -117,7 +117,7 @@ struct Entry {
 /// a final avalanche so that both the low and high bits are usable). Not
 /// keyed: see the module's known limitations.
 #[derive(Clone, Copy, Default)]
-pub(crate) struct KeyHasher(u64);
+pub struct KeyHasher(u64);
 
 impl KeyHasher {
     #[inline]

@@ -226,7 +226,9 @@ fn collect_headers(raw: &[httparse::Header<'_>], max: usize, anomalies: &mut Ano
             anomalies.set(Anomalies::TOO_MANY_HEADERS);
             break;
         }
-        out.push(Header { name: h.name.to_ascii_lowercase(), value: h.value.to_vec() });
+        let mut name = h.name.to_string();
+        name.make_ascii_lowercase();
+        out.push(Header { name, value: h.value.to_vec() });
     }
     out
 }

@@ -30,13 +30,12 @@
 //! whichever direction carries them, so a wrong client/server guess by the
 //! flow layer does not lose anything.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::hpack::{self, Field};
 use super::{Anomalies, BodyInfo, GrpcInfo, Header, HttpTransaction, HttpVersion, ProtoStats};
 use crate::config::{Http2Config, HttpConfig};
-use crate::flow::Chunk;
+use crate::flow::{Chunk, FastMap};
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -268,7 +267,7 @@ pub struct H2Connection {
     client: SocketAddr,
     server: SocketAddr,
     sides: [Side; 2],
-    streams: HashMap<u32, Stream>,
+    streams: FastMap<u32, Stream>,
     next_seq: u64,
     frames: u64,
     cfg: Http2Config,
@@ -360,7 +359,7 @@ impl H2Connection {
             client,
             server,
             sides: [new_side(c, midstream, cfg), new_side(s, midstream, cfg)],
-            streams: HashMap::new(),
+            streams: FastMap::default(),
             next_seq: 0,
             frames: 0,
             cfg: cfg.clone(),
@@ -732,7 +731,9 @@ impl H2Connection {
                         stats.h2_header_limit_hit += 1;
                         break;
                     }
-                    headers.push(Header { name: lossy(&name).to_ascii_lowercase(), value });
+                    let mut name = String::from_utf8(name).unwrap_or_else(|e| lossy(e.as_bytes()));
+                    name.make_ascii_lowercase();
+                    headers.push(Header { name, value });
                 }
                 Field::Unknown { .. } => {
                     unknown = true;
@@ -907,9 +908,10 @@ impl H2Connection {
         } else {
             None
         };
-        let response_headers = resp.as_ref().map(|r| r.headers.clone()).unwrap_or_default();
-        let response_ts = resp.as_ref().and_then(|r| r.ts);
-        let response_body = resp.map(|r| r.body).unwrap_or_default();
+        let (response_headers, response_ts, response_body) = match resp {
+            Some(r) => (r.headers, r.ts, r.body),
+            None => (Vec::new(), None, BodyInfo::default()),
+        };
         if let Some(mut tx) = st.upgraded.map(|b| *b) {
             // the HTTP/1.1 request that asked for h2c: its final response is stream 1's
             tx.interim_statuses.push(101);
