@@ -3,6 +3,8 @@
 //! For now the endpoint path is the raw path of the request target; a path
 //! template replaces it here later without changing the inventory's shape.
 
+pub mod fingerprint;
+
 use std::net::{IpAddr, SocketAddr};
 
 use crate::proto::{HttpTransaction, HttpVersion};
