@@ -31,7 +31,8 @@ fn main() {
         let dir = std::env::temp_dir().join(format!("apitap-bench-{}-{round}", std::process::id()));
         let store = Store::open(&dir, Access::ReadWrite).expect("open bench store");
         let sink = if transactions { Some(apitap::export::JsonLinesSink::open("/dev/null").expect("sink")) } else { None };
-        let opts = PipelineOptions { workers, transactions, policy: FullPolicy::Block };
+        let fingerprint_key = store.fingerprint_key().expect("fingerprint key");
+        let opts = PipelineOptions { workers, fingerprint_key, transactions, policy: FullPolicy::Block };
         let mut p = Pipeline::start(&cfg, &opts, store, sink).expect("start pipeline");
         let t0 = Instant::now();
         let rep = capture::replay_file(&pcap, |l, ts, f| p.packet(l, ts, f), |_| {}).expect("replay");

@@ -31,6 +31,23 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print the endpoint inventory of a store.
     Dump(DumpArgs),
+    /// Write the inventory as an OpenAPI 3.1 document.
+    Openapi(OpenapiArgs),
+}
+
+#[derive(Parser, Debug)]
+pub struct OpenapiArgs {
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Store directory (overrides store.path).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Only this host's endpoints (default: every host, each path listing its servers).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Parser, Debug)]
@@ -90,6 +107,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Replay(a) => replay(a),
         Command::Dump(a) => dump(a),
+        Command::Openapi(a) => openapi(a),
     }
 }
 
@@ -169,11 +187,12 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     };
     let files = capture::expand_inputs(&a.inputs)?;
     let store = Store::open(&cfg.store.path, Access::ReadWrite)?;
+    let fingerprint_key = store.fingerprint_key()?;
     let sink = if cfg.output.events.is_empty() { None } else { Some(JsonLinesSink::open(&cfg.output.events)?) };
     if cfg.output.transactions && sink.is_none() {
         eprintln!("apitap: note: --transactions without --events: transaction events go nowhere");
     }
-    let opts = PipelineOptions { workers, transactions: cfg.output.transactions, policy: FullPolicy::Block };
+    let opts = PipelineOptions { workers, fingerprint_key, transactions: cfg.output.transactions, policy: FullPolicy::Block };
     let mut pipeline = Pipeline::start(&cfg, &opts, store, sink)?;
 
     let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
@@ -309,6 +328,9 @@ fn print_summary(s: &Value) {
 /// The JSON form of one endpoint in `dump`.
 pub fn endpoint_json(r: &EndpointRecord) -> Value {
     let statuses: serde_json::Map<String, Value> = r.statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let mut sensitive: Vec<&String> = r.request_sensitive.keys().chain(r.response_sensitive.keys()).collect();
+    sensitive.sort();
+    sensitive.dedup();
     json!({
         "host": r.host,
         "method": r.method,
@@ -319,7 +341,53 @@ pub fn endpoint_json(r: &EndpointRecord) -> Value {
         "first_seen": rfc3339(r.first_seen_us),
         "last_seen": rfc3339(r.last_seen_us),
         "protocols": r.protocols,
+        "auth": r.auth.reported(),
+        "auth_seen": r.auth.schemes_seen,
+        "auth_flags": r.auth.flags,
+        "auth_mixed_success": r.auth.mixed_success(),
+        "sensitive": sensitive,
+        "request_sensitive": r.request_sensitive.keys().collect::<Vec<_>>(),
+        "response_sensitive": r.response_sensitive.keys().collect::<Vec<_>>(),
+        "exposure": r.exposure.keys().collect::<Vec<_>>(),
+        "exposure_requests": r.exposure,
+        "tags": r.tags,
+        "clients": r.clients(),
+        "clients_capped": r.clients_capped,
+        "latency_ms": {
+            "p50": r.latency_percentile_ms(50),
+            "p90": r.latency_percentile_ms(90),
+            "p99": r.latency_percentile_ms(99),
+        },
+        "request_size": r.request_size,
+        "response_size": r.response_size,
+        "request_content_types": r.request_content_types,
+        "response_content_types": r.response_content_types,
+        "query_params": r.query_params,
     })
+}
+
+fn openapi(a: OpenapiArgs) -> Result<i32> {
+    let mut cfg = load_config(a.config.as_deref())?;
+    if let Some(s) = a.store {
+        cfg.store.path = s;
+    }
+    let store = Store::open(&cfg.store.path, Access::ReadOnly)?;
+    let eps = store.endpoints()?;
+    if let Some(h) = &a.host {
+        if !eps.iter().any(|r| &r.host == h) {
+            bail!("no endpoint of host {h} in the store; `apitap dump` lists the hosts");
+        }
+    }
+    let doc = crate::export::openapi::document(&eps, a.host.as_deref(), env!("CARGO_PKG_VERSION"));
+    let text = serde_json::to_string_pretty(&doc)? + "\n";
+    match &a.output {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+        }
+    }
+    Ok(0)
 }
 
 fn dump(a: DumpArgs) -> Result<i32> {
@@ -338,7 +406,7 @@ fn dump(a: DumpArgs) -> Result<i32> {
             writeln!(out)?;
         }
         DumpFormat::Table => {
-            let rows: Vec<[String; 7]> = eps
+            let rows: Vec<[String; 9]> = eps
                 .iter()
                 .map(|r| {
                     let st = r.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(",");
@@ -353,19 +421,26 @@ fn dump(a: DumpArgs) -> Result<i32> {
                         r.path.clone(),
                         r.requests.to_string(),
                         st,
+                        r.auth.reported().join(","),
+                        {
+                            let mut k: Vec<&String> = r.request_sensitive.keys().chain(r.response_sensitive.keys()).collect();
+                            k.sort();
+                            k.dedup();
+                            k.into_iter().cloned().collect::<Vec<_>>().join(",")
+                        },
                         rfc3339(r.last_seen_us).get(..19).unwrap_or_default().replace('T', " "),
                         r.protocols.iter().cloned().collect::<Vec<_>>().join(","),
                     ]
                 })
                 .collect();
-            let head = ["HOST", "METHOD", "PATH", "REQUESTS", "STATUSES", "LAST SEEN (UTC)", "PROTOCOLS"];
+            let head = ["HOST", "METHOD", "PATH", "REQUESTS", "STATUSES", "AUTH", "SENSITIVE", "LAST SEEN (UTC)", "PROTOCOLS"];
             let mut w = head.map(str::len);
             for r in &rows {
                 for (i, c) in r.iter().enumerate() {
                     w[i] = w[i].max(c.chars().count()).min(80);
                 }
             }
-            let line = |cells: &[String; 7]| -> String {
+            let line = |cells: &[String; 9]| -> String {
                 cells
                     .iter()
                     .enumerate()

@@ -33,6 +33,63 @@ pub struct Config {
     pub flow: FlowConfig,
     pub http: HttpConfig,
     pub http2: Http2Config,
+    pub templates: TemplatesConfig,
+    pub auth: crate::analyze::auth::AuthConfig,
+    pub sensitive: SensitiveConfig,
+    pub exposure: crate::analyze::context::ExposureConfig,
+    /// Business tags by host/path globs: `[[tags]] host = "*.example.com" path = "/admin/**" owner = "…" data_classification = "…" tier = "…"`.
+    pub tags: Vec<crate::analyze::context::TagRule>,
+}
+
+/// Sensitive-data scanning budgets.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensitiveConfig {
+    /// Bytes a compressed body may expand to (bomb guard).
+    pub max_decompressed_bytes: usize,
+    /// Bytes of each (decompressed) body scanned.
+    pub max_scan_bytes: usize,
+    /// Findings kept per message.
+    pub max_findings: usize,
+    /// JSON nesting followed.
+    pub max_json_depth: usize,
+}
+
+impl Default for SensitiveConfig {
+    fn default() -> Self {
+        SensitiveConfig { max_decompressed_bytes: 1 << 20, max_scan_bytes: 64 * 1024, max_findings: 64, max_json_depth: 32 }
+    }
+}
+
+/// Path templating: learning thresholds, user rules, assets.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplatesConfig {
+    /// Cardinality learning of free-text path segments.
+    pub learn: crate::inventory::templates::LearnConfig,
+    /// Explicit templates that always win, e.g. `{ host = "api.example.com", template = "/v2/users/{id}" }`
+    /// (`host` may be omitted or `*` for every host).
+    pub rules: Vec<UserTemplate>,
+    /// Path globs whose requests are not inventoried (`*` one segment, `**` any rest).
+    pub ignore: Vec<String>,
+    /// Static assets (images, fonts, scripts, styles): "group" into `{file}` or "skip".
+    pub assets: AssetPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserTemplate {
+    #[serde(default)]
+    pub host: Option<String>,
+    pub template: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AssetPolicy {
+    #[default]
+    Group,
+    Skip,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -237,6 +294,9 @@ impl Config {
         at_least("http2.max_streams_per_connection", self.http2.max_streams_per_connection, 1, "use at least 1")?;
         at_least("http2.max_frame_bytes", self.http2.max_frame_bytes, 16_384, "use at least 16384 (the HTTP/2 minimum frame size)")?;
         at_least("http2.max_header_list_bytes", self.http2.max_header_list_bytes, 1024, "use at least 1024")?;
+        if let Err(bad) = crate::analyze::context::Exposure::new(&self.exposure) {
+            return Err(ConfigError::Invalid { key: "exposure", value: bad, hint: "give networks as a.b.c.d/len or x::/len" });
+        }
         if self.store.path.as_os_str().is_empty() {
             return Err(ConfigError::Invalid { key: "store.path", value: String::new(), hint: "give a directory" });
         }

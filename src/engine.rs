@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use crate::analyze::{self, Observation};
+use crate::analyze::{self, AnalyzeContext, AnalyzeStats, Observation};
 use crate::config::Config;
 use crate::decode::{FlowKey, TcpFlags, TcpSegment};
 use crate::export::ocsf;
@@ -81,15 +81,20 @@ pub struct Engine {
     table: FlowTable<Connection>,
     handler: Handler,
     transactions: bool,
+    analyze: AnalyzeContext,
+    analyze_stats: AnalyzeStats,
     now_us: u64,
     next_expire_us: u64,
     out: EngineOutput,
 }
 
 impl Engine {
-    /// An engine; `transactions` turns per-transaction events on.
-    pub fn new(cfg: &Config, transactions: bool) -> Engine {
+    /// An engine; `transactions` turns per-transaction events on; `fingerprint_key`
+    /// is the store's key for fingerprints of secrets.
+    pub fn new(cfg: &Config, transactions: bool, fingerprint_key: [u8; analyze::fingerprint::KEY_LEN]) -> Engine {
         Engine {
+            analyze: analyze_context(cfg, fingerprint_key),
+            analyze_stats: AnalyzeStats::default(),
             table: FlowTable::new(cfg.flow_limits()),
             handler: Handler { http: ProtoConfig { http: cfg.http.clone(), http2: cfg.http2.clone() }, stats: ProtoStats::default(), txs: Vec::new() },
             transactions,
@@ -124,15 +129,17 @@ impl Engine {
 
     fn drain(&mut self) {
         for tx in self.handler.txs.drain(..) {
-            let obs = analyze::observe(&tx);
+            let obs = analyze::observe(&tx, &self.analyze, &mut self.analyze_stats);
             if self.transactions {
-                let ev = ocsf::http_activity(&tx, &obs);
+                let ev = ocsf::http_activity(&tx, obs.as_ref());
                 if serde_json::to_writer(&mut self.out.events, &ev).is_ok() {
                     self.out.events.push(b'\n');
                     self.out.event_count += 1;
                 }
             }
-            self.out.observations.push(obs);
+            if let Some(o) = obs {
+                self.out.observations.push(o);
+            }
         }
     }
 
@@ -147,5 +154,27 @@ impl Engine {
 
     pub fn proto_stats(&self) -> &ProtoStats {
         &self.handler.stats
+    }
+
+    pub fn analyze_stats(&self) -> &AnalyzeStats {
+        &self.analyze_stats
+    }
+}
+
+/// The analysis context a configuration describes (validated configurations
+/// always compile; a bad network list falls back to the default classes).
+pub fn analyze_context(cfg: &Config, fingerprint_key: [u8; analyze::fingerprint::KEY_LEN]) -> AnalyzeContext {
+    AnalyzeContext {
+        templates: cfg.templates.clone(),
+        exposure: analyze::context::Exposure::new(&cfg.exposure).unwrap_or_default(),
+        tags: cfg.tags.clone(),
+        auth: cfg.auth.clone(),
+        scan: analyze::sensitive::ScanLimits {
+            max_decompressed_bytes: cfg.sensitive.max_decompressed_bytes,
+            max_scan_bytes: cfg.sensitive.max_scan_bytes,
+            max_findings: cfg.sensitive.max_findings,
+            max_json_depth: cfg.sensitive.max_json_depth,
+        },
+        fingerprints: analyze::fingerprint::Fingerprinter::new(fingerprint_key),
     }
 }

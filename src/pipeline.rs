@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::decode::{DecodeStats, Decoded, Decoder, LinkType};
 use crate::engine::{Engine, EngineOutput, SegmentMeta};
 use crate::export::{ExportError, JsonLinesSink};
+use crate::inventory::templates::LearnConfig;
 use crate::inventory::Inventory;
 use crate::store::{Store, StoreError};
 
@@ -49,6 +50,8 @@ pub enum FullPolicy {
 #[derive(Clone, Debug)]
 pub struct PipelineOptions {
     pub workers: usize,
+    /// The store's key for fingerprints of secrets.
+    pub fingerprint_key: [u8; crate::analyze::fingerprint::KEY_LEN],
     pub transactions: bool,
     pub policy: FullPolicy,
 }
@@ -89,6 +92,8 @@ pub struct RunTotals {
     pub endpoints_updated: u64,
     pub events_written: u64,
     pub store_flushes: u64,
+    pub template_rules_learned: u64,
+    pub endpoints_retemplated: u64,
 }
 
 struct AggReport {
@@ -98,6 +103,8 @@ struct AggReport {
     endpoints_updated: u64,
     events_written: u64,
     store_flushes: u64,
+    rules_learned: u64,
+    endpoints_retemplated: u64,
 }
 
 /// Adds the numbers of `b` into `a`, field by field (stats structs of workers).
@@ -150,7 +157,7 @@ impl Pipeline {
         for i in 0..n {
             let (tx, rx) = bounded::<Batch>(cfg.pipeline.queue_batches);
             senders.push(tx);
-            let mut engine = Engine::new(cfg, opts.transactions);
+            let mut engine = Engine::new(cfg, opts.transactions, opts.fingerprint_key);
             let agg = agg_tx.clone();
             let free = free_tx.clone();
             let h = std::thread::Builder::new()
@@ -162,9 +169,10 @@ impl Pipeline {
         drop(agg_tx);
         let flush_every = Duration::from_secs(cfg.store.flush_interval_secs.max(1));
         let max_dirty = cfg.store.flush_max_dirty.max(1);
+        let learn = cfg.templates.learn.clone();
         let aggregator = std::thread::Builder::new()
             .name("apitap-aggregator".into())
-            .spawn(move || aggregate(&agg_rx, store, sink, flush_every, max_dirty))
+            .spawn(move || aggregate(&agg_rx, learn, store, sink, flush_every, max_dirty))
             .map_err(PipelineError::Spawn)?;
         Ok(Pipeline {
             decoder: Decoder::new(cfg.decode_limits()),
@@ -275,6 +283,8 @@ impl Pipeline {
             endpoints_updated: report.endpoints_updated,
             events_written: report.events_written,
             store_flushes: report.store_flushes,
+            template_rules_learned: report.rules_learned,
+            endpoints_retemplated: report.endpoints_retemplated,
         })
     }
 }
@@ -299,18 +309,24 @@ fn worker_loop(engine: &mut Engine, rx: &Receiver<Batch>, agg: &Sender<AggMsg>, 
         let _ = agg.send(AggMsg::Output(out));
     }
     let flow = serde_json::to_value(engine.flow_stats()).unwrap_or(Value::Null);
-    let proto = serde_json::to_value(engine.proto_stats()).unwrap_or(Value::Null);
+    let mut proto = serde_json::to_value(engine.proto_stats()).unwrap_or(Value::Null);
+    if let (Some(p), Ok(a)) = (proto.as_object_mut(), serde_json::to_value(engine.analyze_stats())) {
+        p.insert("analyze".into(), a);
+    }
     let _ = agg.send(AggMsg::Done { flow, proto });
 }
 
 fn aggregate(
     rx: &Receiver<AggMsg>,
+    learn: LearnConfig,
     store: Store,
     mut sink: Option<JsonLinesSink>,
     flush_every: Duration,
     max_dirty: usize,
 ) -> Result<AggReport, PipelineError> {
-    let mut inv = Inventory::new();
+    let mut inv = Inventory::with_learning(learn);
+    let known: Vec<(String, String)> = store.endpoints()?.into_iter().map(|r| (r.host, r.path)).collect();
+    inv.restore(store.rules()?, &known);
     let mut report = AggReport {
         flow: Value::Null,
         proto: Value::Null,
@@ -318,9 +334,16 @@ fn aggregate(
         endpoints_updated: 0,
         events_written: 0,
         store_flushes: 0,
+        rules_learned: 0,
+        endpoints_retemplated: 0,
     };
     let mut last_flush = Instant::now();
     let flush = |inv: &mut Inventory, report: &mut AggReport, sink: &mut Option<JsonLinesSink>| -> Result<(), PipelineError> {
+        let rules = inv.take_new_rules();
+        if !rules.is_empty() {
+            report.endpoints_retemplated += store.apply_rules(&rules, |h, p| inv.template(h, p))?;
+            report.rules_learned += rules.len() as u64;
+        }
         let dirty = inv.take_dirty();
         report.endpoints_updated += dirty.len() as u64;
         store.merge_endpoints(&dirty)?;

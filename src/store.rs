@@ -4,7 +4,15 @@
 //! - `endpoints`: key `host \0 method \0 path` (the path becomes the path
 //!   template later without changing the key layout), value = one format
 //!   byte ([`VALUE_FORMAT`]) + the JSON of an [`EndpointRecord`];
-//! - `meta`: `schema_version` (decimal ASCII) and other store-wide facts.
+//! - `templates`: learned path-template rules, key `host \0 parent`, value =
+//!   the parameter name;
+//! - `meta`: `schema_version` (decimal ASCII), `fingerprint_key` (32 random
+//!   bytes, created once: the key of the keyed fingerprints) and other
+//!   store-wide facts.
+//!
+//! Schema history: 1 = raw paths; 2 = path templates and learned rules.
+//! Opening a schema-1 store for writing migrates it (paths are re-keyed to
+//! their typed templates); a newer schema is refused.
 //!
 //! One process writes (RocksDB's lock file enforces it); readers such as
 //! `apitap dump` open the store read-only.
@@ -14,17 +22,21 @@ use std::path::{Path, PathBuf};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, DB};
 use thiserror::Error;
 
+use crate::analyze::fingerprint::KEY_LEN;
+use crate::inventory::templates::Rule;
 use crate::inventory::EndpointRecord;
 
 /// Schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Format byte in front of every endpoint value.
 pub const VALUE_FORMAT: u8 = 1;
 
 pub const CF_ENDPOINTS: &str = "endpoints";
 pub const CF_META: &str = "meta";
-const ALL_CFS: [&str; 2] = [CF_ENDPOINTS, CF_META];
+pub const CF_TEMPLATES: &str = "templates";
+const ALL_CFS: [&str; 3] = [CF_ENDPOINTS, CF_META, CF_TEMPLATES];
 const KEY_SCHEMA: &[u8] = b"schema_version";
+const KEY_FINGERPRINT: &[u8] = b"fingerprint_key";
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -112,7 +124,8 @@ impl Store {
                         hint: "the directory does not hold a store yet; run `apitap replay` or `apitap capture` with this --store first",
                     });
                 }
-                DB::open_cf_for_read_only(&opts, path, ALL_CFS, false).map_err(|e| open_error(path, &e, access))?
+                let existing = DB::list_cf(&opts, path).map_err(|e| open_error(path, &e, access))?;
+                DB::open_cf_for_read_only(&opts, path, existing, false).map_err(|e| open_error(path, &e, access))?
             }
         };
         let store = Store { db, path: path.to_path_buf() };
@@ -133,22 +146,145 @@ impl Store {
 
     fn check_schema(&self, access: Access) -> Result<(), StoreError> {
         let meta = self.cf(CF_META)?;
-        match self.db.get_cf(meta, KEY_SCHEMA).map_err(|e| self.io(e))? {
-            None if access == Access::ReadWrite => {
-                self.db.put_cf(meta, KEY_SCHEMA, SCHEMA_VERSION.to_string()).map_err(|e| self.io(e))?;
-                Ok(())
-            }
-            None => Ok(()),
+        let found = match self.db.get_cf(meta, KEY_SCHEMA).map_err(|e| self.io(e))? {
+            None => None,
             Some(v) => {
                 let text = String::from_utf8_lossy(&v).into_owned();
-                let found: u32 =
+                let n: u32 =
                     text.trim().parse().map_err(|_| StoreError::BadSchema { path: self.path.clone(), found: text.clone() })?;
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::NewerSchema { path: self.path.clone(), found, supported: SCHEMA_VERSION });
+                Some(n)
+            }
+        };
+        match found {
+            Some(n) if n > SCHEMA_VERSION => {
+                Err(StoreError::NewerSchema { path: self.path.clone(), found: n, supported: SCHEMA_VERSION })
+            }
+            Some(n) if n < SCHEMA_VERSION && access == Access::ReadOnly => Err(StoreError::Open {
+                path: self.path.clone(),
+                message: format!("schema {n} is older than this build's {SCHEMA_VERSION}"),
+                hint: "run `apitap replay` (or `capture`) once with this --store to migrate it",
+            }),
+            Some(1) => self.migrate_from_1(),
+            None if access == Access::ReadWrite => {
+                self.db.put_cf(meta, KEY_SCHEMA, SCHEMA_VERSION.to_string()).map_err(|e| self.io(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Schema 1 stored raw paths: re-key every endpoint to its typed template.
+    fn migrate_from_1(&self) -> Result<(), StoreError> {
+        let records = self.endpoints()?;
+        let cf = self.cf(CF_ENDPOINTS)?;
+        let mut merged: std::collections::BTreeMap<Vec<u8>, EndpointRecord> = std::collections::BTreeMap::new();
+        let mut batch = WriteBatch::default();
+        for r in records {
+            batch.delete_cf(cf, endpoint_key(&r.host, &r.method, &r.path));
+            let mut r = r;
+            r.path = crate::analyze::template::typed_template(&r.path);
+            let k = endpoint_key(&r.host, &r.method, &r.path);
+            match merged.get_mut(&k) {
+                Some(e) => e.merge(&r),
+                None => {
+                    merged.insert(k, r);
                 }
-                Ok(())
             }
         }
+        for (k, r) in &merged {
+            batch.put_cf(cf, k, encode(r));
+        }
+        batch.put_cf(self.cf(CF_META)?, KEY_SCHEMA, SCHEMA_VERSION.to_string());
+        self.db.write(batch).map_err(|e| self.io(e))
+    }
+
+    /// The key of the keyed fingerprints, created (from the OS's random source)
+    /// on first use and kept in the store.
+    pub fn fingerprint_key(&self) -> Result<[u8; KEY_LEN], StoreError> {
+        let meta = self.cf(CF_META)?;
+        if let Some(v) = self.db.get_cf(meta, KEY_FINGERPRINT).map_err(|e| self.io(e))? {
+            if let Ok(k) = <[u8; KEY_LEN]>::try_from(v.as_slice()) {
+                return Ok(k);
+            }
+        }
+        let mut key = [0u8; KEY_LEN];
+        let mut f = std::fs::File::open("/dev/urandom")
+            .map_err(|e| StoreError::Io { path: self.path.clone(), message: format!("cannot read /dev/urandom for the fingerprint key: {e}") })?;
+        std::io::Read::read_exact(&mut f, &mut key)
+            .map_err(|e| StoreError::Io { path: self.path.clone(), message: format!("cannot read /dev/urandom: {e}") })?;
+        self.db.put_cf(meta, KEY_FINGERPRINT, key).map_err(|e| self.io(e))?;
+        Ok(key)
+    }
+
+    /// Learned template rules.
+    pub fn rules(&self) -> Result<Vec<Rule>, StoreError> {
+        let Some(cf) = self.db.cf_handle(CF_TEMPLATES) else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            let key = String::from_utf8_lossy(&k);
+            if let Some((host, parent)) = key.split_once('\0') {
+                out.push(Rule { host: host.to_string(), parent: parent.to_string(), param: String::from_utf8_lossy(&v).into_owned() });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Saves rules and re-keys the stored endpoints of their hosts with
+    /// `template` (which applies every rule), merging records that now share
+    /// a template — all in one atomic batch.
+    pub fn apply_rules(&self, rules: &[Rule], template: impl Fn(&str, &str) -> String) -> Result<u64, StoreError> {
+        if rules.is_empty() {
+            return Ok(0);
+        }
+        let tcf = self.cf(CF_TEMPLATES)?;
+        let ecf = self.cf(CF_ENDPOINTS)?;
+        let mut batch = WriteBatch::default();
+        for r in rules {
+            let mut k = r.host.as_bytes().to_vec();
+            k.push(0);
+            k.extend_from_slice(r.parent.as_bytes());
+            batch.put_cf(tcf, k, r.param.as_bytes());
+        }
+        let hosts: std::collections::BTreeSet<&str> = rules.iter().map(|r| r.host.as_str()).collect();
+        let mut moved = 0u64;
+        for host in hosts {
+            let mut prefix = host.as_bytes().to_vec();
+            prefix.push(0);
+            let mut changed: std::collections::BTreeMap<Vec<u8>, EndpointRecord> = std::collections::BTreeMap::new();
+            let mut untouched: std::collections::BTreeMap<Vec<u8>, EndpointRecord> = std::collections::BTreeMap::new();
+            let iter = self.db.iterator_cf(ecf, IteratorMode::From(&prefix, rocksdb::Direction::Forward));
+            for item in iter {
+                let (k, v) = item.map_err(|e| self.io(e))?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                let rec = self.decode(&k, &v)?;
+                let t = template(&rec.host, &rec.path);
+                if t == rec.path {
+                    untouched.insert(k.to_vec(), rec);
+                    continue;
+                }
+                moved += 1;
+                batch.delete_cf(ecf, &k);
+                let mut rec = rec;
+                rec.path = t;
+                let nk = endpoint_key(&rec.host, &rec.method, &rec.path);
+                match changed.get_mut(&nk) {
+                    Some(e) => e.merge(&rec),
+                    None => {
+                        changed.insert(nk, rec);
+                    }
+                }
+            }
+            for (k, mut rec) in changed {
+                if let Some(existing) = untouched.get(&k) {
+                    rec.merge(existing);
+                }
+                batch.put_cf(ecf, k, encode(&rec));
+            }
+        }
+        self.db.write(batch).map_err(|e| self.io(e))?;
+        Ok(moved)
     }
 
     /// The schema version recorded in the store.

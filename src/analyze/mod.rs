@@ -1,9 +1,18 @@
 //! Functions of one transaction: what endpoint it hit and what it tells us.
 //!
-//! For now the endpoint path is the raw path of the request target; a path
-//! template replaces it here later without changing the inventory's shape.
+//! [`observe`] turns an [`HttpTransaction`] into an [`Observation`]: the
+//! endpoint key (host, method, typed path template — or a user template),
+//! credentials classified and fingerprinted ([`auth`]), sensitive data kinds
+//! ([`sensitive`]), the client's class and the endpoint's tags ([`context`]),
+//! and data shapes without values ([`shape`]). Nothing secret survives into
+//! an observation: only kinds, fingerprints and redacted samples.
 
 pub mod fingerprint;
+pub mod sensitive;
+pub mod auth;
+pub mod context;
+pub mod shape;
+pub mod template;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -20,13 +29,81 @@ pub struct EndpointKey {
 }
 
 /// What one transaction contributes to the inventory.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Observation {
     pub key: EndpointKey,
+    /// The path came from a user template: it is not learned from.
+    pub fixed: bool,
     pub status: Option<u16>,
     pub ts_us: u64,
     pub protocol: &'static str,
     pub client: IpAddr,
+    /// `internal`, `partner` or `external`.
+    pub client_class: &'static str,
+    /// The request carried X-Forwarded-For / Forwarded.
+    pub forwarded: bool,
+    pub tags: Vec<(String, String)>,
+    /// Credentials carried, classified and fingerprinted (no raw values); empty = none.
+    pub credentials: Vec<auth::Credential>,
+    pub req_sensitive: Vec<sensitive::SensitiveKind>,
+    pub resp_sensitive: Vec<sensitive::SensitiveKind>,
+    pub query: Vec<(String, &'static str)>,
+    pub req_content_type: Option<String>,
+    pub resp_content_type: Option<String>,
+    pub latency_us: Option<u64>,
+    pub req_bytes: u64,
+    pub resp_bytes: u64,
+    pub req_shape: Option<shape::Shape>,
+    pub resp_shape: Option<shape::Shape>,
+}
+
+impl Observation {
+    /// An observation with only the endpoint, status and time (no analysis results).
+    pub fn bare(key: EndpointKey, status: Option<u16>, ts_us: u64, protocol: &'static str, client: IpAddr) -> Observation {
+        Observation {
+            key,
+            fixed: false,
+            status,
+            ts_us,
+            protocol,
+            client,
+            client_class: "external",
+            forwarded: false,
+            tags: Vec::new(),
+            credentials: Vec::new(),
+            req_sensitive: Vec::new(),
+            resp_sensitive: Vec::new(),
+            query: Vec::new(),
+            req_content_type: None,
+            resp_content_type: None,
+            latency_us: None,
+            req_bytes: 0,
+            resp_bytes: 0,
+            req_shape: None,
+            resp_shape: None,
+        }
+    }
+}
+
+/// Everything `observe` needs besides the transaction, built once per worker.
+#[derive(Clone, Debug)]
+pub struct AnalyzeContext {
+    pub templates: crate::config::TemplatesConfig,
+    pub exposure: context::Exposure,
+    pub tags: Vec<context::TagRule>,
+    pub auth: auth::AuthConfig,
+    pub scan: sensitive::ScanLimits,
+    pub fingerprints: fingerprint::Fingerprinter,
+}
+
+/// Counters of the analysis, per worker.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct AnalyzeStats {
+    pub observations: u64,
+    pub ignored: u64,
+    pub assets_skipped: u64,
+    pub shapes: u64,
+    pub scan: sensitive::ScanStats,
 }
 
 /// The host part of a `Host` header or `:authority`: no userinfo, no port, no
@@ -116,18 +193,97 @@ fn server_host(server: SocketAddr) -> String {
     server.ip().to_string()
 }
 
-/// The observation of one transaction.
-pub fn observe(tx: &HttpTransaction) -> Observation {
+fn content_type(headers: &[crate::proto::Header]) -> Option<String> {
+    headers.iter().find(|h| h.name == "content-type").map(|h| {
+        let v = String::from_utf8_lossy(&h.value);
+        v.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    })
+}
+
+/// The JSON shape of a body, when it is JSON, complete and not content-encoded.
+fn body_shape(body: &crate::proto::BodyInfo, headers: &[crate::proto::Header], ctype: Option<&str>) -> Option<shape::Shape> {
+    let json = ctype.is_some_and(|c| c == "application/json" || c.ends_with("+json"));
+    let encoded = headers.iter().any(|h| h.name == "content-encoding" && !h.value.eq_ignore_ascii_case(b"identity"));
+    if !json || encoded || body.sample.is_empty() || body.sample.len() as u64 != body.length || body.gap_bytes > 0 {
+        return None;
+    }
+    serde_json::from_slice::<serde_json::Value>(&body.sample).ok().map(|v| shape::Shape::of(&v))
+}
+
+/// The user template that matches `path` on `host`, if any.
+fn user_template<'a>(ctx: &'a AnalyzeContext, host: &str, path: &str) -> Option<&'a str> {
+    ctx.templates
+        .rules
+        .iter()
+        .find(|r| r.host.as_deref().is_none_or(|h| h == "*" || context::host_glob(h, host)) && template::matches_template(&r.template, path))
+        .map(|r| r.template.as_str())
+}
+
+/// The observation of one transaction, or `None` when configuration says to
+/// leave it out (ignored paths, skipped static assets).
+pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeStats) -> Option<Observation> {
     let host = tx.host.as_deref().and_then(normalize_host).unwrap_or_else(|| server_host(tx.server));
-    let (path, _) = split_target(&tx.method, &tx.target);
+    let (path, query) = split_target(&tx.method, &tx.target);
     let path = if path.is_empty() { "/" } else { path };
-    Observation {
-        key: EndpointKey { host, method: tx.method.to_ascii_uppercase(), path: path.to_string() },
+    if ctx.templates.ignore.iter().any(|g| template::matches_template(g, path)) {
+        stats.ignored += 1;
+        return None;
+    }
+    let (template, fixed) = match user_template(ctx, &host, path) {
+        Some(t) => (t.to_string(), true),
+        None if tx.method.eq_ignore_ascii_case("CONNECT") => (path.to_string(), true),
+        None => (template::typed_template(path), false),
+    };
+    if ctx.templates.assets == crate::config::AssetPolicy::Skip && template.ends_with("{file}") && path.rsplit('/').next().is_some_and(template::is_asset) {
+        stats.assets_skipped += 1;
+        return None;
+    }
+    stats.observations += 1;
+    let credentials = auth::classify(tx, &ctx.auth, &ctx.fingerprints, false);
+    let kinds = |f: Vec<sensitive::Finding>| {
+        let mut k: Vec<sensitive::SensitiveKind> = f.into_iter().map(|f| f.kind).collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let req_sensitive = kinds(sensitive::scan_request(tx, &ctx.scan, &ctx.fingerprints, &mut stats.scan));
+    let resp_sensitive = if tx.status.is_some() { kinds(sensitive::scan_response(tx, &ctx.scan, &ctx.fingerprints, &mut stats.scan)) } else { Vec::new() };
+    let req_content_type = content_type(&tx.request_headers);
+    let resp_content_type = content_type(&tx.response_headers);
+    let req_shape = body_shape(&tx.request_body, &tx.request_headers, req_content_type.as_deref());
+    let resp_shape = body_shape(&tx.response_body, &tx.response_headers, resp_content_type.as_deref());
+    stats.shapes += u64::from(req_shape.is_some()) + u64::from(resp_shape.is_some());
+    let forwarded = tx.request_headers.iter().any(|h| h.name == "x-forwarded-for" || h.name == "forwarded");
+    let client = if ctx.exposure.trust_forwarded_for { forwarded_client(tx).unwrap_or(tx.client.ip()) } else { tx.client.ip() };
+    let tags = context::tags(&ctx.tags, &host, &template);
+    Some(Observation {
+        key: EndpointKey { host, method: tx.method.to_ascii_uppercase(), path: template },
+        fixed,
         status: tx.status,
         ts_us: tx.request_ts_us,
         protocol: if tx.grpc.is_some() { "grpc" } else { protocol_name(tx.version) },
-        client: tx.client.ip(),
-    }
+        client,
+        client_class: ctx.exposure.class(client),
+        forwarded,
+        tags,
+        credentials,
+        req_sensitive,
+        resp_sensitive,
+        query: query.map(shape::query_params).unwrap_or_default(),
+        req_content_type,
+        resp_content_type,
+        latency_us: tx.response_ts_us.map(|r| r.saturating_sub(tx.request_ts_us)),
+        req_bytes: tx.request_body.length,
+        resp_bytes: tx.response_body.length,
+        req_shape,
+        resp_shape,
+    })
+}
+
+/// The first address of X-Forwarded-For (only used when configured to trust it).
+fn forwarded_client(tx: &HttpTransaction) -> Option<IpAddr> {
+    let v = tx.request_header("x-forwarded-for")?;
+    String::from_utf8_lossy(v).split(',').next()?.trim().parse().ok()
 }
 
 #[cfg(test)]

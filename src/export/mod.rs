@@ -1,6 +1,7 @@
 //! Events out of the sensor: OCSF builders ([`ocsf`]) and JSON-lines sinks.
 
 pub mod ocsf;
+pub mod openapi;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};

@@ -57,7 +57,7 @@ pub fn transaction_uid(tx: &HttpTransaction) -> String {
 }
 
 /// The HTTP Activity event of one transaction.
-pub fn http_activity(tx: &HttpTransaction, obs: &Observation) -> Value {
+pub fn http_activity(tx: &HttpTransaction, obs: Option<&Observation>) -> Value {
     let (activity_id, activity_name) = http_activity_id(&tx.method);
     let (path, query) = split_target(&tx.method, &tx.target);
     let mut url = Map::new();
@@ -100,8 +100,22 @@ pub fn http_activity(tx: &HttpTransaction, obs: &Observation) -> Value {
         "http_request": Value::Object(request),
     });
     let mut unmapped = Map::new();
-    unmapped.insert("endpoint_host".into(), Value::String(obs.key.host.clone()));
-    unmapped.insert("endpoint_path".into(), Value::String(obs.key.path.clone()));
+    if let Some(obs) = obs {
+        unmapped.insert("endpoint_host".into(), Value::String(obs.key.host.clone()));
+        unmapped.insert("endpoint_path".into(), Value::String(obs.key.path.clone()));
+        if !obs.credentials.is_empty() {
+            let schemes: Vec<Value> = obs.credentials.iter().map(|c| Value::String(c.scheme.as_str().into_owned())).collect();
+            unmapped.insert("auth".into(), Value::Array(schemes));
+        }
+        let kinds = |k: &[crate::analyze::sensitive::SensitiveKind]| -> Value { Value::Array(k.iter().map(|x| Value::String(x.as_str().into())).collect()) };
+        if !obs.req_sensitive.is_empty() {
+            unmapped.insert("request_sensitive".into(), kinds(&obs.req_sensitive));
+        }
+        if !obs.resp_sensitive.is_empty() {
+            unmapped.insert("response_sensitive".into(), kinds(&obs.resp_sensitive));
+        }
+        unmapped.insert("client_class".into(), Value::String(obs.client_class.into()));
+    }
     if !tx.anomalies.is_empty() {
         unmapped.insert("anomalies".into(), Value::Array(tx.anomalies.names().map(|n| Value::String(n.into())).collect()));
     }

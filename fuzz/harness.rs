@@ -1,0 +1,645 @@
+//! Fuzz entry points, one per parser, shared by the cargo-fuzz targets
+//! (`fuzz/fuzz_targets/*.rs`) and the replay test
+//! (`tests/fuzz_regressions.rs`), which includes this file with
+//! `#[path = "../fuzz/harness.rs"] mod harness;` so both run the same code.
+//!
+//! Every entry point takes arbitrary bytes and must return without panicking:
+//! the library promises not to panic on any input. Besides that, each checks
+//! the contracts the library documents for its API (flow chunks are never
+//! empty and a direction ends once; HPACK memory stays within its caps;
+//! counters add up). A violated contract panics, and the fuzzer reports it.
+//!
+//! Input formats are small hand-rolled structures read with [`Input`]: past
+//! the end of the data every read yields zeros or nothing, so every byte
+//! string is a valid input. `fuzz/seed.sh` writes seeds in these formats.
+
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use apitap::config::{Http2Config, HttpConfig};
+use apitap::decode::{self, DecodeLimits, Decoded, FlowKey, LinkType, TcpFlags, TcpSegment};
+use apitap::flow::{Chunk, Direction, FlowHandler, FlowLimits, FlowTable};
+use apitap::proto::hpack::{self, Field};
+use apitap::proto::http1::Http1Connection;
+use apitap::proto::http2::H2Connection;
+use apitap::proto::{Connection, HttpTransaction, ProtoConfig, ProtoStats};
+
+/// The targets by name: the directory names under `fuzz/seeds/` and
+/// `fuzz/regressions/`, and the binaries under `fuzz/fuzz_targets/`.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("decode", decode_frame),
+    ("defrag", defrag),
+    ("flow", flow),
+    ("http1", http1),
+    ("http2", http2),
+    ("hpack", hpack_blocks),
+];
+
+// ---------------------------------------------------------------------------
+// Reading the input.
+// ---------------------------------------------------------------------------
+
+/// A cursor over the fuzz input. Reads past the end yield zeros (integers)
+/// or shorter slices, never a panic.
+pub struct Input<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Input<'a> {
+    pub fn new(data: &'a [u8]) -> Input<'a> {
+        Input { data, pos: 0 }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
+    pub fn u8(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos = self.pos.saturating_add(1);
+        b
+    }
+
+    pub fn u16(&mut self) -> u16 {
+        u16::from_be_bytes([self.u8(), self.u8()])
+    }
+
+    pub fn u32(&mut self) -> u32 {
+        u32::from_be_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    /// Up to `n` bytes (fewer at the end of the input).
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let start = self.pos.min(self.data.len());
+        let end = start.saturating_add(n).min(self.data.len());
+        self.pos = self.pos.saturating_add(n);
+        &self.data[start..end]
+    }
+
+    /// Everything not read yet.
+    pub fn rest(&mut self) -> &'a [u8] {
+        let start = self.pos.min(self.data.len());
+        self.pos = self.data.len();
+        &self.data[start..]
+    }
+}
+
+/// Keeps the optimiser from discarding what a parser returned.
+fn touch(bytes: &[u8]) {
+    std::hint::black_box(bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b)));
+}
+
+fn touch_transactions(out: &mut Vec<HttpTransaction>) {
+    for tx in out.drain(..) {
+        std::hint::black_box(format!("{tx:?}").len());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// decode: one frame.
+// ---------------------------------------------------------------------------
+
+/// Link types the first input byte selects (its value modulo the length).
+/// The last one is not supported by the decoder and must be refused cleanly.
+pub const LINK_TYPES: &[i32] = &[1, 0, 108, 101, 12, 14, 228, 229, 113, 276, 239, 147];
+
+pub fn link_type(sel: u8) -> LinkType {
+    LinkType::from_dlt(LINK_TYPES[usize::from(sel) % LINK_TYPES.len()])
+}
+
+fn check_decoded(d: Decoded<'_>) {
+    match d {
+        Decoded::Tcp(seg) => {
+            touch(seg.payload);
+            std::hint::black_box(seg.key().symmetric_hash());
+        }
+        Decoded::NotTcp | Decoded::FragmentHeld => {}
+        Decoded::Malformed(reason) => {
+            std::hint::black_box(reason);
+        }
+    }
+}
+
+/// `decode`: `[link type selector][frame]`, through [`decode::Decoder::decode`].
+pub fn decode_frame(data: &[u8]) {
+    let mut inp = Input::new(data);
+    let link = link_type(inp.u8());
+    let frame = inp.rest();
+    let mut dec = decode::Decoder::new(DecodeLimits::default());
+    check_decoded(dec.decode(link, 1_000_000, frame));
+    std::hint::black_box(dec.last_error());
+}
+
+// ---------------------------------------------------------------------------
+// defrag: a sequence of frames, most of them IP fragments.
+// ---------------------------------------------------------------------------
+
+/// Addresses the synthetic fragments use (fragments of one datagram share them).
+const V4: [[u8; 4]; 2] = [[10, 0, 0, 1], [10, 0, 0, 2]];
+const V6: [[u8; 16]; 2] = [
+    [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+    [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+];
+
+/// An IPv4 fragment on a raw-IP link: a well-formed header around fuzzer
+/// bytes, with the fuzzer's identification, offset, MF flag and protocol.
+fn ipv4_fragment(swap: bool, id: u16, offset8: u16, more: bool, proto: u8, payload: &[u8], frame: &mut Vec<u8>) {
+    let total = (20 + payload.len()).min(usize::from(u16::MAX)) as u16;
+    let frag = (offset8 & 0x1fff) | if more { 0x2000 } else { 0 };
+    let (s, d) = if swap { (V4[1], V4[0]) } else { (V4[0], V4[1]) };
+    frame.extend_from_slice(&[0x45, 0]);
+    frame.extend_from_slice(&total.to_be_bytes());
+    frame.extend_from_slice(&id.to_be_bytes());
+    frame.extend_from_slice(&frag.to_be_bytes());
+    frame.extend_from_slice(&[64, proto, 0, 0]);
+    frame.extend_from_slice(&s);
+    frame.extend_from_slice(&d);
+    frame.extend_from_slice(payload);
+}
+
+/// An IPv6 packet with a Fragment extension header (RFC 8200 §4.5).
+fn ipv6_fragment(swap: bool, id: u32, offset8: u16, more: bool, proto: u8, payload: &[u8], frame: &mut Vec<u8>) {
+    let plen = (8 + payload.len()).min(usize::from(u16::MAX)) as u16;
+    let (s, d) = if swap { (V6[1], V6[0]) } else { (V6[0], V6[1]) };
+    frame.extend_from_slice(&[0x60, 0, 0, 0]);
+    frame.extend_from_slice(&plen.to_be_bytes());
+    frame.extend_from_slice(&[44, 64]);
+    frame.extend_from_slice(&s);
+    frame.extend_from_slice(&d);
+    let off = ((offset8 & 0x1fff) << 3) | u16::from(more);
+    frame.extend_from_slice(&[proto, 0]);
+    frame.extend_from_slice(&off.to_be_bytes());
+    frame.extend_from_slice(&id.to_be_bytes());
+    frame.extend_from_slice(payload);
+}
+
+fn defrag_limits(sel: u8) -> DecodeLimits {
+    if sel & 0x80 == 0 {
+        return DecodeLimits::default();
+    }
+    DecodeLimits {
+        max_frag_datagrams: usize::from(sel & 0x03),
+        max_frag_bytes: [256, 2048, 65536, 1 << 20][usize::from((sel >> 2) & 0x03)],
+        frag_timeout_us: [1_000, 50_000, 1_000_000, 30_000_000][usize::from((sel >> 4) & 0x03)],
+        max_tunnel_depth: (sel >> 6) & 0x01,
+    }
+}
+
+/// `defrag`: `[limits selector]` then records, each starting with an op byte:
+///
+/// - op bit 7 clear: a synthetic fragment on a raw-IP link. Bit 0 IPv6, bit 1
+///   MF, bit 2 reversed addresses, bits 3-4 protocol (TCP, UDP, TCP, fuzzer
+///   byte). Then `id u16`, `offset u16` (8-byte units), `dt u8` (ms),
+///   `len u16`, `len` payload bytes (for protocol 3, one more byte first).
+/// - op bit 7 set: a raw frame on link `op & 0x0f` (see [`LINK_TYPES`]):
+///   `dt u8`, `len u16`, `len` frame bytes.
+pub fn defrag(data: &[u8]) {
+    let mut inp = Input::new(data);
+    let mut dec = decode::Decoder::new(defrag_limits(inp.u8()));
+    let mut ts: u64 = 1_000_000;
+    let mut frame = Vec::new();
+    let mut frames = 0;
+    while !inp.is_empty() && frames < 4096 {
+        frames += 1;
+        let op = inp.u8();
+        frame.clear();
+        let link = if op & 0x80 == 0 {
+            let v6 = op & 1 != 0;
+            let more = op & 2 != 0;
+            let swap = op & 4 != 0;
+            let proto = match (op >> 3) & 3 {
+                0 | 2 => 6,
+                1 => 17,
+                _ => inp.u8(),
+            };
+            let id = inp.u16();
+            let offset8 = inp.u16();
+            ts = ts.saturating_add(u64::from(inp.u8()) * 1000);
+            let len = usize::from(inp.u16());
+            let payload = inp.bytes(len);
+            if v6 {
+                ipv6_fragment(swap, u32::from(id), offset8, more, proto, payload, &mut frame);
+            } else {
+                ipv4_fragment(swap, id, offset8, more, proto, payload, &mut frame);
+            }
+            LinkType::Raw
+        } else {
+            ts = ts.saturating_add(u64::from(inp.u8()) * 1000);
+            let len = usize::from(inp.u16());
+            frame.extend_from_slice(inp.bytes(len));
+            link_type(op & 0x0f)
+        };
+        check_decoded(dec.decode(link, ts, &frame));
+        let (datagrams, bytes) = dec.frag_usage();
+        let limits = dec.limits();
+        assert!(
+            datagrams <= limits.max_frag_datagrams.max(1),
+            "{datagrams} datagrams under reassembly, limit {}",
+            limits.max_frag_datagrams
+        );
+        assert!(bytes <= limits.max_frag_bytes, "{bytes} bytes under reassembly, limit {}", limits.max_frag_bytes);
+    }
+    std::hint::black_box(dec.stats());
+}
+
+// ---------------------------------------------------------------------------
+// flow: TCP segments through the flow table into the protocol layer.
+// ---------------------------------------------------------------------------
+
+/// Endpoint pairs the segments use: two IPv4 flows to common ports, one
+/// IPv6, and one whose ports give no hint of the server.
+fn endpoints(pair: usize) -> (SocketAddr, SocketAddr) {
+    let v4 = |a: u8, p: u16| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, a)), p);
+    let v6 = |a: u16, p: u16| SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, a)), p);
+    match pair & 3 {
+        0 => (v4(1, 40000), v4(2, 80)),
+        1 => (v4(1, 40001), v4(2, 8080)),
+        2 => (v6(1, 50000), v6(2, 443)),
+        _ => (v4(3, 33333), v4(4, 44444)),
+    }
+}
+
+/// The proto layer behind the flow table, checking the table's chunk contract.
+struct ProtoHandler {
+    cfg: ProtoConfig,
+    stats: ProtoStats,
+    txs: Vec<HttpTransaction>,
+    open: usize,
+}
+
+/// A connection and, per direction, whether `End` was delivered.
+struct FlowState {
+    conn: Connection,
+    ended: [bool; 2],
+}
+
+impl FlowHandler for ProtoHandler {
+    type State = FlowState;
+
+    fn open(&mut self, _key: &FlowKey, client: SocketAddr, server: SocketAddr, midstream: bool, _ts: u64) -> FlowState {
+        self.open += 1;
+        FlowState { conn: Connection::new(client, server, midstream, &mut self.stats), ended: [false; 2] }
+    }
+
+    fn chunk(&mut self, st: &mut FlowState, dir: Direction, chunk: Chunk<'_>, ts: u64) {
+        let ended = &mut st.ended[dir.index()];
+        assert!(!*ended, "{chunk:?} after End in {dir:?}");
+        match chunk {
+            Chunk::Data(d) => assert!(!d.is_empty(), "empty Data chunk"),
+            Chunk::Gap(n) => assert!(n > 0, "Gap(0)"),
+            Chunk::End => *ended = true,
+        }
+        st.conn.on_chunk(dir, chunk, ts, &self.cfg, &mut self.stats, &mut self.txs);
+        touch_transactions(&mut self.txs);
+    }
+
+    fn close(&mut self, mut st: FlowState, ts: u64) {
+        assert!(st.ended == [true, true], "close before End in both directions: {:?}", st.ended);
+        self.open -= 1;
+        st.conn.on_close(ts, &self.cfg, &mut self.stats, &mut self.txs);
+        touch_transactions(&mut self.txs);
+    }
+}
+
+fn small_http_config() -> HttpConfig {
+    HttpConfig {
+        max_header_bytes: 512,
+        max_headers: 8,
+        max_pending_requests: 2,
+        body_scan_bytes: 64,
+        resync_scan_bytes: 2048,
+    }
+}
+
+fn small_http2_config() -> Http2Config {
+    Http2Config {
+        max_streams_per_connection: 3,
+        max_header_list_bytes: 1024,
+        max_header_block_bytes: 1024,
+        max_continuation_frames: 3,
+        max_hpack_table_bytes: 256,
+        max_frame_bytes: 16_384,
+        max_frames_per_connection: 64,
+    }
+}
+
+fn flow_limits(sel: u8) -> FlowLimits {
+    if sel & 0x01 == 0 {
+        return FlowLimits::default();
+    }
+    FlowLimits {
+        max_flows: usize::from((sel >> 1) & 0x03),
+        max_ooo_bytes_per_dir: [0, 300, 4096, 65536][usize::from((sel >> 3) & 0x03)],
+        max_ooo_segments_per_dir: [1, 4, 64, 256][usize::from((sel >> 5) & 0x03)],
+        max_ooo_bytes_total: 1 << 20,
+        idle_timeout_us: 200_000,
+        closed_timeout_us: 50_000,
+        syn_timeout_us: 100_000,
+    }
+}
+
+/// `flow`: `[limits selector][config selector]`, then segments:
+///
+/// `[sel][flags][seq][ack][dt u8 (ms)][len]payload`, where `sel` bits 0-1
+/// pick the endpoint pair, bit 2 the direction (set: server to client),
+/// bit 3 absolute sequence numbers (`seq u32`, `ack u32`) instead of offsets
+/// from the next expected byte (`seq i16`, `ack i16`), bit 4 a 16-bit
+/// length (else 8-bit). `flags` is the TCP flags byte.
+pub fn flow(data: &[u8]) {
+    let mut inp = Input::new(data);
+    let limits = flow_limits(inp.u8());
+    let conf = inp.u8();
+    let cfg = ProtoConfig {
+        http: if conf & 1 != 0 { small_http_config() } else { HttpConfig::default() },
+        http2: if conf & 2 != 0 { small_http2_config() } else { Http2Config::default() },
+    };
+    let mut handler = ProtoHandler { cfg, stats: ProtoStats::default(), txs: Vec::new(), open: 0 };
+    let max_total = limits.max_ooo_bytes_total;
+    let mut table: FlowTable<FlowState> = FlowTable::new(limits);
+    // Next sequence number per endpoint pair and direction, for relative records.
+    let mut next = [[0x1000_0000u32, 0x2000_0000u32]; 4];
+    let mut ts: u64 = 1_000_000;
+    let mut segments = 0;
+    while !inp.is_empty() && segments < 4096 {
+        segments += 1;
+        let sel = inp.u8();
+        let pair = usize::from(sel & 3);
+        let back = sel & 4 != 0;
+        let flags = TcpFlags(inp.u8());
+        let (seq, ack) = if sel & 8 != 0 {
+            (inp.u32(), inp.u32())
+        } else {
+            let ds = inp.u16() as i16;
+            let da = inp.u16() as i16;
+            let (me, peer) = if back { (1, 0) } else { (0, 1) };
+            (next[pair][me].wrapping_add(ds as i32 as u32), next[pair][peer].wrapping_add(da as i32 as u32))
+        };
+        ts = ts.saturating_add(u64::from(inp.u8()) * 1000);
+        let len = if sel & 16 != 0 { usize::from(inp.u16()) } else { usize::from(inp.u8()) };
+        let payload = inp.bytes(len);
+        let (a, b) = endpoints(pair);
+        let (src, dst) = if back { (b, a) } else { (a, b) };
+        let me = usize::from(back);
+        let syn_fin = u32::from(flags.syn()) + u32::from(flags.fin());
+        next[pair][me] = seq.wrapping_add(payload.len() as u32).wrapping_add(syn_fin);
+        let seg = TcpSegment { src, dst, seq, ack, flags, window: 65535, payload };
+        table.process(&seg, ts, &mut handler);
+        if segments % 16 == 0 {
+            table.expire(ts, &mut handler);
+        }
+        assert!(table.ooo_bytes() <= max_total, "{} out-of-order bytes, limit {max_total}", table.ooo_bytes());
+        assert_eq!(table.len(), handler.open, "flows in the table vs. flows open in the handler");
+    }
+    table.flush_all(ts, &mut handler);
+    assert!(table.is_empty());
+    assert_eq!(handler.open, 0, "flows never closed");
+    let s = table.stats();
+    let gone = s.flows_closed + s.flows_timed_out + s.flows_evicted_limit + s.flows_superseded + s.flows_flushed;
+    assert_eq!(s.flows_created, gone, "every flow created is counted once as gone: {s:?}");
+}
+
+// ---------------------------------------------------------------------------
+// http1: request and response bytes cut at fuzzer-chosen points.
+// ---------------------------------------------------------------------------
+
+fn client_server() -> (SocketAddr, SocketAddr) {
+    endpoints(0)
+}
+
+/// `http1`: `[flags][nsteps][steps...][reqlen u16][request][response]`.
+///
+/// `flags` bit 0: joined mid-stream; bit 1: small limits; bits 2-3: piece
+/// size unit (1, 8, 64, 512). Each step byte feeds the next piece of one
+/// side (bit 7 set: the response): `step & 0x7f` units of bytes, or when it
+/// is 0, a gap of the next input byte + 1 bytes (the stream skips those
+/// bytes). After the steps, the rest of each side is fed whole, the request
+/// first; then both sides end.
+pub fn http1(data: &[u8]) {
+    let mut inp = Input::new(data);
+    let flags = inp.u8();
+    let nsteps = usize::from(inp.u8());
+    let steps: Vec<u8> = inp.bytes(nsteps).to_vec();
+    let mut gap_lens = Vec::new();
+    for s in &steps {
+        if s & 0x7f == 0 {
+            gap_lens.push(u64::from(inp.u8()) + 1);
+        }
+    }
+    let reqlen = usize::from(inp.u16());
+    let req = inp.bytes(reqlen);
+    let resp = inp.rest();
+    let midstream = flags & 1 != 0;
+    let cfg = ProtoConfig {
+        http: if flags & 2 != 0 { small_http_config() } else { HttpConfig::default() },
+        http2: Http2Config::default(),
+    };
+    let unit = [1usize, 8, 64, 512][usize::from((flags >> 2) & 3)];
+
+    let (client, server) = client_server();
+    let mut h1 = Some(Http1Connection::new(client, server, midstream, &cfg.http));
+    let mut h2: Option<H2Connection> = None;
+    let mut stats = ProtoStats::default();
+    let mut out = Vec::new();
+    let mut pos = [0usize; 2];
+    let sides = [req, resp];
+    let mut gaps = gap_lens.into_iter();
+    let mut ts = 1u64;
+
+    let mut feed = |is_req: bool, chunk: Chunk<'_>, ts: u64, h1: &mut Option<Http1Connection>, h2: &mut Option<H2Connection>| {
+        if let Some(c) = h2.as_mut() {
+            c.on_chunk(is_req, chunk, ts, &cfg.http, &mut stats, &mut out);
+        } else if let Some(c) = h1.as_mut() {
+            let consumed = c.on_chunk(is_req, chunk, ts, &cfg.http, &mut stats, &mut out);
+            if let Chunk::Data(d) = chunk {
+                assert!(consumed <= d.len(), "consumed {consumed} of {} bytes", d.len());
+            }
+            if c.take_tunnel_opened() {
+                // What follows is another protocol inside the tunnel.
+                if let Some(mut c) = h1.take() {
+                    c.finish(ts, &cfg.http, &mut stats, &mut out);
+                }
+            } else if let Some(up) = c.take_h2c_upgrade() {
+                // The rest of this chunk and everything after is HTTP/2.
+                let mut c2 = H2Connection::upgraded(up.client, up.server, up, &cfg.http2);
+                if let Chunk::Data(d) = chunk {
+                    if let Some(rest) = d.get(consumed..).filter(|r| !r.is_empty()) {
+                        c2.on_chunk(is_req, Chunk::Data(rest), ts, &cfg.http, &mut stats, &mut out);
+                    }
+                }
+                *h1 = None;
+                *h2 = Some(c2);
+            }
+        }
+        touch_transactions(&mut out);
+    };
+
+    for s in steps {
+        ts += 1;
+        let side = usize::from(s >> 7);
+        let is_req = side == 0;
+        let n = usize::from(s & 0x7f);
+        if n == 0 {
+            let g = gaps.next().unwrap_or(1);
+            let skip = (g as usize).min(sides[side].len() - pos[side]);
+            pos[side] += skip;
+            feed(is_req, Chunk::Gap(g), ts, &mut h1, &mut h2);
+            continue;
+        }
+        let end = pos[side].saturating_add(n * unit).min(sides[side].len());
+        if end > pos[side] {
+            feed(is_req, Chunk::Data(&sides[side][pos[side]..end]), ts, &mut h1, &mut h2);
+            pos[side] = end;
+        }
+    }
+    for side in 0..2 {
+        ts += 1;
+        if pos[side] < sides[side].len() {
+            feed(side == 0, Chunk::Data(&sides[side][pos[side]..]), ts, &mut h1, &mut h2);
+        }
+    }
+    feed(true, Chunk::End, ts + 1, &mut h1, &mut h2);
+    feed(false, Chunk::End, ts + 2, &mut h1, &mut h2);
+    drop(feed);
+    if let Some(c) = h1.as_mut() {
+        c.finish(ts + 3, &cfg.http, &mut stats, &mut out);
+    }
+    if let Some(c) = h2.as_mut() {
+        c.finish(&mut stats, &mut out);
+    }
+    touch_transactions(&mut out);
+}
+
+// ---------------------------------------------------------------------------
+// http2: frames both ways.
+// ---------------------------------------------------------------------------
+
+/// `http2`: `[flags]` then records `[op][len u16][bytes]`.
+///
+/// `flags` bit 0: joined mid-stream; bit 1: small limits; bit 2: the
+/// connection continues an HTTP/1.1 `Upgrade: h2c` request (stream 1).
+/// `op` bit 0: from the server; bits 1-2: 0 or 1 data, 2 a gap of `len`
+/// bytes (no bytes follow), 3 the end of that direction (no length).
+pub fn http2(data: &[u8]) {
+    let mut inp = Input::new(data);
+    let flags = inp.u8();
+    let midstream = flags & 1 != 0;
+    let http = if flags & 2 != 0 { small_http_config() } else { HttpConfig::default() };
+    let h2cfg = if flags & 2 != 0 { small_http2_config() } else { Http2Config::default() };
+    let (client, server) = client_server();
+    let mut stats = ProtoStats::default();
+    let mut out = Vec::new();
+    let mut conn = if flags & 4 != 0 {
+        // Obtain the stream-1 request the way the protocol layer does: from
+        // the HTTP/1 parser that saw the Upgrade.
+        let mut h1 = Http1Connection::new(client, server, false, &http);
+        let req = b"GET /upgrade HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+        let resp = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+        h1.on_chunk(true, Chunk::Data(req), 1, &http, &mut stats, &mut out);
+        h1.on_chunk(false, Chunk::Data(resp), 2, &http, &mut stats, &mut out);
+        match h1.take_h2c_upgrade() {
+            Some(up) => H2Connection::upgraded(client, server, up, &h2cfg),
+            None => H2Connection::new(client, server, midstream, &h2cfg),
+        }
+    } else {
+        H2Connection::new(client, server, midstream, &h2cfg)
+    };
+    let mut ended = [false; 2];
+    let mut ts = 10u64;
+    let mut records = 0;
+    while !inp.is_empty() && records < 4096 {
+        records += 1;
+        ts += 1;
+        let op = inp.u8();
+        let from_client = op & 1 == 0;
+        let side = usize::from(!from_client);
+        let chunk = match (op >> 1) & 3 {
+            0 | 1 => {
+                let len = usize::from(inp.u16());
+                let d = inp.bytes(len);
+                if d.is_empty() {
+                    continue;
+                }
+                Chunk::Data(d)
+            }
+            2 => Chunk::Gap(u64::from(inp.u16()) + 1),
+            _ => Chunk::End,
+        };
+        // The flow layer sends nothing after End in a direction.
+        if ended[side] {
+            continue;
+        }
+        ended[side] = chunk == Chunk::End;
+        conn.on_chunk(from_client, chunk, ts, &http, &mut stats, &mut out);
+        touch_transactions(&mut out);
+    }
+    for (side, done) in ended.iter().enumerate() {
+        if !done {
+            conn.on_chunk(side == 0, Chunk::End, ts + 1, &http, &mut stats, &mut out);
+        }
+    }
+    conn.finish(&mut stats, &mut out);
+    touch_transactions(&mut out);
+}
+
+// ---------------------------------------------------------------------------
+// hpack: header blocks through one decoder.
+// ---------------------------------------------------------------------------
+
+const TABLE_SIZES: [usize; 8] = [0, 1, 31, 64, 256, 4096, 65536, 1 << 31];
+const HARD_LIMITS: [usize; 4] = [0, 100, 4096, 65536];
+
+/// `hpack`: `[mode]` then records `[op][len u16][block]`.
+///
+/// `mode` bit 0: a mid-stream decoder; bits 1-3: the initial table size
+/// bound; bits 4-5: the memory cap; bit 6: a 16-byte string limit; bit 7:
+/// a 64-byte header list limit. `op` bit 0: announce the table size
+/// `TABLE_SIZES[op >> 1 & 7]` (SETTINGS) before the block.
+pub fn hpack_blocks(data: &[u8]) {
+    let mut inp = Input::new(data);
+    let mode = inp.u8();
+    let table = TABLE_SIZES[usize::from((mode >> 1) & 7)];
+    let hard = HARD_LIMITS[usize::from((mode >> 4) & 3)];
+    let mut dec = if mode & 1 != 0 {
+        hpack::Decoder::new_midstream(table, hard)
+    } else {
+        hpack::Decoder::new(table, hard)
+    };
+    let max_field = if mode & 0x40 != 0 { 16 } else { 1 << 20 };
+    if mode & 0x80 != 0 {
+        dec.set_max_list_bytes(64);
+    }
+    let mut out: Vec<Field> = Vec::new();
+    let mut blocks = 0;
+    while !inp.is_empty() && blocks < 4096 {
+        blocks += 1;
+        let op = inp.u8();
+        if op & 1 != 0 {
+            dec.set_max_table_size(TABLE_SIZES[usize::from((op >> 1) & 7)]);
+        }
+        let len = usize::from(inp.u16());
+        let block = inp.bytes(len);
+        out.clear();
+        let r = dec.decode(block, max_field, &mut out);
+        if let Err(e) = &r {
+            std::hint::black_box(e.is_fatal());
+        }
+        for f in &out {
+            if let Some(n) = f.name() {
+                assert!(n.len() <= max_field, "name of {} bytes over the {max_field} limit", n.len());
+            }
+            if let Some(v) = f.value() {
+                assert!(v.len() <= max_field, "value of {} bytes over the {max_field} limit", v.len());
+            }
+        }
+        assert!(dec.kept_bytes() <= hard, "{} bytes kept, cap {hard}", dec.kept_bytes());
+        assert!(
+            dec.table_len() <= hard / hpack::ENTRY_OVERHEAD,
+            "{} entries tracked, cap {}",
+            dec.table_len(),
+            hard / hpack::ENTRY_OVERHEAD
+        );
+        std::hint::black_box(dec.stats());
+    }
+}

@@ -1,0 +1,429 @@
+//! Merging observations into endpoint records.
+//!
+//! Records are commutative aggregates (counts, min/max times, sets), so the
+//! inventory is the same whatever order workers deliver observations in.
+
+pub mod templates;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::auth::EndpointAuth;
+use crate::analyze::shape::Shape;
+use crate::analyze::{EndpointKey, Observation};
+
+/// Distinct clients counted exactly up to this many per endpoint; beyond it
+/// the count is a lower bound (`clients_capped`).
+pub const MAX_CLIENTS: usize = 256;
+/// Distinct content types, query parameters and tag values kept per endpoint.
+pub const MAX_SMALL_SET: usize = 32;
+/// Latency histogram: bucket `i` holds latencies below 2^i ms (the last is open).
+pub const LATENCY_BUCKETS: usize = 24;
+
+/// Size statistics of one side's bodies.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SizeStats {
+    pub count: u64,
+    pub sum: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl SizeStats {
+    fn add(&mut self, n: u64) {
+        self.min = if self.count == 0 { n } else { self.min.min(n) };
+        self.max = self.max.max(n);
+        self.count += 1;
+        self.sum = self.sum.saturating_add(n);
+    }
+    fn merge(&mut self, o: &SizeStats) {
+        if o.count == 0 {
+            return;
+        }
+        self.min = if self.count == 0 { o.min } else { self.min.min(o.min) };
+        self.max = self.max.max(o.max);
+        self.count += o.count;
+        self.sum = self.sum.saturating_add(o.sum);
+    }
+}
+
+fn add_count<K: Ord + Clone>(m: &mut BTreeMap<K, u64>, k: &K, n: u64, cap: usize) {
+    if let Some(c) = m.get_mut(k) {
+        *c = c.saturating_add(n);
+    } else if m.len() < cap {
+        m.insert(k.clone(), n);
+    }
+}
+
+/// One API endpoint as stored and dumped.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointRecord {
+    pub host: String,
+    pub method: String,
+    /// Path template (`{name}` parameters).
+    pub path: String,
+    pub requests: u64,
+    /// Final response status → count.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Requests seen without a response.
+    pub no_response: u64,
+    /// Packet time (µs since the epoch) of the first and last request.
+    pub first_seen_us: u64,
+    pub last_seen_us: u64,
+    pub protocols: BTreeSet<String>,
+    /// Authentication seen, aggregated.
+    pub auth: EndpointAuth,
+    /// Sensitive kind → requests (or responses) carrying it.
+    pub request_sensitive: BTreeMap<String, u64>,
+    pub response_sensitive: BTreeMap<String, u64>,
+    /// Client class (internal, partner, external) → requests.
+    pub exposure: BTreeMap<String, u64>,
+    pub tags: BTreeMap<String, String>,
+    /// Distinct client addresses (exact up to [`MAX_CLIENTS`]).
+    pub client_ips: BTreeSet<String>,
+    pub clients_capped: bool,
+    pub forwarded_requests: u64,
+    /// Latency histogram (see [`LATENCY_BUCKETS`]).
+    pub latency_ms_log2: Vec<u64>,
+    pub request_size: SizeStats,
+    pub response_size: SizeStats,
+    pub request_content_types: BTreeMap<String, u64>,
+    pub response_content_types: BTreeMap<String, u64>,
+    /// Query parameter name → types seen (values never kept).
+    pub query_params: BTreeMap<String, BTreeSet<String>>,
+    pub request_schema: Option<Shape>,
+    pub response_schema: Option<Shape>,
+}
+
+impl EndpointRecord {
+    /// An empty record for `key`.
+    pub fn new(key: &EndpointKey) -> EndpointRecord {
+        EndpointRecord {
+            host: key.host.clone(),
+            method: key.method.clone(),
+            path: key.path.clone(),
+            first_seen_us: u64::MAX,
+            ..EndpointRecord::default()
+        }
+    }
+
+    /// The key of this record.
+    pub fn key(&self) -> EndpointKey {
+        EndpointKey { host: self.host.clone(), method: self.method.clone(), path: self.path.clone() }
+    }
+
+    /// Adds one observation.
+    pub fn observe(&mut self, o: &Observation) {
+        self.requests = self.requests.saturating_add(1);
+        match o.status {
+            Some(s) => *self.statuses.entry(s).or_insert(0) += 1,
+            None => self.no_response = self.no_response.saturating_add(1),
+        }
+        self.first_seen_us = self.first_seen_us.min(o.ts_us);
+        self.last_seen_us = self.last_seen_us.max(o.ts_us);
+        if !self.protocols.contains(o.protocol) {
+            self.protocols.insert(o.protocol.to_string());
+        }
+        self.auth.observe(&o.credentials, o.status);
+        for k in &o.req_sensitive {
+            add_count(&mut self.request_sensitive, &k.as_str().to_string(), 1, usize::MAX);
+        }
+        for k in &o.resp_sensitive {
+            add_count(&mut self.response_sensitive, &k.as_str().to_string(), 1, usize::MAX);
+        }
+        add_count(&mut self.exposure, &o.client_class.to_string(), 1, usize::MAX);
+        for (k, v) in &o.tags {
+            self.tags.insert(k.clone(), v.clone());
+        }
+        if self.client_ips.len() < MAX_CLIENTS {
+            self.client_ips.insert(o.client.to_string());
+        } else if !self.client_ips.contains(&o.client.to_string()) {
+            self.clients_capped = true;
+        }
+        self.forwarded_requests += u64::from(o.forwarded);
+        if let Some(l) = o.latency_us {
+            if self.latency_ms_log2.len() < LATENCY_BUCKETS {
+                self.latency_ms_log2.resize(LATENCY_BUCKETS, 0);
+            }
+            let ms = l / 1000;
+            let b = (64 - ms.leading_zeros() as usize).min(LATENCY_BUCKETS - 1);
+            if let Some(c) = self.latency_ms_log2.get_mut(b) {
+                *c += 1;
+            }
+        }
+        self.request_size.add(o.req_bytes);
+        if o.status.is_some() {
+            self.response_size.add(o.resp_bytes);
+        }
+        if let Some(c) = &o.req_content_type {
+            add_count(&mut self.request_content_types, c, 1, MAX_SMALL_SET);
+        }
+        if let Some(c) = &o.resp_content_type {
+            add_count(&mut self.response_content_types, c, 1, MAX_SMALL_SET);
+        }
+        for (name, t) in &o.query {
+            if let Some(set) = self.query_params.get_mut(name) {
+                set.insert(t.to_string());
+            } else if self.query_params.len() < MAX_SMALL_SET {
+                self.query_params.insert(name.clone(), [t.to_string()].into());
+            }
+        }
+        merge_shape(&mut self.request_schema, o.req_shape.as_ref());
+        merge_shape(&mut self.response_schema, o.resp_shape.as_ref());
+    }
+
+    /// Adds another record of the same endpoint (e.g. the stored one).
+    pub fn merge(&mut self, other: &EndpointRecord) {
+        self.requests = self.requests.saturating_add(other.requests);
+        for (s, c) in &other.statuses {
+            let e = self.statuses.entry(*s).or_insert(0);
+            *e = e.saturating_add(*c);
+        }
+        self.no_response = self.no_response.saturating_add(other.no_response);
+        self.first_seen_us = self.first_seen_us.min(other.first_seen_us);
+        self.last_seen_us = self.last_seen_us.max(other.last_seen_us);
+        self.protocols.extend(other.protocols.iter().cloned());
+        self.auth.merge(&other.auth);
+        for (k, c) in &other.request_sensitive {
+            add_count(&mut self.request_sensitive, k, *c, usize::MAX);
+        }
+        for (k, c) in &other.response_sensitive {
+            add_count(&mut self.response_sensitive, k, *c, usize::MAX);
+        }
+        for (k, c) in &other.exposure {
+            add_count(&mut self.exposure, k, *c, usize::MAX);
+        }
+        for (k, v) in &other.tags {
+            self.tags.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for ip in &other.client_ips {
+            if self.client_ips.len() < MAX_CLIENTS {
+                self.client_ips.insert(ip.clone());
+            } else if !self.client_ips.contains(ip) {
+                self.clients_capped = true;
+            }
+        }
+        self.clients_capped |= other.clients_capped;
+        self.forwarded_requests += other.forwarded_requests;
+        if !other.latency_ms_log2.is_empty() {
+            self.latency_ms_log2.resize(LATENCY_BUCKETS.max(self.latency_ms_log2.len()), 0);
+            for (a, b) in self.latency_ms_log2.iter_mut().zip(&other.latency_ms_log2) {
+                *a += b;
+            }
+        }
+        self.request_size.merge(&other.request_size);
+        self.response_size.merge(&other.response_size);
+        for (k, c) in &other.request_content_types {
+            add_count(&mut self.request_content_types, k, *c, MAX_SMALL_SET);
+        }
+        for (k, c) in &other.response_content_types {
+            add_count(&mut self.response_content_types, k, *c, MAX_SMALL_SET);
+        }
+        for (k, t) in &other.query_params {
+            if let Some(set) = self.query_params.get_mut(k) {
+                set.extend(t.iter().cloned());
+            } else if self.query_params.len() < MAX_SMALL_SET {
+                self.query_params.insert(k.clone(), t.clone());
+            }
+        }
+        merge_shape(&mut self.request_schema, other.request_schema.as_ref());
+        merge_shape(&mut self.response_schema, other.response_schema.as_ref());
+    }
+
+    /// Latency percentile `p` (0–100) in milliseconds: the upper bound of the
+    /// histogram bucket holding it.
+    pub fn latency_percentile_ms(&self, p: u64) -> Option<u64> {
+        let total: u64 = self.latency_ms_log2.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let want = (total * p).div_ceil(100).max(1);
+        let mut acc = 0;
+        for (i, c) in self.latency_ms_log2.iter().enumerate() {
+            acc += c;
+            if acc >= want {
+                return Some(if i == 0 { 0 } else { 1u64 << i });
+            }
+        }
+        None
+    }
+
+    /// The client count (a lower bound when capped).
+    pub fn clients(&self) -> usize {
+        self.client_ips.len()
+    }
+}
+
+fn merge_shape(into: &mut Option<Shape>, from: Option<&Shape>) {
+    if let Some(f) = from {
+        match into {
+            Some(s) => s.merge(f),
+            None => *into = Some(f.clone()),
+        }
+    }
+}
+
+/// Counters of the inventory.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct InventoryStats {
+    pub observations: u64,
+}
+
+/// Endpoint changes not yet written to the store.
+/// Endpoint changes not yet written to the store, and the learned templates.
+#[derive(Default)]
+pub struct Inventory {
+    dirty: HashMap<EndpointKey, EndpointRecord>,
+    templater: templates::Templater,
+    /// Rules learned since the last [`Inventory::take_new_rules`].
+    new_rules: Vec<templates::Rule>,
+    stats: InventoryStats,
+}
+
+/// Re-learning after a new rule converges in a step or two; this bounds it.
+const MAX_RELEARN: usize = 8;
+
+impl Inventory {
+    pub fn new() -> Inventory {
+        Inventory::default()
+    }
+
+    /// An inventory that learns templates with `cfg`.
+    pub fn with_learning(cfg: templates::LearnConfig) -> Inventory {
+        Inventory { templater: templates::Templater::new(cfg), ..Inventory::default() }
+    }
+
+    /// Restores rules and the paths known from a previous run (from the store).
+    pub fn restore(&mut self, rules: Vec<templates::Rule>, known: &[(String, String)]) {
+        for r in rules {
+            self.templater.add_rule(r);
+        }
+        for (host, path) in known {
+            let t = self.templater.apply(host, path);
+            self.new_rules.extend(self.templater.learn(host, &t));
+        }
+    }
+
+    /// The template of `path` on `host` under the rules learned so far.
+    pub fn template(&self, host: &str, path: &str) -> String {
+        self.templater.apply(host, path)
+    }
+
+    /// Adds one observation.
+    pub fn observe(&mut self, o: &Observation) {
+        self.stats.observations += 1;
+        let host = o.key.host.as_str();
+        let mut path = if o.fixed { o.key.path.clone() } else { self.templater.apply(host, &o.key.path) };
+        let mut relearn = 0;
+        while !o.fixed {
+            let learned = self.templater.learn(host, &path);
+            if learned.is_empty() || relearn >= MAX_RELEARN {
+                break;
+            }
+            relearn += 1;
+            self.new_rules.extend(learned);
+            self.retemplate_dirty(host);
+            path = self.templater.apply(host, &o.key.path);
+        }
+        let key = EndpointKey { host: o.key.host.clone(), method: o.key.method.clone(), path };
+        match self.dirty.get_mut(&key) {
+            Some(rec) => rec.observe(o),
+            None => {
+                let mut rec = EndpointRecord::new(&key);
+                rec.observe(o);
+                self.dirty.insert(key, rec);
+            }
+        }
+    }
+
+    /// Re-keys the waiting records of `host` after a new rule, merging those
+    /// that now share a template.
+    fn retemplate_dirty(&mut self, host: &str) {
+        let keys: Vec<EndpointKey> = self.dirty.keys().filter(|k| k.host == host).cloned().collect();
+        for k in keys {
+            let t = self.templater.apply(host, &k.path);
+            if t == k.path {
+                continue;
+            }
+            if let Some(mut rec) = self.dirty.remove(&k) {
+                rec.path = t.clone();
+                let nk = EndpointKey { host: k.host.clone(), method: k.method.clone(), path: t };
+                match self.dirty.get_mut(&nk) {
+                    Some(existing) => existing.merge(&rec),
+                    None => {
+                        self.dirty.insert(nk, rec);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rules learned since the last call: stored records must be re-keyed for them.
+    pub fn take_new_rules(&mut self) -> Vec<templates::Rule> {
+        std::mem::take(&mut self.new_rules)
+    }
+
+    /// Every rule learned (to persist).
+    pub fn rules(&self) -> Vec<templates::Rule> {
+        self.templater.rules()
+    }
+
+    /// Number of endpoint records waiting to be written.
+    pub fn dirty_len(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// Takes the changes made since the last call, sorted by key.
+    pub fn take_dirty(&mut self) -> Vec<EndpointRecord> {
+        let mut v: Vec<EndpointRecord> = self.dirty.drain().map(|(_, r)| r).collect();
+        v.sort_by(|a, b| (&a.host, &a.path, &a.method).cmp(&(&b.host, &b.path, &b.method)));
+        v
+    }
+
+    pub fn stats(&self) -> &InventoryStats {
+        &self.stats
+    }
+
+    pub fn learn_stats(&self) -> &templates::LearnStats {
+        self.templater.stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(path: &str, status: Option<u16>, ts: u64) -> Observation {
+        Observation::bare(EndpointKey { host: "h".into(), method: "GET".into(), path: path.into() }, status, ts, "http/1.1", "10.0.0.1".parse().unwrap())
+    }
+
+    #[test]
+    fn merge_is_order_independent() {
+        let all = [obs("/a", Some(200), 5), obs("/a", Some(404), 3), obs("/a", None, 9), obs("/b", Some(200), 1)];
+        let mut fwd = Inventory::new();
+        all.iter().for_each(|o| fwd.observe(o));
+        let mut rev = Inventory::new();
+        all.iter().rev().for_each(|o| rev.observe(o));
+        let f = fwd.take_dirty();
+        assert_eq!(f, rev.take_dirty());
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].requests, 3);
+        assert_eq!(f[0].statuses.get(&404), Some(&1));
+        assert_eq!(f[0].no_response, 1);
+        assert_eq!((f[0].first_seen_us, f[0].last_seen_us), (3, 9));
+    }
+
+    #[test]
+    fn merging_records_adds_counts() {
+        let mut a = EndpointRecord::new(&obs("/a", None, 0).key);
+        a.observe(&obs("/a", Some(200), 10));
+        let mut b = a.clone();
+        b.observe(&obs("/a", Some(500), 2));
+        a.merge(&b);
+        assert_eq!(a.requests, 3);
+        assert_eq!(a.statuses.get(&200), Some(&2));
+        assert_eq!(a.first_seen_us, 2);
+    }
+}
