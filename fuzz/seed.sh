@@ -127,10 +127,11 @@ for pcap in sorted(glob.glob(os.path.join(tmp, "*.pcap"))):
     # defrag: the capture's IP fragments as raw records (with their
     # timing), and the whole capture.
     if any(is_frag):
-        for tag, pick in (("fragments", lambda i: i < len(is_frag) and is_frag[i]), ("all", lambda i: True)):
+        frag = [i for i in range(len(frames)) if i < len(is_frag) and is_frag[i]]
+        for tag, keep in (("fragments", set(frag)), ("fragments-head", set(frag[:12])), ("all", None)):
             out, prev = bytearray([0]), None
             for i, (ts, fr) in enumerate(frames[:400]):
-                if pick(i):
+                if keep is None or i in keep:
                     out += bytes([0x80 | sel, dt_ms(prev, ts)]) + u16(len(fr)) + fr[:0xFFFF]
                     prev = ts
             add("defrag", f"{cap}-{tag}", out)

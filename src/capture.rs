@@ -17,7 +17,7 @@ pub enum CaptureError {
     NotCapture { path: PathBuf, message: String },
     #[error("{path}: link type {dlt} ({name}) is not supported; capture on Ethernet, Linux cooked (SLL/SLL2), raw IP, NFLOG or loopback, or convert the file with editcap")]
     UnsupportedLink { path: PathBuf, dlt: i32, name: String },
-    #[error("{path}: the directory holds no regular files to replay")]
+    #[error("{path}: the directory holds no pcap or pcapng files to replay")]
     EmptyDir { path: PathBuf },
 }
 
@@ -32,11 +32,31 @@ pub struct FileReport {
     pub stopped: Option<String>,
 }
 
+/// Whether a file starts with a pcap (either byte order, µs or ns) or pcapng magic number.
+pub fn has_capture_magic(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    let ok = std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok();
+    ok && matches!(
+        u32::from_le_bytes(magic),
+        0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 | 0x0a0d_0d0a
+    )
+}
+
+/// What [`expand_inputs`] found.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub files: Vec<PathBuf>,
+    /// Files in directories that are not captures (skipped, with a notice).
+    pub skipped: Vec<PathBuf>,
+}
+
 /// Expands the command-line inputs: files stay, directories become their
-/// regular files (not hidden ones) in name order. Every path is checked first
-/// so that a typo fails before anything is replayed.
-pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, CaptureError> {
+/// regular files (not hidden ones) in name order, skipping files that are not
+/// captures. Every path is checked first so that a typo fails before anything
+/// is replayed.
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Inputs, CaptureError> {
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     for p in inputs {
         let meta = std::fs::metadata(p).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => CaptureError::NotFound { path: p.clone() },
@@ -51,16 +71,18 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, CaptureError> {
                 .map(|e| e.path())
                 .collect();
             files.sort();
-            if files.is_empty() {
+            let (caps, other): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|f| has_capture_magic(f));
+            if caps.is_empty() {
                 return Err(CaptureError::EmptyDir { path: p.clone() });
             }
-            out.extend(files);
+            out.extend(caps);
+            skipped.extend(other);
         } else {
             std::fs::File::open(p).map_err(|e| CaptureError::Unreadable { path: p.clone(), source: e })?;
             out.push(p.clone());
         }
     }
-    Ok(out)
+    Ok(Inputs { files: out, skipped })
 }
 
 /// Per-record overhead used to estimate file progress (pcap record header).

@@ -185,7 +185,15 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     } else {
         cfg.pipeline.workers
     };
-    let files = capture::expand_inputs(&a.inputs)?;
+    let inputs = capture::expand_inputs(&a.inputs)?;
+    if !inputs.skipped.is_empty() {
+        eprintln!(
+            "apitap: note: skipping {} file(s) that are not pcap/pcapng captures in the given directories (first: {})",
+            inputs.skipped.len(),
+            inputs.skipped[0].display()
+        );
+    }
+    let files = inputs.files;
     let store = Store::open(&cfg.store.path, Access::ReadWrite)?;
     let fingerprint_key = store.fingerprint_key()?;
     let sink = if cfg.output.events.is_empty() { None } else { Some(JsonLinesSink::open(&cfg.output.events)?) };

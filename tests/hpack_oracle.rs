@@ -817,3 +817,27 @@ fn random_blocks_truncated() {
         }
     }
 }
+
+/// RFC 7541 §4.4: an insertion whose name refers to the very entry that the
+/// insertion evicts keeps that name. Encoded by the independent encoder with
+/// a 64-byte table, which holds one of these entries at a time.
+#[test]
+fn insertion_naming_the_entry_it_evicts() {
+    let mut enc = Encoder::with_dynamic_size(64);
+    let mut wire = Vec::new();
+    enc.encode((b"x-name".to_vec(), b"first".to_vec(), Encoder::WITH_INDEXING), &mut wire).expect("encode");
+    // Index 62 is ("x-name", "first"): 6 + 5 + 32 = 43 bytes; the new entry
+    // (6 + 6 + 32 = 44) does not fit beside it, so it is evicted first.
+    enc.encode((62u32, b"second".to_vec(), Encoder::WITH_INDEXING | Encoder::HUFFMAN_VALUE), &mut wire)
+        .expect("encode");
+    enc.encode(62u32, &mut wire).expect("encode");
+    let mut dec = Decoder::new(64, HARD_LIMIT);
+    let (got, r) = decode_block(&mut dec, &wire);
+    assert_eq!(r, Ok(()));
+    let want: Vec<Expected> = [("x-name", "first", false), ("x-name", "second", false), ("x-name", "second", false)]
+        .iter()
+        .map(|(n, v, s)| Expected { name: n.as_bytes().to_vec(), value: v.as_bytes().to_vec(), sensitive: Some(*s) })
+        .collect();
+    compare_exact(&got, &want).unwrap_or_else(|e| panic!("{e}\nwire {wire:02x?}"));
+    assert_eq!((dec.table_len(), dec.table_size()), (1, 44));
+}

@@ -251,7 +251,12 @@ pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeSt
     let req_content_type = content_type(&tx.request_headers);
     let resp_content_type = content_type(&tx.response_headers);
     let req_shape = body_shape(&tx.request_body, &tx.request_headers, req_content_type.as_deref());
-    let resp_shape = body_shape(&tx.response_body, &tx.response_headers, resp_content_type.as_deref());
+    // the schema of success responses only: error bodies have shapes of their own
+    let resp_shape = if tx.status.is_some_and(|s| (200..300).contains(&s)) {
+        body_shape(&tx.response_body, &tx.response_headers, resp_content_type.as_deref())
+    } else {
+        None
+    };
     stats.shapes += u64::from(req_shape.is_some()) + u64::from(resp_shape.is_some());
     let forwarded = tx.request_headers.iter().any(|h| h.name == "x-forwarded-for" || h.name == "forwarded");
     let client = if ctx.exposure.trust_forwarded_for { forwarded_client(tx).unwrap_or(tx.client.ip()) } else { tx.client.ip() };
