@@ -53,11 +53,22 @@ pub struct SensitiveConfig {
     pub max_findings: usize,
     /// JSON nesting followed.
     pub max_json_depth: usize,
+    /// Bodies of an endpoint's first this many transactions (per worker) are all scanned…
+    pub body_scan_first: u32,
+    /// …and after that one in this many (headers, query and path are always scanned).
+    pub body_scan_every: u32,
 }
 
 impl Default for SensitiveConfig {
     fn default() -> Self {
-        SensitiveConfig { max_decompressed_bytes: 1 << 20, max_scan_bytes: 64 * 1024, max_findings: 64, max_json_depth: 32 }
+        SensitiveConfig {
+            max_decompressed_bytes: 1 << 20,
+            max_scan_bytes: 64 * 1024,
+            max_findings: 64,
+            max_json_depth: 32,
+            body_scan_first: 64,
+            body_scan_every: 16,
+        }
     }
 }
 

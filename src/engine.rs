@@ -6,12 +6,19 @@
 
 use std::net::SocketAddr;
 
-use crate::analyze::{self, AnalyzeContext, AnalyzeStats, Observation};
+use crate::analyze::{self, AnalyzeContext, AnalyzeStats, Depth, Observation};
 use crate::config::Config;
 use crate::decode::{FlowKey, TcpFlags, TcpSegment};
 use crate::export::ocsf;
 use crate::flow::{Chunk, Direction, FlowHandler, FlowStats, FlowTable};
 use crate::proto::{Connection, HttpTransaction, ProtoConfig, ProtoStats};
+
+/// Body shapes computed for the first this many transactions of an endpoint…
+const SHAPES_PER_ENDPOINT: u32 = 8;
+/// …and then for one in this many.
+const SHAPE_SAMPLE_EVERY: u32 = 256;
+/// Endpoints remembered for sampling per worker (the table restarts beyond it).
+const ENDPOINT_TABLE_LIMIT: usize = 65_536;
 
 /// How often (packet time) idle flows are expired.
 const EXPIRE_EVERY_US: u64 = 1_000_000;
@@ -83,6 +90,10 @@ pub struct Engine {
     transactions: bool,
     analyze: AnalyzeContext,
     analyze_stats: AnalyzeStats,
+    /// Transactions seen per endpoint, for sampling the costly analyses (bounded).
+    per_endpoint: std::collections::HashMap<u64, u32>,
+    scan_first: u32,
+    scan_every: u32,
     now_us: u64,
     next_expire_us: u64,
     out: EngineOutput,
@@ -95,6 +106,9 @@ impl Engine {
         Engine {
             analyze: analyze_context(cfg, fingerprint_key),
             analyze_stats: AnalyzeStats::default(),
+            per_endpoint: std::collections::HashMap::new(),
+            scan_first: cfg.sensitive.body_scan_first,
+            scan_every: cfg.sensitive.body_scan_every,
             table: FlowTable::new(cfg.flow_limits()),
             handler: Handler { http: ProtoConfig { http: cfg.http.clone(), http2: cfg.http2.clone() }, stats: ProtoStats::default(), txs: Vec::new() },
             transactions,
@@ -128,8 +142,29 @@ impl Engine {
     }
 
     fn drain(&mut self) {
+        let seen = &mut self.per_endpoint;
+        let (scan_first, scan_every) = (self.scan_first, self.scan_every.max(1));
+        let mut depth = |host: &str, method: &str, template: &str| -> Depth {
+            if seen.len() >= ENDPOINT_TABLE_LIMIT {
+                seen.clear();
+            }
+            // sample by endpoint family (host, method, first two segments,
+            // depth): free-text parameters are only learned later, in the
+            // aggregator, so the worker's template still holds each slug
+            let mut segs = template.split('/');
+            let family = (segs.next(), segs.next(), segs.next(), template.matches('/').count());
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&(host, method, family), &mut h);
+            let n = seen.entry(std::hash::Hasher::finish(&h)).or_insert(0);
+            *n = n.saturating_add(1);
+            Depth {
+                // the first few, then one in SHAPE_SAMPLE_EVERY (shapes may vary)
+                shapes: *n <= SHAPES_PER_ENDPOINT || *n % SHAPE_SAMPLE_EVERY == 0,
+                body_scan: *n <= scan_first || *n % scan_every == 0,
+            }
+        };
         for tx in self.handler.txs.drain(..) {
-            let obs = analyze::observe(&tx, &self.analyze, &mut self.analyze_stats);
+            let obs = analyze::observe(&tx, &self.analyze, &mut self.analyze_stats, &mut depth);
             if self.transactions {
                 let ev = ocsf::http_activity(&tx, obs.as_ref());
                 if serde_json::to_writer(&mut self.out.events, &ev).is_ok() {

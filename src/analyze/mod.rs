@@ -96,6 +96,13 @@ pub struct AnalyzeContext {
     pub fingerprints: fingerprint::Fingerprinter,
 }
 
+/// Which costly parts of the analysis run for one transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Depth {
+    pub shapes: bool,
+    pub body_scan: bool,
+}
+
 /// Counters of the analysis, per worker.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct AnalyzeStats {
@@ -103,6 +110,7 @@ pub struct AnalyzeStats {
     pub ignored: u64,
     pub assets_skipped: u64,
     pub shapes: u64,
+    pub bodies_not_sampled: u64,
     pub scan: sensitive::ScanStats,
 }
 
@@ -221,7 +229,17 @@ fn user_template<'a>(ctx: &'a AnalyzeContext, host: &str, path: &str) -> Option<
 
 /// The observation of one transaction, or `None` when configuration says to
 /// leave it out (ignored paths, skipped static assets).
-pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeStats) -> Option<Observation> {
+///
+/// `depth` says, per endpoint (host, method, template), which costly parts to
+/// run: body shapes add nothing after an endpoint's first few bodies, and
+/// bodies are scanned for sensitive data on a per-endpoint sample once an
+/// endpoint is well known (headers, query and path are always scanned).
+pub fn observe(
+    tx: &HttpTransaction,
+    ctx: &AnalyzeContext,
+    stats: &mut AnalyzeStats,
+    depth: &mut dyn FnMut(&str, &str, &str) -> Depth,
+) -> Option<Observation> {
     let host = tx.host.as_deref().and_then(normalize_host).unwrap_or_else(|| server_host(tx.server));
     let (path, query) = split_target(&tx.method, &tx.target);
     let path = if path.is_empty() { "/" } else { path };
@@ -246,13 +264,23 @@ pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeSt
         k.dedup();
         k
     };
-    let req_sensitive = kinds(sensitive::scan_request(tx, &ctx.scan, &ctx.fingerprints, &mut stats.scan));
-    let resp_sensitive = if tx.status.is_some() { kinds(sensitive::scan_response(tx, &ctx.scan, &ctx.fingerprints, &mut stats.scan)) } else { Vec::new() };
+    let d = depth(&host, &tx.method, &template);
+    let unsampled;
+    let scan = if d.body_scan {
+        &ctx.scan
+    } else {
+        stats.bodies_not_sampled += 1;
+        unsampled = sensitive::ScanLimits { max_scan_bytes: 0, max_decompressed_bytes: 0, ..ctx.scan.clone() };
+        &unsampled
+    };
+    let req_sensitive = kinds(sensitive::scan_request(tx, scan, &ctx.fingerprints, &mut stats.scan));
+    let resp_sensitive = if tx.status.is_some() { kinds(sensitive::scan_response(tx, scan, &ctx.fingerprints, &mut stats.scan)) } else { Vec::new() };
     let req_content_type = content_type(&tx.request_headers);
     let resp_content_type = content_type(&tx.response_headers);
-    let req_shape = body_shape(&tx.request_body, &tx.request_headers, req_content_type.as_deref());
+    let shapes = d.shapes;
+    let req_shape = if shapes { body_shape(&tx.request_body, &tx.request_headers, req_content_type.as_deref()) } else { None };
     // the schema of success responses only: error bodies have shapes of their own
-    let resp_shape = if tx.status.is_some_and(|s| (200..300).contains(&s)) {
+    let resp_shape = if shapes && tx.status.is_some_and(|s| (200..300).contains(&s)) {
         body_shape(&tx.response_body, &tx.response_headers, resp_content_type.as_deref())
     } else {
         None

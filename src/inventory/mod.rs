@@ -48,6 +48,15 @@ impl SizeStats {
     }
 }
 
+fn add_str(m: &mut BTreeMap<String, u64>, k: &str, n: u64) {
+    match m.get_mut(k) {
+        Some(c) => *c = c.saturating_add(n),
+        None => {
+            m.insert(k.to_string(), n);
+        }
+    }
+}
+
 fn add_count<K: Ord + Clone>(m: &mut BTreeMap<K, u64>, k: &K, n: u64, cap: usize) {
     if let Some(c) = m.get_mut(k) {
         *c = c.saturating_add(n);
@@ -82,7 +91,7 @@ pub struct EndpointRecord {
     pub exposure: BTreeMap<String, u64>,
     pub tags: BTreeMap<String, String>,
     /// Distinct client addresses (exact up to [`MAX_CLIENTS`]).
-    pub client_ips: BTreeSet<String>,
+    pub client_ips: BTreeSet<std::net::IpAddr>,
     pub clients_capped: bool,
     pub forwarded_requests: u64,
     /// Latency histogram (see [`LATENCY_BUCKETS`]).
@@ -128,19 +137,23 @@ impl EndpointRecord {
         }
         self.auth.observe(&o.credentials, o.status);
         for k in &o.req_sensitive {
-            add_count(&mut self.request_sensitive, &k.as_str().to_string(), 1, usize::MAX);
+            add_str(&mut self.request_sensitive, k.as_str(), 1);
         }
         for k in &o.resp_sensitive {
-            add_count(&mut self.response_sensitive, &k.as_str().to_string(), 1, usize::MAX);
+            add_str(&mut self.response_sensitive, k.as_str(), 1);
         }
-        add_count(&mut self.exposure, &o.client_class.to_string(), 1, usize::MAX);
+        add_str(&mut self.exposure, o.client_class, 1);
         for (k, v) in &o.tags {
-            self.tags.insert(k.clone(), v.clone());
+            if self.tags.get(k) != Some(v) {
+                self.tags.insert(k.clone(), v.clone());
+            }
         }
-        if self.client_ips.len() < MAX_CLIENTS {
-            self.client_ips.insert(o.client.to_string());
-        } else if !self.client_ips.contains(&o.client.to_string()) {
-            self.clients_capped = true;
+        if !self.client_ips.contains(&o.client) {
+            if self.client_ips.len() < MAX_CLIENTS {
+                self.client_ips.insert(o.client);
+            } else {
+                self.clients_capped = true;
+            }
         }
         self.forwarded_requests += u64::from(o.forwarded);
         if let Some(l) = o.latency_us {
@@ -200,7 +213,7 @@ impl EndpointRecord {
         }
         for ip in &other.client_ips {
             if self.client_ips.len() < MAX_CLIENTS {
-                self.client_ips.insert(ip.clone());
+                self.client_ips.insert(*ip);
             } else if !self.client_ips.contains(ip) {
                 self.clients_capped = true;
             }

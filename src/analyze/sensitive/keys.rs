@@ -79,12 +79,10 @@ impl Words {
             }
             if b.is_ascii_alphanumeric() {
                 let boundary = in_word && b.is_ascii_uppercase() && prev_lower;
-                if !in_word || boundary {
-                    if w.n < MAX_WORDS {
-                        // `len` is at most MAX_NAME (64), so it fits a u8
-                        w.words[w.n] = (w.len as u8, 0);
-                        w.n += 1;
-                    }
+                if (!in_word || boundary) && w.n < MAX_WORDS {
+                    // `len` is at most MAX_NAME (64), so it fits a u8
+                    w.words[w.n] = (w.len as u8, 0);
+                    w.n += 1;
                 }
                 w.buf[w.len] = b.to_ascii_lowercase();
                 w.len += 1;
@@ -154,7 +152,8 @@ const API_KEY_NAMES: &[&str] = &[
 /// Tokens that are not credentials worth reporting (paging, anti-CSRF, push).
 const NON_SECRET_TOKEN_PREFIXES: &[&str] = &[
     "csrf", "xsrf", "page", "next", "prev", "continuation", "pagination", "sync", "cursor", "push", "device",
-    "fcm", "apns", "registration", "notification", "verification", "captcha", "recaptcha",
+    "fcm", "apns", "registration", "notification", "verification", "captcha", "recaptcha", "authenticity",
+    "requestverification", "antiforgery",
 ];
 const PHONE_WORDS: &[&str] = &[
     "phone", "phones", "mobile", "telephone", "tel", "msisdn", "fax", "cellphone", "phonenumber", "mobilenumber",

@@ -163,7 +163,7 @@ pub(crate) fn card_at(t: &[u8], i: usize) -> Option<(usize, Digits)> {
         }
     }
     let next = at(t, j);
-    let clean_end = !next.is_ascii_alphanumeric() && !(next == b'.' && at(t, j + 1).is_ascii_digit());
+    let clean_end = !(next.is_ascii_alphanumeric() || (next == b'.' && at(t, j + 1).is_ascii_digit()));
     if clean_end && valid_card(d.as_slice()) {
         return Some((j, d));
     }
@@ -313,6 +313,8 @@ const PHONE_MIN_DIGITS: usize = 7;
 const PHONE_MAX_DIGITS: usize = 15;
 /// International numbers in free text need at least this many digits.
 const PHONE_TEXT_MIN_DIGITS: usize = 8;
+/// Bytes a formatted phone number spans at most.
+const PHONE_MAX_SPAN: usize = 32;
 
 /// An international number in free text, starting at the `+` at `i`: a
 /// country code, 8–15 digits in all, and at least one separator (space, `-`,
@@ -326,7 +328,7 @@ pub(crate) fn phone_plus_at(t: &[u8], i: usize) -> Option<usize> {
     let mut seps = 0usize;
     let mut last_digit_end = j;
     let mut prev_sep = false;
-    while j < t.len() {
+    while j < t.len() && j - i <= PHONE_MAX_SPAN {
         let b = at(t, j);
         if b.is_ascii_digit() {
             digits += 1;
@@ -429,11 +431,7 @@ pub(crate) fn email_at(t: &[u8], at_pos: usize) -> Option<(usize, usize)> {
     }
     if s > 0 {
         match at(t, s - 1) {
-            b':' => {
-                if !(s >= 7 && starts_with_ci(t, s - 7, b"mailto:")) {
-                    return None;
-                }
-            }
+            b':' if !(s >= 7 && starts_with_ci(t, s - 7, b"mailto:")) => return None,
             b'/' | b'@' | b'\\' => return None,
             _ => {}
         }
@@ -676,6 +674,12 @@ pub(crate) fn ipv4_at(t: &[u8], i: usize) -> Option<(usize, IpAddr)> {
 const JWT_MAX_LEN: usize = 16 * 1024;
 const JWT_MAX_HEADER: usize = 2048;
 
+/// The end of the run of token characters (base64url and `.`) from `i`,
+/// bounded: where a failed JWT candidate lets the scan resume.
+pub(crate) fn token_run_end(t: &[u8], i: usize) -> usize {
+    i + t.get(i..).map_or(0, |s| s.iter().take(JWT_MAX_LEN + 1).take_while(|&&b| is_b64url(b) || b == b'.').count())
+}
+
 /// A JWS compact token starting at `i`: three base64url parts (the last may
 /// be empty) whose first decodes to a JSON object with `alg`.
 pub(crate) fn jwt_at(t: &[u8], i: usize) -> Option<usize> {
@@ -720,10 +724,35 @@ pub(crate) fn is_jwt(v: &[u8]) -> bool {
     jwt_at(v, 0) == Some(v.len())
 }
 
+/// A whole value that is a JWT, or its start when a sample cut it: only
+/// token characters, and a base64url header (whole or cut) naming `alg`.
+pub(crate) fn is_jwt_or_cut(v: &[u8]) -> bool {
+    let v = trim(v);
+    if is_jwt(v) {
+        return true;
+    }
+    if !v.starts_with(b"eyJ") || !v.iter().all(|&b| is_b64url(b) || b == b'.') {
+        return false;
+    }
+    let head = match v.iter().position(|&b| b == b'.') {
+        Some(dot) => v.get(..dot).unwrap_or(&[]),
+        // cut inside the header: decode its whole 4-character groups
+        None => v.get(..v.len() / 4 * 4).unwrap_or(&[]),
+    };
+    if head.len() > JWT_MAX_HEADER {
+        return false;
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head).is_ok_and(|raw| raw.windows(5).any(|w| w == b"\"alg\""))
+}
+
 // ---------------------------------------------------------------- secrets
 
+/// Bytes a provider token's body is followed for (longer runs are not tokens).
+const TOKEN_MAX_RUN: usize = 256;
+
+/// Length of the run of `ok` bytes from `i`, at most [`TOKEN_MAX_RUN`] + 1.
 fn run_len(t: &[u8], i: usize, ok: impl Fn(u8) -> bool) -> usize {
-    t.get(i..).map_or(0, |s| s.iter().take_while(|&&b| ok(b)).count())
+    t.get(i..).map_or(0, |s| s.iter().take(TOKEN_MAX_RUN + 1).take_while(|&&b| ok(b)).count())
 }
 
 /// A provider credential with a recognisable prefix starting at `i`: AWS
@@ -749,7 +778,7 @@ pub(crate) fn secret_token_at(t: &[u8], i: usize) -> Option<usize> {
         b'g' => {
             if s.starts_with(b"github_pat_") {
                 let n = run_len(t, i + 11, |b| b.is_ascii_alphanumeric() || b == b'_');
-                return (n >= 22).then_some(i + 11 + n);
+                return ((22..=TOKEN_MAX_RUN).contains(&n)).then_some(i + 11 + n);
             }
             let p = s.get(..4)?;
             if matches!(p, b"ghp_" | b"gho_" | b"ghu_" | b"ghs_" | b"ghr_") {
@@ -761,7 +790,7 @@ pub(crate) fn secret_token_at(t: &[u8], i: usize) -> Option<usize> {
         b'x' => {
             if s.starts_with(b"xox") && matches!(at(t, i + 3), b'a' | b'b' | b'p' | b'r' | b's') && at(t, i + 4) == b'-' {
                 let n = run_len(t, i + 5, |b| b.is_ascii_alphanumeric() || b == b'-');
-                return (n >= 10).then_some(i + 5 + n);
+                return ((10..=TOKEN_MAX_RUN).contains(&n)).then_some(i + 5 + n);
             }
             None
         }
@@ -769,7 +798,7 @@ pub(crate) fn secret_token_at(t: &[u8], i: usize) -> Option<usize> {
             let p = s.get(..8)?;
             if matches!(p, b"sk_live_" | b"rk_live_" | b"sk_test_" | b"rk_test_") {
                 let n = run_len(t, i + 8, |b| b.is_ascii_alphanumeric());
-                return (n >= 16 && end_ok(i + 8 + n)).then_some(i + 8 + n);
+                return ((16..=TOKEN_MAX_RUN).contains(&n) && end_ok(i + 8 + n)).then_some(i + 8 + n);
             }
             None
         }
@@ -810,6 +839,9 @@ fn placeholder_password(p: &[u8]) -> bool {
     masked(p) || p.starts_with(b"$") || p.starts_with(b"{") || p.starts_with(b"<") || p.starts_with(b"%")
 }
 
+/// Bytes of URL user information looked at.
+const URL_USERINFO_MAX: usize = 256;
+
 /// A password in URL user information (`scheme://user:password@host`), for
 /// the `://` whose colon is at `i`: returns the password's (start, end).
 pub(crate) fn url_password_at(t: &[u8], i: usize) -> Option<(usize, usize)> {
@@ -823,7 +855,7 @@ pub(crate) fn url_password_at(t: &[u8], i: usize) -> Option<(usize, usize)> {
     let start = i + 3;
     let mut colon = None;
     let mut j = start;
-    while j < t.len() && j - start < 512 {
+    while j < t.len() && j - start < URL_USERINFO_MAX {
         match at(t, j) {
             b'@' => {
                 let c = colon?;
@@ -859,7 +891,7 @@ pub(crate) fn masked(v: &[u8]) -> bool {
     }
     const WORDS: &[&str] = &[
         "null", "none", "nil", "n/a", "na", "true", "false", "redacted", "<redacted>", "[redacted]", "[filtered]",
-        "filtered", "hidden", "secret", "password", "changeme", "undefined", "empty", "omitted", "<hidden>",
+        "filtered", "hidden", "undefined", "empty", "omitted", "<hidden>", "<password>", "<secret>",
     ];
     WORDS.iter().any(|w| w.as_bytes().eq_ignore_ascii_case(v))
 }
@@ -954,8 +986,10 @@ pub(crate) fn street_in_text(t: &[u8], i: usize) -> Option<usize> {
     let end = street_at(t, i)?;
     let tail = t.get(end..t.len().min(end + 48))?;
     let city = tail.starts_with(b", ") && at(tail, 2).is_ascii_uppercase();
-    let zip = tail.windows(7).any(|w| {
-        !w[0].is_ascii_alphanumeric() && w[1..6].iter().all(u8::is_ascii_digit) && !w[6].is_ascii_alphanumeric()
+    let zip = (1..tail.len()).any(|k| {
+        !at(tail, k - 1).is_ascii_alphanumeric()
+            && tail.get(k..k + 5).is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+            && !at(t, end + k + 5).is_ascii_alphanumeric()
     });
     (city || zip).then_some(end)
 }
@@ -1154,6 +1188,11 @@ mod tests {
         assert!(!is_jwt(b"eyJhbGciOi.not-json.x"));
         assert!(!is_jwt(format!("{hdr}.eyJzdWIiOiIxIn0").as_bytes()));
         assert!(!is_jwt(format!("{hdr}.a.b.c").as_bytes()));
+        // cut by the end of a sample
+        assert!(is_jwt_or_cut(format!("{hdr}.eyJzdW").as_bytes()));
+        assert!(is_jwt_or_cut(hdr.get(..16).unwrap_or_default().as_bytes()));
+        assert!(!is_jwt_or_cut(b"eyJwYWdlIjoyfQ"));
+        assert!(!is_jwt_or_cut(b"rt_9f86d081884c7d659a2feaa0c55ad015"));
     }
 
     #[test]
