@@ -15,6 +15,10 @@
 //!   give [`SensitiveKind::ApiKey`]; cookies are searched for personal data
 //!   only (a session cookie is a credential, not a leak).
 //! - Response: headers (`Set-Cookie` for personal data only) and the body.
+//!   Personal data that the response only echoes from the request (its
+//!   target, the start of its body, its Basic user name — a login answering
+//!   with the user name it was sent) is not disclosure and is only counted;
+//!   credentials are reported even when echoed.
 //! - Bodies are decoded (`gzip`, `x-gzip`, `deflate` zlib or raw, `br`, up to
 //!   three stacked) under the bomb guard, cut to
 //!   [`ScanLimits::max_scan_bytes`], then read by media type (sniffed when
