@@ -414,15 +414,6 @@ fn header_str(headers: &[Header], name: &str) -> Option<String> {
     headers.iter().find(|h| h.name == name).map(|h| lossy(&h.value))
 }
 
-/// Appends body bytes to the scan sample (bounded) and counts them.
-fn body_bytes(body: &mut BodyInfo, data: &[u8], limit: usize, stats: &mut ProtoStats) {
-    body.length = body.length.saturating_add(data.len() as u64);
-    let room = limit.saturating_sub(body.sample.len());
-    let keep = room.min(data.len());
-    body.sample.extend_from_slice(data.get(..keep).unwrap_or_default());
-    stats.body_bytes_skipped = stats.body_bytes_skipped.saturating_add((data.len() - keep) as u64);
-}
-
 impl Http1Connection {
     /// A connection; `midstream` when its start was not seen (parsers begin by resynchronising).
     pub fn new(client: SocketAddr, server: SocketAddr, midstream: bool, _cfg: &HttpConfig) -> Http1Connection {
@@ -794,7 +785,7 @@ impl Http1Connection {
         match side.state {
             State::Length(rem) => {
                 let n = usize::try_from(rem).unwrap_or(usize::MAX).min(data.len());
-                body_bytes(&mut side.body, data.get(..n).unwrap_or_default(), limit, stats);
+                side.body.add(data.get(..n).unwrap_or_default(), limit, stats);
                 let left = rem - n as u64;
                 if left == 0 {
                     self.body_done(is_req, stats, out);
@@ -804,7 +795,7 @@ impl Http1Connection {
                 n
             }
             State::UntilClose => {
-                body_bytes(&mut side.body, data, limit, stats);
+                side.body.add(data, limit, stats);
                 data.len()
             }
             State::Chunked(cs) => self.chunked(is_req, cs, data, cfg, stats, out),
@@ -861,7 +852,7 @@ impl Http1Connection {
             }
             ChunkState::Data(rem) => {
                 let n = usize::try_from(rem).unwrap_or(usize::MAX).min(data.len());
-                body_bytes(&mut side.body, data.get(..n).unwrap_or_default(), cfg.body_scan_bytes, stats);
+                side.body.add(data.get(..n).unwrap_or_default(), cfg.body_scan_bytes, stats);
                 let left = rem - n as u64;
                 side.state = State::Chunked(if left == 0 { ChunkState::DataEnd } else { ChunkState::Data(left) });
                 n

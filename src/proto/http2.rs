@@ -305,14 +305,6 @@ fn parse_status(v: &[u8]) -> Option<u16> {
     Some(v.iter().fold(0u16, |a, d| a * 10 + u16::from(d - b'0')))
 }
 
-fn body_bytes(body: &mut BodyInfo, data: &[u8], limit: usize, stats: &mut ProtoStats) {
-    body.length = body.length.saturating_add(data.len() as u64);
-    let room = limit.saturating_sub(body.sample.len());
-    let keep = room.min(data.len());
-    body.sample.extend_from_slice(data.get(..keep).unwrap_or_default());
-    stats.body_bytes_skipped = stats.body_bytes_skipped.saturating_add((data.len() - keep) as u64);
-}
-
 /// Counts gRPC length-prefixed messages (RFC-less: gRPC over HTTP/2 spec,
 /// "Length-Prefixed-Message": 1-byte compressed flag, 4-byte length).
 fn grpc_frames(part: &mut Part, mut data: &[u8]) {
@@ -842,7 +834,7 @@ impl H2Connection {
         let grpc = st.request.as_ref().is_some_and(|r| is_grpc(&r.headers));
         let part = if st.req_dir == Some(d) { st.request.as_mut() } else { st.response.as_mut() };
         let Some(part) = part else { return };
-        body_bytes(&mut part.body, bytes, http.body_scan_bytes, stats);
+        part.body.add(bytes, http.body_scan_bytes, stats);
         if grpc {
             grpc_frames(part, bytes);
         }

@@ -55,6 +55,18 @@ pub struct BodyInfo {
     pub gap_bytes: u64,
 }
 
+impl BodyInfo {
+    /// Counts body bytes and keeps the first `limit` of them as the sample;
+    /// the rest is counted as skipped, never buffered.
+    pub fn add(&mut self, data: &[u8], limit: usize, stats: &mut ProtoStats) {
+        self.length = self.length.saturating_add(data.len() as u64);
+        let room = limit.saturating_sub(self.sample.len());
+        let keep = room.min(data.len());
+        self.sample.extend_from_slice(data.get(..keep).unwrap_or_default());
+        stats.body_bytes_skipped = stats.body_bytes_skipped.saturating_add((data.len() - keep) as u64);
+    }
+}
+
 /// Anomalies seen on a transaction: data, not errors (bit set).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Anomalies(pub u32);
