@@ -136,3 +136,135 @@ pub fn replay_file(
     progress(read);
     Ok(report)
 }
+
+/// Errors of live capture.
+#[derive(Debug, Error)]
+pub enum LiveError {
+    #[error("interface {iface}: cannot capture ({message}); check the name (`ip link` lists interfaces) and run as root or with CAP_NET_RAW and CAP_NET_ADMIN")]
+    Open { iface: String, message: String },
+    #[error("interface {iface}: BPF filter {filter:?} is not valid ({message}); check it with `tcpdump -d`")]
+    Filter { iface: String, filter: String, message: String },
+    #[error("interface {iface}: link type {dlt} ({name}) is not supported; capture on an Ethernet, cooked or raw-IP interface")]
+    UnsupportedLink { iface: String, dlt: i32, name: String },
+    #[error("interface {iface}: capture failed ({message}); the interface may have gone down")]
+    Read { iface: String, message: String },
+}
+
+/// Settings of a live capture handle.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    pub snaplen: u32,
+    pub promiscuous: bool,
+    pub buffer_bytes: u32,
+    pub timeout_ms: u32,
+    pub immediate: bool,
+    pub filter: String,
+}
+
+/// Kernel and interface counters of a live handle (libpcap `pcap_stats`).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct LiveStats {
+    /// Packets the kernel passed the filter.
+    pub received: u64,
+    /// Packets dropped because the kernel buffer was full.
+    pub kernel_dropped: u64,
+    /// Packets the interface or its driver dropped.
+    pub interface_dropped: u64,
+}
+
+/// What one call of [`LiveCapture::next`] saw.
+pub enum LiveNext {
+    Packet,
+    /// The read timeout passed without a packet.
+    Idle,
+}
+
+/// A live capture handle on one interface.
+pub struct LiveCapture {
+    cap: pcap::Capture<pcap::Active>,
+    fd: std::os::fd::RawFd,
+    wait_ms: i32,
+    link: LinkType,
+    iface: String,
+    /// pcap_stats counters are 32-bit and wrap; these keep 64-bit totals.
+    last: (u32, u32, u32),
+    totals: LiveStats,
+}
+
+impl LiveCapture {
+    /// Opens `iface` (needs CAP_NET_RAW and CAP_NET_ADMIN) and applies the filter.
+    pub fn open(iface: &str, o: &LiveOptions) -> Result<LiveCapture, LiveError> {
+        let open_err = |e: pcap::Error| LiveError::Open { iface: iface.to_string(), message: e.to_string() };
+        let inactive = pcap::Capture::from_device(iface).map_err(open_err)?;
+        let mut cap = inactive
+            .snaplen(i32::try_from(o.snaplen).unwrap_or(i32::MAX))
+            .promisc(o.promiscuous)
+            .buffer_size(i32::try_from(o.buffer_bytes).unwrap_or(i32::MAX))
+            .timeout(i32::try_from(o.timeout_ms).unwrap_or(1000))
+            .immediate_mode(o.immediate)
+            .open()
+            .map_err(open_err)?;
+        if !o.filter.is_empty() {
+            cap.filter(&o.filter, true).map_err(|e| LiveError::Filter {
+                iface: iface.to_string(),
+                filter: o.filter.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        let dl = cap.get_datalink();
+        let link = LinkType::from_dlt(dl.0);
+        if !link.is_supported() {
+            let name = dl.get_name().unwrap_or_else(|_| "unknown".into());
+            return Err(LiveError::UnsupportedLink { iface: iface.to_string(), dlt: dl.0, name });
+        }
+        // Non-blocking, and waited on with poll(2): libpcap's read timeout on
+        // Linux does not fire while the link is silent, and the capture loop
+        // must look at signals and timers on a silent link too.
+        let cap = cap.setnonblock().map_err(open_err)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&cap);
+        let wait_ms = i32::try_from(o.timeout_ms).unwrap_or(1000);
+        Ok(LiveCapture { cap, fd, wait_ms, link, iface: iface.to_string(), last: (0, 0, 0), totals: LiveStats::default() })
+    }
+
+    pub fn interface(&self) -> &str {
+        &self.iface
+    }
+
+    pub fn link_name(&self) -> &'static str {
+        self.link.name()
+    }
+
+    /// Hands the next packet to `on_packet`, or waits for one at most the read
+    /// timeout and says `Idle`.
+    pub fn next(&mut self, on_packet: impl FnOnce(LinkType, u64, &[u8])) -> Result<LiveNext, LiveError> {
+        match self.cap.next_packet() {
+            Ok(pkt) => {
+                let h = pkt.header;
+                let secs = u64::try_from(h.ts.tv_sec).unwrap_or(0);
+                let usecs = u64::try_from(h.ts.tv_usec).unwrap_or(0).min(999_999);
+                on_packet(self.link, secs.saturating_mul(1_000_000).saturating_add(usecs), pkt.data);
+                Ok(LiveNext::Packet)
+            }
+            Err(pcap::Error::TimeoutExpired) => {
+                let mut pfd = libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 };
+                // SAFETY: one valid pollfd; the descriptor belongs to the open handle.
+                // EINTR (a signal) just returns early, which is what the caller wants.
+                unsafe { libc::poll(&mut pfd, 1, self.wait_ms) };
+                Ok(LiveNext::Idle)
+            }
+            Err(e) => Err(LiveError::Read { iface: self.iface.clone(), message: e.to_string() }),
+        }
+    }
+
+    /// Kernel and interface counters so far (64-bit, across 32-bit wraps).
+    pub fn stats(&mut self) -> LiveStats {
+        if let Ok(s) = self.cap.stats() {
+            let now = (s.received, s.dropped, s.if_dropped);
+            self.totals.received += u64::from(now.0.wrapping_sub(self.last.0));
+            self.totals.kernel_dropped += u64::from(now.1.wrapping_sub(self.last.1));
+            self.totals.interface_dropped += u64::from(now.2.wrapping_sub(self.last.2));
+            self.last = now;
+        }
+        self.totals
+    }
+}

@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Replay pcap/pcapng files (or directories of them) into the inventory.
     Replay(ReplayArgs),
+    /// Capture live on an interface (a mirror port) until SIGTERM or SIGINT.
+    Capture(CaptureArgs),
     /// Print the endpoint inventory of a store.
     Dump(DumpArgs),
     /// Write the inventory as an OpenAPI 3.1 document.
@@ -78,6 +80,40 @@ pub struct ReplayArgs {
     pub inputs: Vec<PathBuf>,
 }
 
+#[derive(Parser, Debug)]
+pub struct CaptureArgs {
+    /// Configuration file (defaults are built in; see sensor.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Interface to capture on (overrides capture.interface).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// BPF filter (overrides capture.filter), e.g. "tcp port 80 or tcp port 8080".
+    #[arg(short = 'f', long = "filter", value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Store directory (overrides store.path).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Write JSON-lines events to this file, or "-" for standard output.
+    #[arg(long, value_name = "PATH|-")]
+    pub events: Option<String>,
+    /// Emit one OCSF HTTP Activity event per request/response pair.
+    #[arg(long)]
+    pub transactions: bool,
+    /// Worker threads (default: pipeline.workers, 0 = one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Prometheus endpoint address (overrides metrics.listen), e.g. 127.0.0.1:9750.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Switch to this user once the interface is open (overrides capture.user).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Write the run summary as JSON to this file when capture stops.
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum DumpFormat {
     Table,
@@ -106,6 +142,7 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Replay(a) => replay(a),
+        Command::Capture(a) => capture(a),
         Command::Dump(a) => dump(a),
         Command::Openapi(a) => openapi(a),
     }
@@ -174,17 +211,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     if a.transactions {
         cfg.output.transactions = true;
     }
-    if let Some(w) = a.workers {
-        if w == 0 || w > 256 {
-            bail!("--workers {w}: give between 1 and 256 worker threads");
-        }
-        cfg.pipeline.workers = w;
-    }
-    let workers = if cfg.pipeline.workers == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    } else {
-        cfg.pipeline.workers
-    };
+    let workers = worker_count(&mut cfg, a.workers)?;
     let inputs = capture::expand_inputs(&a.inputs)?;
     if !inputs.skipped.is_empty() {
         eprintln!(
@@ -200,7 +227,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     if cfg.output.transactions && sink.is_none() {
         eprintln!("apitap: note: --transactions without --events: transaction events go nowhere");
     }
-    let opts = PipelineOptions { workers, fingerprint_key, transactions: cfg.output.transactions, policy: FullPolicy::Block };
+    let opts = PipelineOptions { workers, fingerprint_key, transactions: cfg.output.transactions, policy: FullPolicy::Block, metrics: None };
     let mut pipeline = Pipeline::start(&cfg, &opts, store, sink)?;
 
     let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
@@ -245,6 +272,195 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         eprintln!("apitap: error: {p}");
     }
     Ok(if problems.is_empty() { 0 } else { EXIT_INPUT_PROBLEMS })
+}
+
+fn worker_count(cfg: &mut Config, arg: Option<usize>) -> Result<usize> {
+    if let Some(w) = arg {
+        if w == 0 || w > 256 {
+            bail!("--workers {w}: give between 1 and 256 worker threads");
+        }
+        cfg.pipeline.workers = w;
+    }
+    Ok(if cfg.pipeline.workers == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        cfg.pipeline.workers
+    })
+}
+
+/// `apitap capture`: live capture until SIGTERM/SIGINT (see [`crate::service`]).
+fn capture(a: CaptureArgs) -> Result<i32> {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let mut cfg = load_config(a.config.as_deref())?;
+    if let Some(s) = a.store {
+        cfg.store.path = s;
+    }
+    if let Some(e) = a.events {
+        cfg.output.events = e;
+    }
+    if a.transactions {
+        cfg.output.transactions = true;
+    }
+    if let Some(f) = a.filter {
+        cfg.capture.filter = f;
+    }
+    if let Some(u) = a.user {
+        cfg.capture.user = u;
+    }
+    if let Some(m) = a.metrics {
+        cfg.metrics.listen = m;
+        cfg.validate()?;
+    }
+    let iface = match a.interface {
+        Some(i) => i,
+        None if !cfg.capture.interface.is_empty() => cfg.capture.interface.clone(),
+        None => bail!("no interface: give one with -i (`ip link` lists them) or set capture.interface in the configuration"),
+    };
+    let workers = worker_count(&mut cfg, a.workers)?;
+    let c = &cfg.capture;
+    let live_opts = capture::LiveOptions {
+        snaplen: c.snaplen,
+        promiscuous: c.promiscuous,
+        buffer_bytes: c.buffer_mib.saturating_mul(1 << 20),
+        timeout_ms: c.timeout_ms,
+        immediate: c.immediate,
+        filter: c.filter.clone(),
+    };
+    // 1. the only step that needs privileges
+    let mut live = capture::LiveCapture::open(&iface, &live_opts)?;
+    // 2. files the process keeps writing, opened before privileges go
+    let store = Store::open(&cfg.store.path, Access::ReadWrite)?;
+    let fingerprint_key = store.fingerprint_key()?;
+    let sink = if cfg.output.events.is_empty() { None } else { Some(JsonLinesSink::open(&cfg.output.events)?) };
+    let events_path = PathBuf::from(&cfg.output.events);
+    let mut give: Vec<&Path> = vec![cfg.store.path.as_path()];
+    if !cfg.output.events.is_empty() && cfg.output.events != "-" {
+        give.push(events_path.as_path());
+    }
+    // 3. privileges go before the first packet is read
+    let privs = crate::service::drop_privileges(&cfg.capture.user, &give)?;
+    let signals = crate::service::Signals::install()?;
+    let metrics = Arc::new(crate::metrics::Metrics::new(workers));
+    let server = if cfg.metrics.listen.is_empty() {
+        None
+    } else {
+        let addr: std::net::SocketAddr = cfg.metrics.listen.parse().context("metrics.listen")?;
+        let srv = crate::metrics::MetricsServer::start(addr, Arc::clone(&metrics))
+            .with_context(|| format!("cannot serve metrics on {addr}; choose a free address in metrics.listen"))?;
+        Some(srv)
+    };
+    let opts = PipelineOptions {
+        workers,
+        fingerprint_key,
+        transactions: cfg.output.transactions,
+        policy: FullPolicy::Drop,
+        metrics: Some(Arc::clone(&metrics)),
+    };
+    let mut pipeline = Pipeline::start(&cfg, &opts, store, sink)?;
+    eprintln!(
+        "apitap: capturing on {iface} ({}), {workers} workers, running as uid {} gid {} with no capabilities{}",
+        live.link_name(),
+        privs.uid,
+        privs.gid,
+        server.as_ref().map(|s| format!(", metrics on http://{}/metrics", s.local_addr())).unwrap_or_default()
+    );
+    crate::service::notify("READY=1\nSTATUS=capturing");
+
+    let started = Instant::now();
+    let batch_wait = Duration::from_millis(cfg.capture.batch_max_wait_ms.max(1));
+    let health_every = Duration::from_secs(cfg.capture.health_interval_secs);
+    let (mut last_partial, mut last_stats, mut last_health) = (Instant::now(), Instant::now(), Instant::now());
+    let mut since_check = 0u32;
+    let mut failure = None;
+    let mut live_stats = capture::LiveStats::default();
+    loop {
+        let idle = match live.next(|link, ts, frame| pipeline.packet(link, ts, frame)) {
+            Ok(capture::LiveNext::Packet) => false,
+            Ok(capture::LiveNext::Idle) => true,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        since_check += 1;
+        if !idle && since_check < 256 {
+            continue;
+        }
+        since_check = 0;
+        if signals.stop_requested() {
+            break;
+        }
+        if signals.take_reload() {
+            pipeline.reopen_outputs();
+            let note = match &a.config {
+                Some(p) => match Config::load(p) {
+                    Ok(new) if new == cfg => "configuration unchanged".to_string(),
+                    Ok(_) => "configuration changed: output files reopened now, other settings apply at the next start".to_string(),
+                    Err(e) => format!("configuration not reloaded ({e}); the running one stays"),
+                },
+                None => "no configuration file".to_string(),
+            };
+            eprintln!("apitap: SIGHUP: output files reopened; {note}");
+        }
+        if last_partial.elapsed() >= batch_wait {
+            pipeline.flush_partial();
+            last_partial = Instant::now();
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            live_stats = live.stats();
+            publish(&metrics, &pipeline, &live_stats);
+            last_stats = Instant::now();
+        }
+        if !health_every.is_zero() && last_health.elapsed() >= health_every {
+            eprintln!(
+                "apitap: health: {} packets, kernel drops {}, interface drops {}, queue drops {}, {} flows, {} transactions, rss {} MiB",
+                metrics.packets.load(Relaxed),
+                live_stats.kernel_dropped,
+                live_stats.interface_dropped,
+                metrics.reader_drops(),
+                metrics.flows_active(),
+                metrics.transactions(),
+                crate::metrics::resident_bytes() >> 20
+            );
+            last_health = Instant::now();
+        }
+    }
+    crate::service::notify("STOPPING=1");
+    live_stats = live.stats();
+    publish(&metrics, &pipeline, &live_stats);
+    let totals = pipeline.finish().context("the pipeline failed; what was flushed before is in the store")?;
+    drop(server);
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut summary = summary_json(&[], &totals, elapsed, workers, &[]);
+    if let Some(o) = summary.as_object_mut() {
+        o.insert("interface".into(), json!(iface));
+        o.insert("capture".into(), json!(live_stats));
+    }
+    print_summary(&summary);
+    eprintln!(
+        "  capture on {iface}: kernel received {}, kernel drops {}, interface drops {}, queue drops {} batches",
+        live_stats.received, live_stats.kernel_dropped, live_stats.interface_dropped, totals.pipeline.reader_batches_dropped
+    );
+    if let Some(p) = &a.stats_json {
+        let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
+        std::fs::write(p, text + "\n").with_context(|| format!("cannot write --stats-json {}", p.display()))?;
+    }
+    if let Some(e) = failure {
+        return Err(e).context("capture stopped; everything seen before is in the store");
+    }
+    Ok(0)
+}
+
+fn publish(m: &crate::metrics::Metrics, p: &Pipeline, live: &capture::LiveStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    m.packets.store(p.stats().packets, Relaxed);
+    m.bytes.store(p.stats().bytes, Relaxed);
+    m.kernel_received.store(live.received, Relaxed);
+    m.kernel_dropped.store(live.kernel_dropped, Relaxed);
+    m.interface_dropped.store(live.interface_dropped, Relaxed);
 }
 
 fn get_u64(v: &Value, path: &[&str]) -> u64 {

@@ -39,6 +39,65 @@ pub struct Config {
     pub exposure: crate::analyze::context::ExposureConfig,
     /// Business tags by host/path globs: `[[tags]] host = "*.example.com" path = "/admin/**" owner = "…" data_classification = "…" tier = "…"`.
     pub tags: Vec<crate::analyze::context::TagRule>,
+    pub capture: CaptureConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Live capture (`apitap capture`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Interface captured when `-i` is not given ("" = none: `-i` is then required).
+    pub interface: String,
+    /// Bytes kept of each packet.
+    pub snaplen: u32,
+    /// Promiscuous mode (a mirror port delivers frames for other hosts).
+    pub promiscuous: bool,
+    /// Kernel capture buffer, MiB: what absorbs bursts while the reader is busy.
+    pub buffer_mib: u32,
+    /// Milliseconds libpcap waits to fill a buffer before delivering packets
+    /// (also how often the capture loop looks at signals and timers).
+    pub timeout_ms: u32,
+    /// Deliver every packet at once (lower latency, more wake-ups).
+    pub immediate: bool,
+    /// BPF filter applied in the kernel ("" = every packet); `-f` overrides it.
+    pub filter: String,
+    /// After the capture handle is open, switch to this user (its primary group)
+    /// and give the store and event files to it. "" = keep the user; when that
+    /// is root, every capability is dropped instead, so no packet is ever parsed
+    /// with root privileges.
+    pub user: String,
+    /// Seconds between health lines in the log (0 = none).
+    pub health_interval_secs: u64,
+    /// Milliseconds a partly filled batch may wait in the reader before it is
+    /// handed to its worker (latency on quiet links).
+    pub batch_max_wait_ms: u64,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interface: String::new(),
+            snaplen: 262_144,
+            promiscuous: true,
+            buffer_mib: 64,
+            timeout_ms: 100,
+            immediate: false,
+            filter: String::new(),
+            user: String::new(),
+            health_interval_secs: 60,
+            batch_max_wait_ms: 200,
+        }
+    }
+}
+
+/// Prometheus metrics endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus text endpoint (`GET /metrics`), e.g.
+    /// "127.0.0.1:9750"; "" = off.
+    pub listen: String,
 }
 
 /// Sensitive-data scanning budgets.
@@ -308,6 +367,15 @@ impl Config {
         if let Err(bad) = crate::analyze::context::Exposure::new(&self.exposure) {
             return Err(ConfigError::Invalid { key: "exposure", value: bad, hint: "give networks as a.b.c.d/len or x::/len" });
         }
+        if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid {
+                key: "metrics.listen",
+                value: self.metrics.listen.clone(),
+                hint: "give an IP address and port such as 127.0.0.1:9750, or \"\" for no metrics",
+            });
+        }
+        at_least("capture.snaplen", self.capture.snaplen as usize, 64, "use at least 64 (262144 keeps whole packets)")?;
+        at_least("capture.timeout_ms", self.capture.timeout_ms as usize, 1, "use at least 1 (100 is a good value)")?;
         if self.store.path.as_os_str().is_empty() {
             return Err(ConfigError::Invalid { key: "store.path", value: String::new(), hint: "give a directory" });
         }

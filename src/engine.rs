@@ -187,6 +187,11 @@ impl Engine {
         self.table.stats()
     }
 
+    /// Connections tracked now.
+    pub fn flows_active(&self) -> usize {
+        self.table.len()
+    }
+
     pub fn proto_stats(&self) -> &ProtoStats {
         &self.handler.stats
     }

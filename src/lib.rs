@@ -21,6 +21,10 @@ pub mod store;
 pub mod export;
 pub mod engine;
 #[cfg(feature = "sensor")]
+pub mod metrics;
+#[cfg(feature = "sensor")]
 pub mod pipeline;
+#[cfg(feature = "sensor")]
+pub mod service;
 #[cfg(feature = "sensor")]
 pub mod cli;

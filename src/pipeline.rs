@@ -9,6 +9,8 @@
 //! batches travel back to the reader on a free list, so steady-state packet
 //! handling allocates nothing.
 
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,7 @@ use crate::engine::{Engine, EngineOutput, SegmentMeta};
 use crate::export::{ExportError, JsonLinesSink};
 use crate::inventory::templates::LearnConfig;
 use crate::inventory::Inventory;
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Error)]
@@ -54,6 +57,8 @@ pub struct PipelineOptions {
     pub fingerprint_key: [u8; crate::analyze::fingerprint::KEY_LEN],
     pub transactions: bool,
     pub policy: FullPolicy,
+    /// Live counters (capture); `None` in replay.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// A batch of segments for one worker: metadata plus one buffer of payloads.
@@ -67,6 +72,8 @@ const BATCH_MAX_BYTES: usize = 512 * 1024;
 
 enum AggMsg {
     Output(EngineOutput),
+    /// Reopen output files (log rotation).
+    Reopen,
     Done { flow: Value, proto: Value },
 }
 
@@ -139,6 +146,9 @@ pub struct Pipeline {
     policy: FullPolicy,
     workers: Vec<JoinHandle<()>>,
     aggregator: Option<JoinHandle<Result<AggReport, PipelineError>>>,
+    /// Control messages to the aggregator; dropped by `finish`.
+    control: Option<Sender<AggMsg>>,
+    metrics: Option<Arc<Metrics>>,
     stats: PipelineStats,
 }
 
@@ -160,19 +170,21 @@ impl Pipeline {
             let mut engine = Engine::new(cfg, opts.transactions, opts.fingerprint_key);
             let agg = agg_tx.clone();
             let free = free_tx.clone();
+            let m = opts.metrics.clone();
             let h = std::thread::Builder::new()
                 .name(format!("apitap-worker-{i}"))
-                .spawn(move || worker_loop(&mut engine, &rx, &agg, &free))
+                .spawn(move || worker_loop(&mut engine, &rx, &agg, &free, m.as_deref().and_then(|m| m.workers.get(i))))
                 .map_err(PipelineError::Spawn)?;
             workers.push(h);
         }
-        drop(agg_tx);
+        let control = Some(agg_tx);
+        let agg_metrics = opts.metrics.clone();
         let flush_every = Duration::from_secs(cfg.store.flush_interval_secs.max(1));
         let max_dirty = cfg.store.flush_max_dirty.max(1);
         let learn = cfg.templates.learn.clone();
         let aggregator = std::thread::Builder::new()
             .name("apitap-aggregator".into())
-            .spawn(move || aggregate(&agg_rx, learn, store, sink, flush_every, max_dirty))
+            .spawn(move || aggregate(&agg_rx, learn, store, sink, flush_every, max_dirty, agg_metrics.as_deref()))
             .map_err(PipelineError::Spawn)?;
         Ok(Pipeline {
             decoder: Decoder::new(cfg.decode_limits()),
@@ -183,6 +195,8 @@ impl Pipeline {
             policy: opts.policy,
             workers,
             aggregator: Some(aggregator),
+            control,
+            metrics: opts.metrics.clone(),
             stats: PipelineStats::default(),
         })
     }
@@ -243,8 +257,28 @@ impl Pipeline {
                 Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
                     self.stats.reader_batches_dropped += 1;
                     self.stats.reader_segments_dropped += b.metas.len() as u64;
+                    if let Some(m) = self.metrics.as_deref().and_then(|m| m.workers.get(w)) {
+                        m.queue_batches_dropped.fetch_add(1, Relaxed);
+                    }
                 }
             },
+        }
+    }
+
+    /// Hands every partly filled batch to its worker (live capture calls this
+    /// on a timer so that quiet links are not held back).
+    pub fn flush_partial(&mut self) {
+        for w in 0..self.filling.len() {
+            if self.filling.get(w).is_some_and(|b| !b.metas.is_empty()) {
+                self.send(w);
+            }
+        }
+    }
+
+    /// Asks the aggregator to reopen output files (log rotation).
+    pub fn reopen_outputs(&self) {
+        if let Some(c) = &self.control {
+            let _ = c.send(AggMsg::Reopen);
         }
     }
 
@@ -265,6 +299,7 @@ impl Pipeline {
             self.send(w);
         }
         self.senders.clear();
+        self.control = None;
         let mut panicked = false;
         for h in self.workers.drain(..) {
             panicked |= h.join().is_err();
@@ -289,7 +324,13 @@ impl Pipeline {
     }
 }
 
-fn worker_loop(engine: &mut Engine, rx: &Receiver<Batch>, agg: &Sender<AggMsg>, free: &Sender<Batch>) {
+fn worker_loop(
+    engine: &mut Engine,
+    rx: &Receiver<Batch>,
+    agg: &Sender<AggMsg>,
+    free: &Sender<Batch>,
+    metrics: Option<&crate::metrics::WorkerMetrics>,
+) {
     for batch in rx.iter() {
         for m in &batch.metas {
             let start = m.offset as usize;
@@ -298,6 +339,14 @@ fn worker_loop(engine: &mut Engine, rx: &Receiver<Batch>, agg: &Sender<AggMsg>, 
             engine.segment(&m.segment(payload), m.ts_us);
         }
         let _ = free.try_send(batch);
+        if let Some(wm) = metrics {
+            let f = engine.flow_stats();
+            wm.flows_active.store(engine.flows_active() as u64, Relaxed);
+            wm.flows_created.store(f.flows_created, Relaxed);
+            wm.flows_evicted_limit.store(f.flows_evicted_limit, Relaxed);
+            wm.flows_timed_out.store(f.flows_timed_out, Relaxed);
+            wm.tcp_gaps.store(f.gaps, Relaxed);
+        }
         let out = engine.take_output();
         if !out.is_empty() && agg.send(AggMsg::Output(out)).is_err() {
             return; // the aggregator stopped (it reports why)
@@ -323,6 +372,7 @@ fn aggregate(
     mut sink: Option<JsonLinesSink>,
     flush_every: Duration,
     max_dirty: usize,
+    metrics: Option<&Metrics>,
 ) -> Result<AggReport, PipelineError> {
     let mut inv = Inventory::with_learning(learn);
     let known: Vec<(String, String)> = store.endpoints()?.into_iter().map(|r| (r.host, r.path)).collect();
@@ -346,7 +396,16 @@ fn aggregate(
         }
         let dirty = inv.take_dirty();
         report.endpoints_updated += dirty.len() as u64;
-        store.merge_endpoints(&dirty)?;
+        let started = Instant::now();
+        let written = store.merge_endpoints(&dirty);
+        if let Some(m) = metrics {
+            m.store_writes.fetch_add(1, Relaxed);
+            m.store_write_micros.fetch_add(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), Relaxed);
+            if written.is_err() {
+                m.store_write_errors.fetch_add(1, Relaxed);
+            }
+        }
+        written?;
         if let Some(s) = sink.as_mut() {
             s.flush()?;
         }
@@ -359,10 +418,23 @@ fn aggregate(
                 report.observations += out.observations.len() as u64;
                 for o in &out.observations {
                     inv.observe(o);
+                    if let Some(m) = metrics {
+                        m.transaction(o.protocol);
+                    }
                 }
                 if let Some(s) = sink.as_mut() {
-                    s.write_raw(&out.events, out.event_count)?;
+                    let written = s.write_raw(&out.events, out.event_count);
+                    if let Some(m) = metrics {
+                        let counter = if written.is_ok() { &m.events_written } else { &m.events_failed };
+                        counter.fetch_add(out.event_count, Relaxed);
+                    }
+                    written?;
                     report.events_written += out.event_count;
+                }
+            }
+            Ok(AggMsg::Reopen) => {
+                if let Some(s) = sink.as_mut() {
+                    s.reopen()?;
                 }
             }
             Ok(AggMsg::Done { flow, proto }) => {

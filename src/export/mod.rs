@@ -52,6 +52,17 @@ impl JsonLinesSink {
     }
 
     /// Lines written so far.
+    /// Flushes and opens the target again (after log rotation moved the file away).
+    pub fn reopen(&mut self) -> Result<(), ExportError> {
+        self.flush()?;
+        if self.target != "-" {
+            let lines = self.lines;
+            *self = JsonLinesSink::open(&self.target)?;
+            self.lines = lines;
+        }
+        Ok(())
+    }
+
     pub fn lines(&self) -> u64 {
         self.lines
     }
