@@ -2,7 +2,8 @@
 //!
 //! Layers, each using only those above it (see `ARCHITECTURE` in the README):
 //! `config` → `capture` → `decode` → `flow` → `proto` → `analyze` →
-//! `inventory` → `store` → `export` → `engine` → `pipeline` → `cli`.
+//! `inventory` → `store` → `export` → `engine` → `metrics` → `pipeline` →
+//! `service` → `cli`.
 //! Everything from `decode` to `inventory` is pure: bytes, packet time and
 //! configuration in, values out. The `sensor` feature adds the I/O layers
 //! (libpcap, RocksDB, threads, CLI); without it the crate builds the parsers

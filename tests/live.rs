@@ -305,3 +305,30 @@ fn systemd_unit_verifies_cleanly() {
         assert!(std::fs::read_to_string(&unit).unwrap().contains(key), "unit lacks {key}");
     }
 }
+
+#[test]
+fn capture_switches_to_the_configured_user_and_keeps_writing() {
+    if !live_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // the user must be able to reach the store: open the test directory up
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let store = dir.path().join("store");
+    let ns = Netns::new("user");
+    let _nginx = nginx(&ns, dir.path());
+    let mut cap = start_capture(&ns, dir.path(), &store, &["--user", "nobody"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", cap.0.id())).unwrap();
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap().split_whitespace().map(String::from).collect::<Vec<_>>();
+    assert_eq!(uid, ["65534"; 4], "real, effective, saved and fs uid are nobody's: {status}");
+    http1_requests(&ns, 300);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(cap.0.id(), "-TERM");
+    let st = wait_exit(&mut cap, 30);
+    let log = std::fs::read_to_string(dir.path().join("capture.log")).unwrap();
+    assert!(st.success(), "{log}");
+    assert_eq!(requests_of(&dump(&store), "GET", "/api/items/{id}"), 300, "{log}");
+    // the store now belongs to the user
+    let meta = std::fs::metadata(&store).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+}
