@@ -295,9 +295,13 @@ fn capture(a: CaptureArgs) -> Result<i32> {
     use std::time::Duration;
 
     let mut cfg = load_config(a.config.as_deref())?;
+    // the file as loaded, to tell what a reload changes (options override it)
+    let mut file_cfg = cfg.clone();
     if let Some(s) = a.store {
         cfg.store.path = s;
     }
+    // an --events option wins over the file, also on reload
+    let events_from_config = a.events.is_none();
     if let Some(e) = a.events {
         cfg.output.events = e;
     }
@@ -370,8 +374,8 @@ fn capture(a: CaptureArgs) -> Result<i32> {
     crate::service::notify("READY=1\nSTATUS=capturing");
 
     let started = Instant::now();
-    let batch_wait = Duration::from_millis(cfg.capture.batch_max_wait_ms.max(1));
-    let health_every = Duration::from_secs(cfg.capture.health_interval_secs);
+    let mut batch_wait = Duration::from_millis(cfg.capture.batch_max_wait_ms.max(1));
+    let mut health_every = Duration::from_secs(cfg.capture.health_interval_secs);
     let (mut last_partial, mut last_stats, mut last_health) = (Instant::now(), Instant::now(), Instant::now());
     let mut since_check = 0u32;
     let mut failure = None;
@@ -394,14 +398,32 @@ fn capture(a: CaptureArgs) -> Result<i32> {
             break;
         }
         if signals.take_reload() {
-            pipeline.reopen_outputs();
             let note = match &a.config {
                 Some(p) => match Config::load(p) {
-                    Ok(new) if new == cfg => "configuration unchanged".to_string(),
-                    Ok(_) => "configuration changed: output files reopened now, other settings apply at the next start".to_string(),
-                    Err(e) => format!("configuration not reloaded ({e}); the running one stays"),
+                    Ok(new) => {
+                        let changes = reload_changes(&file_cfg, &new);
+                        if new.output.events != file_cfg.output.events && events_from_config {
+                            pipeline.reopen_outputs(Some(new.output.events.clone()));
+                            cfg.output.events = new.output.events.clone();
+                        } else {
+                            pipeline.reopen_outputs(None);
+                        }
+                        cfg.capture.health_interval_secs = new.capture.health_interval_secs;
+                        cfg.capture.batch_max_wait_ms = new.capture.batch_max_wait_ms;
+                        health_every = Duration::from_secs(new.capture.health_interval_secs);
+                        batch_wait = Duration::from_millis(new.capture.batch_max_wait_ms.max(1));
+                        file_cfg = new;
+                        changes
+                    }
+                    Err(e) => {
+                        pipeline.reopen_outputs(None);
+                        format!("configuration not reloaded ({e}); the running one stays")
+                    }
                 },
-                None => "no configuration file".to_string(),
+                None => {
+                    pipeline.reopen_outputs(None);
+                    "no configuration file to reload".to_string()
+                }
             };
             eprintln!("apitap: SIGHUP: output files reopened; {note}");
         }
@@ -452,6 +474,46 @@ fn capture(a: CaptureArgs) -> Result<i32> {
         return Err(e).context("capture stopped; everything seen before is in the store");
     }
     Ok(0)
+}
+
+/// What a SIGHUP applies, and what it cannot (named, for the log).
+///
+/// Applied at once: `output.events` (the event file switches), `capture.health_interval_secs`,
+/// `capture.batch_max_wait_ms`. Everything else shapes state that workers,
+/// the capture handle or the store already hold, and applies at the next start.
+fn reload_changes(old: &Config, new: &Config) -> String {
+    let mut applied = Vec::new();
+    if old.output.events != new.output.events {
+        applied.push("output.events");
+    }
+    if old.capture.health_interval_secs != new.capture.health_interval_secs {
+        applied.push("capture.health_interval_secs");
+    }
+    if old.capture.batch_max_wait_ms != new.capture.batch_max_wait_ms {
+        applied.push("capture.batch_max_wait_ms");
+    }
+    let mut rest = new.clone();
+    rest.output.events = old.output.events.clone();
+    rest.capture.health_interval_secs = old.capture.health_interval_secs;
+    rest.capture.batch_max_wait_ms = old.capture.batch_max_wait_ms;
+    let mut pending = Vec::new();
+    macro_rules! section {
+        ($($f:ident),*) => {$(
+            if rest.$f != old.$f {
+                pending.push(stringify!($f));
+            }
+        )*};
+    }
+    section!(store, output, pipeline, decode, flow, http, http2, templates, auth, sensitive, exposure, tags, capture, metrics);
+    match (applied.is_empty(), pending.is_empty()) {
+        (true, true) => "configuration unchanged".to_string(),
+        (_, true) => format!("applied: {}", applied.join(", ")),
+        (_, false) => format!(
+            "applied: {}; changed sections that apply at the next start: {}",
+            if applied.is_empty() { "nothing".to_string() } else { applied.join(", ") },
+            pending.join(", ")
+        ),
+    }
 }
 
 fn publish(m: &crate::metrics::Metrics, p: &Pipeline, live: &capture::LiveStats) {

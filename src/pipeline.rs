@@ -72,8 +72,9 @@ const BATCH_MAX_BYTES: usize = 512 * 1024;
 
 enum AggMsg {
     Output(EngineOutput),
-    /// Reopen output files (log rotation).
-    Reopen,
+    /// Reopen output files (log rotation); with a target, switch the event
+    /// output to it ("" = stop writing events).
+    Reopen(Option<String>),
     Done { flow: Value, proto: Value },
 }
 
@@ -275,10 +276,11 @@ impl Pipeline {
         }
     }
 
-    /// Asks the aggregator to reopen output files (log rotation).
-    pub fn reopen_outputs(&self) {
+    /// Asks the aggregator to reopen output files (log rotation), or to
+    /// switch the event output to `events` (a path, "-", or "" for none).
+    pub fn reopen_outputs(&self, events: Option<String>) {
         if let Some(c) = &self.control {
-            let _ = c.send(AggMsg::Reopen);
+            let _ = c.send(AggMsg::Reopen(events));
         }
     }
 
@@ -432,9 +434,23 @@ fn aggregate(
                     report.events_written += out.event_count;
                 }
             }
-            Ok(AggMsg::Reopen) => {
+            Ok(AggMsg::Reopen(None)) => {
                 if let Some(s) = sink.as_mut() {
                     s.reopen()?;
+                }
+            }
+            Ok(AggMsg::Reopen(Some(target))) => {
+                if let Some(s) = sink.as_mut() {
+                    s.flush()?;
+                }
+                // a target that cannot be opened keeps the old one (and says why)
+                if target.is_empty() {
+                    sink = None;
+                } else {
+                    match JsonLinesSink::open(&target) {
+                        Ok(s) => sink = Some(s),
+                        Err(e) => eprintln!("apitap: reload: {e}; events keep going to the previous output"),
+                    }
                 }
             }
             Ok(AggMsg::Done { flow, proto }) => {

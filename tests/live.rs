@@ -1,6 +1,6 @@
-//! Live capture with real traffic: `apitap capture` on the loopback interface
-//! of a network namespace this test creates, nginx answering real clients
-//! (curl for HTTP/1.1, h2load for h2c prior knowledge), then SIGTERM; a
+//! Live capture with real traffic: `apitap capture` on a veth interface
+//! between two network namespaces this test creates, nginx answering real
+//! clients (curl for HTTP/1.1, h2load for h2c prior knowledge), then SIGTERM; a
 //! `kill -9` crash test; and the systemd unit checked by `systemd-analyze`.
 //!
 //! Needs root (namespaces, capture) and nginx, curl, h2load, ip. Without them
@@ -41,28 +41,60 @@ extern "C" {
     fn libc_geteuid() -> u32;
 }
 
-/// A network namespace with loopback up, deleted on drop.
-struct Netns(String);
+/// Two network namespaces joined by a veth pair: the server side
+/// (10.77.0.1, nginx and apitap capturing on its veth end) and the client side
+/// (10.77.0.2, curl and h2load). Deleted on drop.
+struct Lab {
+    srv: String,
+    cli: String,
+    iface: String,
+}
 
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("apitap-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
-        assert!(Command::new("ip").args(["netns", "add", &name]).status().unwrap().success(), "ip netns add");
-        assert!(Command::new("ip").args(["netns", "exec", &name, "ip", "link", "set", "lo", "up"]).status().unwrap().success());
-        Netns(name)
+impl Lab {
+    fn new(tag: &str) -> Lab {
+        let id = format!("{tag}{}", std::process::id() % 100_000);
+        let (srv, cli) = (format!("apitap-s-{id}"), format!("apitap-c-{id}"));
+        let (vs, vc) = (format!("vs{id}"), format!("vc{id}"));
+        for ns in [&srv, &cli] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
+        }
+        let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+        ip(&["netns", "add", &srv]);
+        ip(&["netns", "add", &cli]);
+        let lab = Lab { srv: srv.clone(), cli: cli.clone(), iface: vs.clone() };
+        ip(&["link", "add", &vs, "type", "veth", "peer", "name", &vc]);
+        ip(&["link", "set", &vs, "netns", &srv]);
+        ip(&["link", "set", &vc, "netns", &cli]);
+        for (ns, dev, addr) in [(&srv, &vs, "10.77.0.1/24"), (&cli, &vc, "10.77.0.2/24")] {
+            ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        lab
     }
 
-    fn cmd(&self, program: &str) -> Command {
+    fn in_ns(ns: &str, program: &str) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
+        c.args(["netns", "exec", ns, program]);
         c
+    }
+
+    /// A command on the server side.
+    fn srv(&self, program: &str) -> Command {
+        Lab::in_ns(&self.srv, program)
+    }
+
+    /// A command on the client side.
+    fn cli(&self, program: &str) -> Command {
+        Lab::in_ns(&self.cli, program)
     }
 }
 
-impl Drop for Netns {
+impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        for ns in [&self.srv, &self.cli] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
     }
 }
 
@@ -88,7 +120,7 @@ impl Drop for Guard {
     }
 }
 
-fn nginx(ns: &Netns, dir: &Path) -> Guard {
+fn nginx(lab: &Lab, dir: &Path) -> Guard {
     let conf = dir.join("nginx.conf");
     let d = dir.display();
     std::fs::write(
@@ -97,16 +129,16 @@ fn nginx(ns: &Netns, dir: &Path) -> Guard {
             "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\nevents {{ worker_connections 1024; }}\n\
              http {{\n access_log off;\n keepalive_requests 100000;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n fastcgi_temp_path {d}/fcgi;\n\
              uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-             server {{\n  listen 127.0.0.1:8080;\n  listen 127.0.0.1:8081 http2;\n\
+             server {{\n  listen 8080;\n  listen 8081 http2;\n\
              location / {{ default_type application/json; return 200 '{{\"id\": 7, \"name\": \"widget\"}}'; }}\n }}\n}}\n"
         ),
     )
     .unwrap();
-    let g = Guard(ns.cmd("nginx").args(["-c", conf.to_str().unwrap()]).spawn().expect("start nginx"));
+    let g = Guard(lab.srv("nginx").args(["-c", conf.to_str().unwrap()]).spawn().expect("start nginx"));
     // wait until both ports answer
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        let ok = ns.cmd("curl").args(["-s", "-o", "/dev/null", "http://127.0.0.1:8080/"]).status().is_ok_and(|s| s.success());
+        let ok = lab.cli("curl").args(["-s", "-o", "/dev/null", "http://10.77.0.1:8080/"]).status().is_ok_and(|s| s.success());
         if ok {
             return g;
         }
@@ -122,16 +154,16 @@ fn config(dir: &Path) -> PathBuf {
     p
 }
 
-fn start_capture(ns: &Netns, dir: &Path, store: &Path, extra: &[&str]) -> Guard {
+fn start_capture(lab: &Lab, dir: &Path, store: &Path, extra: &[&str]) -> Guard {
     let cfg = config(dir);
-    let mut c = ns.cmd(bin().to_str().unwrap());
-    c.args(["capture", "-i", "lo", "-f", "tcp port 8080 or tcp port 8081", "--config", cfg.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+    let mut c = lab.srv(bin().to_str().unwrap());
+    c.args(["capture", "-i", &lab.iface, "-f", "tcp port 8080 or tcp port 8081", "--config", cfg.to_str().unwrap(), "--store", store.to_str().unwrap()]);
     c.args(extra);
     c.stderr(std::fs::File::create(dir.join("capture.log")).unwrap());
     let g = Guard(c.spawn().expect("start apitap capture"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if std::fs::read_to_string(dir.join("capture.log")).unwrap_or_default().contains("capturing on lo") {
+        if std::fs::read_to_string(dir.join("capture.log")).unwrap_or_default().contains(&format!("capturing on {}", lab.iface)) {
             return g;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -154,16 +186,16 @@ fn wait_exit(g: &mut Guard, secs: u64) -> std::process::ExitStatus {
     }
 }
 
-fn http1_requests(ns: &Netns, n: u32) {
-    let url = format!("http://127.0.0.1:8080/api/items/[1-{n}]");
-    let o = ns.cmd("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}\\n", &url]).output().unwrap();
+fn http1_requests(lab: &Lab, n: u32) {
+    let url = format!("http://10.77.0.1:8080/api/items/[1-{n}]");
+    let o = lab.cli("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}\\n", &url]).output().unwrap();
     let codes = String::from_utf8_lossy(&o.stdout);
     assert_eq!(codes.lines().filter(|l| *l == "200").count() as u32, n, "curl got {n} answers of 200");
 }
 
-fn h2c_requests(ns: &Netns, n: u32) {
-    let uris: Vec<String> = (1..=5).map(|i| format!("http://127.0.0.1:8081/api/orders/{}", 1000 + i)).collect();
-    let o = ns.cmd("h2load").args(["-n", &n.to_string(), "-c", "4", "-m", "10"]).args(&uris).output().unwrap();
+fn h2c_requests(lab: &Lab, n: u32) {
+    let uris: Vec<String> = (1..=5).map(|i| format!("http://10.77.0.1:8081/api/orders/{}", 1000 + i)).collect();
+    let o = lab.cli("h2load").args(["-n", &n.to_string(), "-c", "4", "-m", "10"]).args(&uris).output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains(&format!("{n} succeeded")), "h2load: {text}");
 }
@@ -186,10 +218,10 @@ fn capture_counts_every_request_drops_none_and_stops_cleanly() {
     let store = dir.path().join("store");
     let events = dir.path().join("events.jsonl");
     let stats = dir.path().join("stats.json");
-    let ns = Netns::new("live");
-    let _nginx = nginx(&ns, dir.path());
+    let lab = Lab::new("l");
+    let _nginx = nginx(&lab, dir.path());
     let mut cap = start_capture(
-        &ns,
+        &lab,
         dir.path(),
         &store,
         &["--events", events.to_str().unwrap(), "--transactions", "--metrics", "127.0.0.1:9750", "--stats-json", stats.to_str().unwrap()],
@@ -202,8 +234,8 @@ fn capture_counts_every_request_drops_none_and_stops_cleanly() {
 
     let (n1, n2) = (6000u32, 6000u32);
     let started = Instant::now();
-    http1_requests(&ns, n1);
-    h2c_requests(&ns, n2);
+    http1_requests(&lab, n1);
+    h2c_requests(&lab, n2);
     let secs = started.elapsed().as_secs_f64();
     eprintln!("live: {} requests in {secs:.2} s ({:.0} requests/s)", n1 + n2, f64::from(n1 + n2) / secs);
 
@@ -212,7 +244,7 @@ fn capture_counts_every_request_drops_none_and_stops_cleanly() {
     let d = dump(&store);
     assert_eq!(requests_of(&d, "GET", "/api/items/{id}"), u64::from(n1), "dump while running: {d:?}");
     // metrics while running
-    let m = ns.cmd("curl").args(["-s", "http://127.0.0.1:9750/metrics"]).output().unwrap();
+    let m = lab.srv("curl").args(["-s", "http://127.0.0.1:9750/metrics"]).output().unwrap();
     let text = String::from_utf8_lossy(&m.stdout);
     for name in [
         "apitap_packets_received_total",
@@ -253,17 +285,17 @@ fn kill_9_keeps_everything_flushed_before_and_sighup_reopens_events() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let events = dir.path().join("events.jsonl");
-    let ns = Netns::new("crash");
-    let _nginx = nginx(&ns, dir.path());
-    let mut cap = start_capture(&ns, dir.path(), &store, &["--events", events.to_str().unwrap(), "--transactions"]);
-    http1_requests(&ns, 500);
+    let lab = Lab::new("c");
+    let _nginx = nginx(&lab, dir.path());
+    let mut cap = start_capture(&lab, dir.path(), &store, &["--events", events.to_str().unwrap(), "--transactions"]);
+    http1_requests(&lab, 500);
     // log rotation: move the file away, SIGHUP, and the next events go to a new file
     let rotated = dir.path().join("events.jsonl.1");
     std::thread::sleep(Duration::from_millis(1500));
     std::fs::rename(&events, &rotated).unwrap();
     signal(cap.0.id(), "-HUP");
     std::thread::sleep(Duration::from_millis(500));
-    h2c_requests(&ns, 700);
+    h2c_requests(&lab, 700);
     // the store flushes every second: wait well past it, then crash
     std::thread::sleep(Duration::from_millis(3000));
     signal(cap.0.id(), "-KILL");
@@ -275,8 +307,8 @@ fn kill_9_keeps_everything_flushed_before_and_sighup_reopens_events() {
     assert_eq!(read_jsonl(&rotated).len(), 500);
     assert_eq!(read_jsonl(&events).len(), 700, "events after SIGHUP go to the reopened file");
     // and the store takes more writes after the crash
-    let mut cap = start_capture(&ns, dir.path(), &store, &[]);
-    http1_requests(&ns, 100);
+    let mut cap = start_capture(&lab, dir.path(), &store, &[]);
+    http1_requests(&lab, 100);
     std::thread::sleep(Duration::from_millis(1000));
     signal(cap.0.id(), "-INT");
     assert!(wait_exit(&mut cap, 30).success());
@@ -315,13 +347,13 @@ fn capture_switches_to_the_configured_user_and_keeps_writing() {
     // the user must be able to reach the store: open the test directory up
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let store = dir.path().join("store");
-    let ns = Netns::new("user");
-    let _nginx = nginx(&ns, dir.path());
-    let mut cap = start_capture(&ns, dir.path(), &store, &["--user", "nobody"]);
+    let lab = Lab::new("u");
+    let _nginx = nginx(&lab, dir.path());
+    let mut cap = start_capture(&lab, dir.path(), &store, &["--user", "nobody"]);
     let status = std::fs::read_to_string(format!("/proc/{}/status", cap.0.id())).unwrap();
     let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap().split_whitespace().map(String::from).collect::<Vec<_>>();
     assert_eq!(uid, ["65534"; 4], "real, effective, saved and fs uid are nobody's: {status}");
-    http1_requests(&ns, 300);
+    http1_requests(&lab, 300);
     std::thread::sleep(Duration::from_millis(1500));
     signal(cap.0.id(), "-TERM");
     let st = wait_exit(&mut cap, 30);
