@@ -155,8 +155,15 @@ fn config(dir: &Path) -> PathBuf {
 }
 
 fn start_capture(lab: &Lab, dir: &Path, store: &Path, extra: &[&str]) -> Guard {
+    start_capture_env(lab, dir, store, extra, &[])
+}
+
+fn start_capture_env(lab: &Lab, dir: &Path, store: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Guard {
     let cfg = config(dir);
     let mut c = lab.srv(bin().to_str().unwrap());
+    for (k, v) in env {
+        c.env(k, v);
+    }
     c.args(["capture", "-i", &lab.iface, "-f", "tcp port 8080 or tcp port 8081", "--config", cfg.to_str().unwrap(), "--store", store.to_str().unwrap()]);
     c.args(extra);
     c.stderr(std::fs::File::create(dir.join("capture.log")).unwrap());
@@ -287,7 +294,20 @@ fn kill_9_keeps_everything_flushed_before_and_sighup_reopens_events() {
     let events = dir.path().join("events.jsonl");
     let lab = Lab::new("c");
     let _nginx = nginx(&lab, dir.path());
-    let mut cap = start_capture(&lab, dir.path(), &store, &["--events", events.to_str().unwrap(), "--transactions"]);
+    // systemd's readiness protocol: a datagram socket named by NOTIFY_SOCKET
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut cap = start_capture_env(
+        &lab,
+        dir.path(),
+        &store,
+        &["--events", events.to_str().unwrap(), "--transactions"],
+        &[("NOTIFY_SOCKET", &sock_path)],
+    );
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("READY notification");
+    assert!(String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1"), "{:?}", String::from_utf8_lossy(&buf[..n]));
     http1_requests(&lab, 500);
     // log rotation: move the file away, SIGHUP, and the next events go to a new file
     let rotated = dir.path().join("events.jsonl.1");
