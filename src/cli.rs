@@ -261,6 +261,9 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     }
     progress.clear();
     let totals = pipeline.finish().context("the pipeline failed; what was flushed before is in the store")?;
+    if let Some(p) = events_problem(&totals) {
+        problems.push(p);
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let summary = summary_json(&reports, &totals, elapsed, workers, &problems);
     print_summary(&summary);
@@ -456,7 +459,8 @@ fn capture(a: CaptureArgs) -> Result<i32> {
     let totals = pipeline.finish().context("the pipeline failed; what was flushed before is in the store")?;
     drop(server);
     let elapsed = started.elapsed().as_secs_f64();
-    let mut summary = summary_json(&[], &totals, elapsed, workers, &[]);
+    let problems: Vec<String> = events_problem(&totals).into_iter().collect();
+    let mut summary = summary_json(&[], &totals, elapsed, workers, &problems);
     if let Some(o) = summary.as_object_mut() {
         o.insert("interface".into(), json!(iface));
         o.insert("capture".into(), json!(live_stats));
@@ -473,7 +477,17 @@ fn capture(a: CaptureArgs) -> Result<i32> {
     if let Some(e) = failure {
         return Err(e).context("capture stopped; everything seen before is in the store");
     }
-    Ok(0)
+    for p in &problems {
+        eprintln!("apitap: error: {p}");
+    }
+    Ok(if problems.is_empty() { 0 } else { EXIT_INPUT_PROBLEMS })
+}
+
+/// The event output's failure, if any, for the summary and the exit status.
+fn events_problem(t: &RunTotals) -> Option<String> {
+    t.events_error.as_ref().map(|e| {
+        format!("{e}; {} events were not written — the inventory in the store is complete", t.events_failed)
+    })
 }
 
 /// What a SIGHUP applies, and what it cannot (named, for the log).
@@ -566,6 +580,7 @@ fn summary_json(reports: &[FileReport], t: &RunTotals, elapsed: f64, workers: us
         "drops_by_limit": limits,
         "endpoints_updated": t.endpoints_updated,
         "events_written": t.events_written,
+        "events_failed": t.events_failed,
         "elapsed_secs": elapsed,
         "throughput_mbytes_per_sec": if elapsed > 0.0 { bytes as f64 / elapsed / 1e6 } else { 0.0 },
         "packets_per_sec": if elapsed > 0.0 { t.pipeline.packets as f64 / elapsed } else { 0.0 },

@@ -99,6 +99,10 @@ pub struct RunTotals {
     pub observations: u64,
     pub endpoints_updated: u64,
     pub events_written: u64,
+    /// Events that could not be written (the output failed; the inventory went on).
+    pub events_failed: u64,
+    /// The first output error, for the user.
+    pub events_error: Option<String>,
     pub store_flushes: u64,
     pub template_rules_learned: u64,
     pub endpoints_retemplated: u64,
@@ -110,9 +114,46 @@ struct AggReport {
     observations: u64,
     endpoints_updated: u64,
     events_written: u64,
+    events_failed: u64,
+    /// Counts of sinks replaced by a reload.
+    events_written_before: u64,
+    events_failed_before: u64,
+    events_error: Option<String>,
     store_flushes: u64,
     rules_learned: u64,
     endpoints_retemplated: u64,
+}
+
+/// Sink counters into the report and metrics. Totals of sinks replaced by a
+/// reload are kept in `events_*_before`.
+fn sink_counts(report: &mut AggReport, s: &JsonLinesSink, metrics: Option<&Metrics>) {
+    report.events_written = report.events_written_before + s.written();
+    report.events_failed = report.events_failed_before + s.lost();
+    if let Some(m) = metrics {
+        m.events_written.store(report.events_written, Relaxed);
+        m.events_failed.store(report.events_failed, Relaxed);
+    }
+}
+
+/// Seconds between repeated log lines about a failing event output.
+const OUTPUT_ERROR_LOG_SECS: u64 = 60;
+
+/// Event output failures never stop the inventory: they are counted, the
+/// first is kept for the summary, and the log says so at most once a minute.
+struct OutputErrors {
+    last_log: Option<Instant>,
+}
+
+impl OutputErrors {
+    fn failed(&mut self, report: &mut AggReport, e: &ExportError) {
+        if report.events_error.is_none() {
+            report.events_error = Some(e.to_string());
+        }
+        if self.last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(OUTPUT_ERROR_LOG_SECS)) {
+            eprintln!("apitap: {e}; events are being lost; the inventory keeps being stored");
+            self.last_log = Some(Instant::now());
+        }
+    }
 }
 
 /// Adds the numbers of `b` into `a`, field by field (stats structs of workers).
@@ -319,6 +360,8 @@ impl Pipeline {
             observations: report.observations,
             endpoints_updated: report.endpoints_updated,
             events_written: report.events_written,
+            events_failed: report.events_failed,
+            events_error: report.events_error,
             store_flushes: report.store_flushes,
             template_rules_learned: report.rules_learned,
             endpoints_retemplated: report.endpoints_retemplated,
@@ -385,12 +428,21 @@ fn aggregate(
         observations: 0,
         endpoints_updated: 0,
         events_written: 0,
+        events_failed: 0,
+        events_written_before: 0,
+        events_failed_before: 0,
+        events_error: None,
         store_flushes: 0,
         rules_learned: 0,
         endpoints_retemplated: 0,
     };
     let mut last_flush = Instant::now();
-    let flush = |inv: &mut Inventory, report: &mut AggReport, sink: &mut Option<JsonLinesSink>| -> Result<(), PipelineError> {
+    let mut out_errors = OutputErrors { last_log: None };
+    let flush = |inv: &mut Inventory,
+                 report: &mut AggReport,
+                 sink: &mut Option<JsonLinesSink>,
+                 out_errors: &mut OutputErrors|
+     -> Result<(), PipelineError> {
         let rules = inv.take_new_rules();
         if !rules.is_empty() {
             report.endpoints_retemplated += store.apply_rules(&rules, |h, p| inv.template(h, p))?;
@@ -409,7 +461,10 @@ fn aggregate(
         }
         written?;
         if let Some(s) = sink.as_mut() {
-            s.flush()?;
+            if let Err(e) = s.flush() {
+                out_errors.failed(report, &e);
+            }
+            sink_counts(report, s, metrics);
         }
         report.store_flushes += 1;
         Ok(())
@@ -425,32 +480,34 @@ fn aggregate(
                     }
                 }
                 if let Some(s) = sink.as_mut() {
-                    let written = s.write_raw(&out.events, out.event_count);
-                    if let Some(m) = metrics {
-                        let counter = if written.is_ok() { &m.events_written } else { &m.events_failed };
-                        counter.fetch_add(out.event_count, Relaxed);
+                    if let Err(e) = s.write_raw(&out.events, out.event_count) {
+                        out_errors.failed(&mut report, &e);
                     }
-                    written?;
-                    report.events_written += out.event_count;
                 }
             }
             Ok(AggMsg::Reopen(None)) => {
                 if let Some(s) = sink.as_mut() {
-                    s.reopen()?;
+                    if let Err(e) = s.reopen() {
+                        out_errors.failed(&mut report, &e);
+                    }
                 }
             }
             Ok(AggMsg::Reopen(Some(target))) => {
                 if let Some(s) = sink.as_mut() {
-                    s.flush()?;
+                    if let Err(e) = s.flush() {
+                        out_errors.failed(&mut report, &e);
+                    }
+                    sink_counts(&mut report, s, metrics);
                 }
                 // a target that cannot be opened keeps the old one (and says why)
-                if target.is_empty() {
-                    sink = None;
-                } else {
-                    match JsonLinesSink::open(&target) {
-                        Ok(s) => sink = Some(s),
-                        Err(e) => eprintln!("apitap: reload: {e}; events keep going to the previous output"),
+                let next = if target.is_empty() { Ok(None) } else { JsonLinesSink::open(&target).map(Some) };
+                match next {
+                    Ok(next) => {
+                        report.events_written_before = report.events_written;
+                        report.events_failed_before = report.events_failed;
+                        sink = next;
                     }
+                    Err(e) => eprintln!("apitap: reload: {e}; events keep going to the previous output"),
                 }
             }
             Ok(AggMsg::Done { flow, proto }) => {
@@ -461,11 +518,11 @@ fn aggregate(
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
         if inv.dirty_len() >= max_dirty || last_flush.elapsed() >= flush_every {
-            flush(&mut inv, &mut report, &mut sink)?;
+            flush(&mut inv, &mut report, &mut sink, &mut out_errors)?;
             last_flush = Instant::now();
         }
     }
-    flush(&mut inv, &mut report, &mut sink)?;
+    flush(&mut inv, &mut report, &mut sink, &mut out_errors)?;
     store.flush()?;
     Ok(report)
 }

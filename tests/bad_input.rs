@@ -161,3 +161,38 @@ fn directory_input_replays_every_capture_in_name_order() {
     }
     assert!(s["drops_by_limit"].is_object());
 }
+
+#[test]
+fn a_full_event_output_loses_events_but_never_the_inventory() {
+    // /dev/full fails every write with ENOSPC, like a full disk
+    if !Path::new("/dev/full").exists() {
+        eprintln!("notice: skipping: no /dev/full here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (good, full) = (dir.path().join("good"), dir.path().join("full"));
+    let o = run(&["replay", "--store", good.to_str().unwrap(), fixture("sample.pcap").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr_of(&o));
+    let stats = dir.path().join("stats.json");
+    let o = run(&[
+        "replay",
+        "--store",
+        full.to_str().unwrap(),
+        "--events",
+        "/dev/full",
+        "--transactions",
+        "--stats-json",
+        stats.to_str().unwrap(),
+        fixture("sample.pcap").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "completed, with the output problem reported: {}", stderr_of(&o));
+    let e = stderr_of(&o);
+    assert!(e.contains("/dev/full") && e.contains("events were not written"), "{e}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    let truth = read_jsonl(&fixture("sample.truth.jsonl")).len() as u64;
+    // every transaction's event was lost, none written (the truth counts the cleartext requests)
+    assert!(s["events_failed"].as_u64().unwrap() >= truth, "{s}");
+    assert_eq!(s["events_written"], 0);
+    // and the inventory is the same as without events
+    assert_eq!(endpoints(&full), endpoints(&good));
+}

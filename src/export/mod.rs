@@ -17,11 +17,21 @@ pub enum ExportError {
     Write { target: String, source: std::io::Error },
 }
 
+/// Bytes buffered before a write reaches the target.
+const SINK_BUFFER_BYTES: usize = 1 << 20;
+
 /// A JSON-lines destination: a file (appended to) or standard output.
+///
+/// Accounting is honest about buffering: a line counts as written only once a
+/// flush that included it succeeded; when a write or flush fails, every line
+/// still in the buffer is counted as lost and the buffer is dropped, so a
+/// target that recovers (disk space freed) starts again cleanly.
 pub struct JsonLinesSink {
     target: String,
     out: BufWriter<Box<dyn Write + Send>>,
-    lines: u64,
+    buffered: u64,
+    written: u64,
+    lost: u64,
 }
 
 impl JsonLinesSink {
@@ -38,32 +48,65 @@ impl JsonLinesSink {
                 .map_err(|source| ExportError::Open { path: path.to_path_buf(), source })?;
             Box::new(f)
         };
-        Ok(JsonLinesSink { target: spec.to_string(), out: BufWriter::with_capacity(1 << 20, w), lines: 0 })
+        Ok(JsonLinesSink {
+            target: spec.to_string(),
+            out: BufWriter::with_capacity(SINK_BUFFER_BYTES, w),
+            buffered: 0,
+            written: 0,
+            lost: 0,
+        })
+    }
+
+    fn failed(&mut self, unaccepted: u64, source: std::io::Error) -> ExportError {
+        self.lost += self.buffered + unaccepted;
+        self.buffered = 0;
+        // drop what the buffer holds: those lines are already counted as lost
+        let inner = std::mem::replace(&mut self.out, BufWriter::new(Box::new(std::io::sink()))).into_parts().0;
+        self.out = BufWriter::with_capacity(SINK_BUFFER_BYTES, inner);
+        ExportError::Write { target: self.target.clone(), source }
     }
 
     /// Writes already-serialised lines (each ending in '\n').
     pub fn write_raw(&mut self, lines: &[u8], count: u64) -> Result<(), ExportError> {
-        self.lines += count;
-        self.out.write_all(lines).map_err(|source| ExportError::Write { target: self.target.clone(), source })
+        match self.out.write_all(lines) {
+            Ok(()) => {
+                self.buffered += count;
+                Ok(())
+            }
+            Err(e) => Err(self.failed(count, e)),
+        }
     }
 
     pub fn flush(&mut self) -> Result<(), ExportError> {
-        self.out.flush().map_err(|source| ExportError::Write { target: self.target.clone(), source })
+        match self.out.flush() {
+            Ok(()) => {
+                self.written += self.buffered;
+                self.buffered = 0;
+                Ok(())
+            }
+            Err(e) => Err(self.failed(0, e)),
+        }
     }
 
-    /// Lines written so far.
     /// Flushes and opens the target again (after log rotation moved the file away).
     pub fn reopen(&mut self) -> Result<(), ExportError> {
-        self.flush()?;
+        let flushed = self.flush();
         if self.target != "-" {
-            let lines = self.lines;
+            let (written, lost) = (self.written, self.lost);
             *self = JsonLinesSink::open(&self.target)?;
-            self.lines = lines;
+            self.written = written;
+            self.lost = lost;
         }
-        Ok(())
+        flushed
     }
 
-    pub fn lines(&self) -> u64 {
-        self.lines
+    /// Lines known to have reached the target.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Lines lost to failed writes.
+    pub fn lost(&self) -> u64 {
+        self.lost
     }
 }
