@@ -29,7 +29,7 @@ fn main() {
     let mut best = 0.0f64;
     for round in 0..rounds {
         let dir = std::env::temp_dir().join(format!("apitap-bench-{}-{round}", std::process::id()));
-        let store = Store::open(&dir, Access::ReadWrite).expect("open bench store");
+        let store = std::sync::Arc::new(Store::open(&dir, Access::ReadWrite).expect("open bench store"));
         let sink = if transactions { Some(apitap::export::JsonLinesSink::open("/dev/null").expect("sink")) } else { None };
         let fingerprint_key = store.fingerprint_key().expect("fingerprint key");
         let opts = PipelineOptions { workers, fingerprint_key, transactions, policy: FullPolicy::Block, metrics: None };

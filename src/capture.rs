@@ -77,6 +77,10 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Inputs, CaptureError> {
             }
             out.extend(caps);
             skipped.extend(other);
+        } else if std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()) {
+            // a pipe (e.g. `tcpdump -w - | apitap replay /dev/stdin`): opening
+            // it here would consume the writer's start; libpcap opens it once
+            out.push(p.clone());
         } else {
             std::fs::File::open(p).map_err(|e| CaptureError::Unreadable { path: p.clone(), source: e })?;
             out.push(p.clone());

@@ -150,22 +150,7 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 /// RFC 3339 UTC time of a µs timestamp.
 pub fn rfc3339(us: u64) -> String {
-    let secs = us / 1_000_000;
-    let micros = us % 1_000_000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // civil from days (H. Hinnant's algorithm), days since 1970-01-01
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    crate::export::rfc3339_us(us)
 }
 
 struct Progress {
@@ -221,14 +206,15 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         );
     }
     let files = inputs.files;
-    let store = Store::open(&cfg.store.path, Access::ReadWrite)?;
+    let store = std::sync::Arc::new(Store::open(&cfg.store.path, Access::ReadWrite)?);
     let fingerprint_key = store.fingerprint_key()?;
     let sink = if cfg.output.events.is_empty() { None } else { Some(JsonLinesSink::open(&cfg.output.events)?) };
-    if cfg.output.transactions && sink.is_none() {
+    let shipper = crate::ship::Shipper::start(std::sync::Arc::clone(&store), &cfg.sinks, &cfg.outbox)?;
+    if cfg.output.transactions && sink.is_none() && shipper.is_empty() {
         eprintln!("apitap: note: --transactions without --events: transaction events go nowhere");
     }
     let opts = PipelineOptions { workers, fingerprint_key, transactions: cfg.output.transactions, policy: FullPolicy::Block, metrics: None };
-    let mut pipeline = Pipeline::start(&cfg, &opts, store, sink)?;
+    let mut pipeline = Pipeline::start(&cfg, &opts, std::sync::Arc::clone(&store), sink)?;
 
     let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
     let mut progress = Progress {
@@ -264,8 +250,12 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     if let Some(p) = events_problem(&totals) {
         problems.push(p);
     }
+    let sinks = finish_sinks(shipper, &store, &cfg, &mut problems);
     let elapsed = started.elapsed().as_secs_f64();
-    let summary = summary_json(&reports, &totals, elapsed, workers, &problems);
+    let mut summary = summary_json(&reports, &totals, elapsed, workers, &problems);
+    if let Some(o) = summary.as_object_mut() {
+        o.insert("sinks".into(), sinks);
+    }
     print_summary(&summary);
     if let Some(p) = &a.stats_json {
         let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
@@ -339,7 +329,7 @@ fn capture(a: CaptureArgs) -> Result<i32> {
     // 1. the only step that needs privileges
     let mut live = capture::LiveCapture::open(&iface, &live_opts)?;
     // 2. files the process keeps writing, opened before privileges go
-    let store = Store::open(&cfg.store.path, Access::ReadWrite)?;
+    let store = Arc::new(Store::open(&cfg.store.path, Access::ReadWrite)?);
     let fingerprint_key = store.fingerprint_key()?;
     let sink = if cfg.output.events.is_empty() { None } else { Some(JsonLinesSink::open(&cfg.output.events)?) };
     let events_path = PathBuf::from(&cfg.output.events);
@@ -350,6 +340,7 @@ fn capture(a: CaptureArgs) -> Result<i32> {
     // 3. privileges go before the first packet is read
     let privs = crate::service::drop_privileges(&cfg.capture.user, &give)?;
     let signals = crate::service::Signals::install()?;
+    let shipper = crate::ship::Shipper::start(Arc::clone(&store), &cfg.sinks, &cfg.outbox)?;
     let metrics = Arc::new(crate::metrics::Metrics::new(workers));
     let server = if cfg.metrics.listen.is_empty() {
         None
@@ -366,7 +357,7 @@ fn capture(a: CaptureArgs) -> Result<i32> {
         policy: FullPolicy::Drop,
         metrics: Some(Arc::clone(&metrics)),
     };
-    let mut pipeline = Pipeline::start(&cfg, &opts, store, sink)?;
+    let mut pipeline = Pipeline::start(&cfg, &opts, Arc::clone(&store), sink)?;
     eprintln!(
         "apitap: capturing on {iface} ({}), {workers} workers, running as uid {} gid {} with no capabilities{}",
         live.link_name(),
@@ -459,9 +450,11 @@ fn capture(a: CaptureArgs) -> Result<i32> {
     let totals = pipeline.finish().context("the pipeline failed; what was flushed before is in the store")?;
     drop(server);
     let elapsed = started.elapsed().as_secs_f64();
-    let problems: Vec<String> = events_problem(&totals).into_iter().collect();
+    let mut problems: Vec<String> = events_problem(&totals).into_iter().collect();
+    let sinks = finish_sinks(shipper, &store, &cfg, &mut problems);
     let mut summary = summary_json(&[], &totals, elapsed, workers, &problems);
     if let Some(o) = summary.as_object_mut() {
+        o.insert("sinks".into(), sinks);
         o.insert("interface".into(), json!(iface));
         o.insert("capture".into(), json!(live_stats));
     }
@@ -481,6 +474,28 @@ fn capture(a: CaptureArgs) -> Result<i32> {
         eprintln!("apitap: error: {p}");
     }
     Ok(if problems.is_empty() { 0 } else { EXIT_INPUT_PROBLEMS })
+}
+
+/// Lets the SIEM sinks drain, trims what all delivered, and reports them.
+fn finish_sinks(shipper: crate::ship::Shipper, store: &Store, cfg: &Config, problems: &mut Vec<String>) -> Value {
+    if shipper.is_empty() {
+        return json!([]);
+    }
+    let reports = shipper.finish();
+    crate::ship::trim(store, &cfg.sinks);
+    for r in &reports {
+        eprintln!(
+            "  sink {}: {} events delivered, {} sent again after a broken connection, {} connection failures, {} still in the outbox",
+            r.name, r.sent, r.retried, r.failures, r.spooled
+        );
+        if r.spooled > 0 {
+            problems.push(format!(
+                "sink {}: {} events could not be delivered within outbox.drain_timeout_secs; they stay in the outbox and are sent at the next start",
+                r.name, r.spooled
+            ));
+        }
+    }
+    serde_json::to_value(&reports).unwrap_or(Value::Null)
 }
 
 /// The event output's failure, if any, for the summary and the exit status.
@@ -581,6 +596,8 @@ fn summary_json(reports: &[FileReport], t: &RunTotals, elapsed: f64, workers: us
         "endpoints_updated": t.endpoints_updated,
         "events_written": t.events_written,
         "events_failed": t.events_failed,
+        "outbox_appended": t.outbox_appended,
+        "outbox_dropped": t.outbox_dropped,
         "elapsed_secs": elapsed,
         "throughput_mbytes_per_sec": if elapsed > 0.0 { bytes as f64 / elapsed / 1e6 } else { 0.0 },
         "packets_per_sec": if elapsed > 0.0 { t.pipeline.packets as f64 / elapsed } else { 0.0 },

@@ -41,7 +41,72 @@ pub struct Config {
     pub tags: Vec<crate::analyze::context::TagRule>,
     pub capture: CaptureConfig,
     pub metrics: MetricsConfig,
+    pub outbox: OutboxConfig,
+    /// SIEM sinks fed from the durable outbox: `[[sinks]] name = "siem" kind = "syslog" address = "siem.example.com:6514" ca_file = "/etc/apitap/siem-ca.pem"`.
+    pub sinks: Vec<SinkConfig>,
 }
+
+/// The durable outbox between the pipeline and the SIEM sinks.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Events spooled (written, not yet delivered by every sink). When full,
+    /// `replay` waits for the sinks; `capture` drops the newest events and counts them.
+    pub max_events: u64,
+    /// Seconds a sent event must stay on a healthy connection before it counts
+    /// as delivered (syslog has no acknowledgement: after a broken connection
+    /// everything sent within this window is sent again).
+    pub confirm_secs: u64,
+    /// Seconds `replay` and a stopping `capture` wait for sinks to deliver what
+    /// is spooled; the rest stays in the outbox for the next start.
+    pub drain_timeout_secs: u64,
+    /// Longest wait between retries of a failing sink (exponential backoff with jitter).
+    pub max_backoff_secs: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig { max_events: 1_000_000, confirm_secs: 2, drain_timeout_secs: 60, max_backoff_secs: 30 }
+    }
+}
+
+/// One SIEM sink.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Unique name (keeps the sink's place in the outbox across restarts).
+    pub name: String,
+    /// "syslog": RFC 5424 messages, RFC 5425 octet-counted framing.
+    pub kind: String,
+    /// host:port of the receiver.
+    pub address: String,
+    /// TLS (RFC 5425) with certificate verification; false = plain TCP.
+    #[serde(default = "yes")]
+    pub tls: bool,
+    /// PEM file of the CA(s) that signed the receiver's certificate (required with TLS).
+    #[serde(default)]
+    pub ca_file: String,
+    /// Client certificate chain and key (PEM) when the receiver asks for one.
+    #[serde(default)]
+    pub client_cert: String,
+    #[serde(default)]
+    pub client_key: String,
+    /// Name checked against the receiver's certificate (default: the host of `address`).
+    #[serde(default)]
+    pub server_name: String,
+    /// Events per write.
+    #[serde(default = "default_sink_batch")]
+    pub batch_events: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_sink_batch() -> usize {
+    500
+}
+
 
 /// Live capture (`apitap capture`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -376,6 +441,28 @@ impl Config {
         }
         at_least("capture.snaplen", self.capture.snaplen as usize, 64, "use at least 64 (262144 keeps whole packets)")?;
         at_least("capture.timeout_ms", self.capture.timeout_ms as usize, 1, "use at least 1 (100 is a good value)")?;
+        let mut names = std::collections::HashSet::new();
+        for sink in &self.sinks {
+            let bad = |hint: &'static str| ConfigError::Invalid { key: "sinks", value: sink.name.clone(), hint };
+            if sink.name.is_empty() || !names.insert(sink.name.clone()) {
+                return Err(bad("give every sink a unique, non-empty name"));
+            }
+            if sink.kind != "syslog" {
+                return Err(bad("kind must be \"syslog\""));
+            }
+            if sink.address.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+                return Err(bad("address must be host:port"));
+            }
+            if sink.tls && sink.ca_file.is_empty() {
+                return Err(bad("a TLS sink needs ca_file (the CA that signed the receiver's certificate)"));
+            }
+            if sink.client_cert.is_empty() != sink.client_key.is_empty() {
+                return Err(bad("give both client_cert and client_key, or neither"));
+            }
+            if sink.batch_events == 0 {
+                return Err(bad("batch_events must be at least 1"));
+            }
+        }
         if self.store.path.as_os_str().is_empty() {
             return Err(ConfigError::Invalid { key: "store.path", value: String::new(), hint: "give a directory" });
         }

@@ -28,4 +28,6 @@ pub mod pipeline;
 #[cfg(feature = "sensor")]
 pub mod service;
 #[cfg(feature = "sensor")]
+pub mod ship;
+#[cfg(feature = "sensor")]
 pub mod cli;

@@ -103,6 +103,10 @@ pub struct RunTotals {
     pub events_failed: u64,
     /// The first output error, for the user.
     pub events_error: Option<String>,
+    /// Events written to the outbox for the SIEM sinks.
+    pub outbox_appended: u64,
+    /// Events not spooled because the outbox was full (capture).
+    pub outbox_dropped: u64,
     pub store_flushes: u64,
     pub template_rules_learned: u64,
     pub endpoints_retemplated: u64,
@@ -119,6 +123,8 @@ struct AggReport {
     events_written_before: u64,
     events_failed_before: u64,
     events_error: Option<String>,
+    outbox_appended: u64,
+    outbox_dropped: u64,
     store_flushes: u64,
     rules_learned: u64,
     endpoints_retemplated: u64,
@@ -200,7 +206,7 @@ fn new_batch(cap: usize) -> Batch {
 
 impl Pipeline {
     /// Starts workers and the aggregator. The store and sink move to the aggregator.
-    pub fn start(cfg: &Config, opts: &PipelineOptions, store: Store, sink: Option<JsonLinesSink>) -> Result<Pipeline, PipelineError> {
+    pub fn start(cfg: &Config, opts: &PipelineOptions, store: Arc<Store>, sink: Option<JsonLinesSink>) -> Result<Pipeline, PipelineError> {
         let n = opts.workers.max(1);
         let (agg_tx, agg_rx) = bounded::<AggMsg>(n * 16);
         let (free_tx, free_rx) = bounded::<Batch>(n * (cfg.pipeline.queue_batches + 2));
@@ -224,9 +230,18 @@ impl Pipeline {
         let flush_every = Duration::from_secs(cfg.store.flush_interval_secs.max(1));
         let max_dirty = cfg.store.flush_max_dirty.max(1);
         let learn = cfg.templates.learn.clone();
+        let outbox = if cfg.sinks.is_empty() {
+            None
+        } else {
+            Some(OutboxPolicy {
+                sinks: cfg.sinks.iter().map(|s| s.name.clone()).collect(),
+                max_events: cfg.outbox.max_events.max(1),
+                wait: opts.policy == FullPolicy::Block,
+            })
+        };
         let aggregator = std::thread::Builder::new()
             .name("apitap-aggregator".into())
-            .spawn(move || aggregate(&agg_rx, learn, store, sink, flush_every, max_dirty, agg_metrics.as_deref()))
+            .spawn(move || aggregate(&agg_rx, learn, &store, sink, flush_every, max_dirty, agg_metrics.as_deref(), outbox))
             .map_err(PipelineError::Spawn)?;
         Ok(Pipeline {
             decoder: Decoder::new(cfg.decode_limits()),
@@ -362,6 +377,8 @@ impl Pipeline {
             events_written: report.events_written,
             events_failed: report.events_failed,
             events_error: report.events_error,
+            outbox_appended: report.outbox_appended,
+            outbox_dropped: report.outbox_dropped,
             store_flushes: report.store_flushes,
             template_rules_learned: report.rules_learned,
             endpoints_retemplated: report.endpoints_retemplated,
@@ -413,12 +430,14 @@ fn worker_loop(
 fn aggregate(
     rx: &Receiver<AggMsg>,
     learn: LearnConfig,
-    store: Store,
+    store: &Store,
     mut sink: Option<JsonLinesSink>,
     flush_every: Duration,
     max_dirty: usize,
     metrics: Option<&Metrics>,
+    outbox: Option<OutboxPolicy>,
 ) -> Result<AggReport, PipelineError> {
+    let mut outbox_full_logged = false;
     let mut inv = Inventory::with_learning(learn);
     let known: Vec<(String, String)> = store.endpoints()?.into_iter().map(|r| (r.host, r.path)).collect();
     inv.restore(store.rules()?, &known);
@@ -432,6 +451,8 @@ fn aggregate(
         events_written_before: 0,
         events_failed_before: 0,
         events_error: None,
+        outbox_appended: 0,
+        outbox_dropped: 0,
         store_flushes: 0,
         rules_learned: 0,
         endpoints_retemplated: 0,
@@ -484,6 +505,23 @@ fn aggregate(
                         out_errors.failed(&mut report, &e);
                     }
                 }
+                if let (Some(ob), false) = (&outbox, out.events.is_empty()) {
+                    let mut spooled = store.outbox_last().saturating_sub(ob.delivered(store));
+                    while ob.wait && spooled + out.event_count > ob.max_events {
+                        if !outbox_full_logged {
+                            eprintln!("apitap: the outbox holds {spooled} events (outbox.max_events): waiting for the sinks");
+                            outbox_full_logged = true;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                        spooled = store.outbox_last().saturating_sub(ob.delivered(store));
+                    }
+                    if spooled + out.event_count > ob.max_events {
+                        report.outbox_dropped += out.event_count;
+                    } else {
+                        store.outbox_append(&out.events)?;
+                        report.outbox_appended += out.event_count;
+                    }
+                }
             }
             Ok(AggMsg::Reopen(None)) => {
                 if let Some(s) = sink.as_mut() {
@@ -525,4 +563,19 @@ fn aggregate(
     flush(&mut inv, &mut report, &mut sink, &mut out_errors)?;
     store.flush()?;
     Ok(report)
+}
+
+/// How the aggregator feeds the outbox.
+struct OutboxPolicy {
+    sinks: Vec<String>,
+    max_events: u64,
+    /// Replay waits for the sinks when the outbox is full; capture drops the newest.
+    wait: bool,
+}
+
+impl OutboxPolicy {
+    /// Sequence number every sink has delivered.
+    fn delivered(&self, store: &Store) -> u64 {
+        self.sinks.iter().map(|n| store.outbox_cursor(n).unwrap_or(0)).min().unwrap_or(0)
+    }
 }

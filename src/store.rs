@@ -7,8 +7,12 @@
 //! - `templates`: learned path-template rules, key `host \0 parent`, value =
 //!   the parameter name;
 //! - `meta`: `schema_version` (decimal ASCII), `fingerprint_key` (32 random
-//!   bytes, created once: the key of the keyed fingerprints) and other
-//!   store-wide facts.
+//!   bytes, created once: the key of the keyed fingerprints), the outbox
+//!   cursor of every sink (`outbox_cursor:<sink>`, 8 bytes big-endian: the
+//!   last sequence number delivered) and other store-wide facts;
+//! - `outbox`: events waiting for SIEM sinks, key = 8-byte big-endian
+//!   sequence number (from 1), value = one serialised event (JSON, no newline).
+//!   Entries every sink has delivered are deleted.
 //!
 //! Schema history: 1 = raw paths; 2 = path templates and learned rules.
 //! Opening a schema-1 store for writing migrates it (paths are re-keyed to
@@ -34,7 +38,9 @@ pub const VALUE_FORMAT: u8 = 1;
 pub const CF_ENDPOINTS: &str = "endpoints";
 pub const CF_META: &str = "meta";
 pub const CF_TEMPLATES: &str = "templates";
-const ALL_CFS: [&str; 3] = [CF_ENDPOINTS, CF_META, CF_TEMPLATES];
+pub const CF_OUTBOX: &str = "outbox";
+const ALL_CFS: [&str; 4] = [CF_ENDPOINTS, CF_META, CF_TEMPLATES, CF_OUTBOX];
+const KEY_CURSOR_PREFIX: &str = "outbox_cursor:";
 const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_FINGERPRINT: &[u8] = b"fingerprint_key";
 
@@ -65,6 +71,8 @@ pub enum Access {
 pub struct Store {
     db: DB,
     path: PathBuf,
+    /// Last outbox sequence number written (0 = none yet).
+    outbox_last: std::sync::atomic::AtomicU64,
 }
 
 fn open_error(path: &Path, e: &rocksdb::Error, access: Access) -> StoreError {
@@ -128,8 +136,15 @@ impl Store {
                 DB::open_cf_for_read_only(&opts, path, existing, false).map_err(|e| open_error(path, &e, access))?
             }
         };
-        let store = Store { db, path: path.to_path_buf() };
+        let store = Store { db, path: path.to_path_buf(), outbox_last: std::sync::atomic::AtomicU64::new(0) };
         store.check_schema(access)?;
+        if let Some(cf) = store.db.cf_handle(CF_OUTBOX) {
+            let last = store.db.iterator_cf(cf, IteratorMode::End).next();
+            if let Some(Ok((k, _))) = last {
+                let seq = <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes).unwrap_or(0);
+                store.outbox_last.store(seq, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
         Ok(store)
     }
 
@@ -358,6 +373,63 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Appends event lines (each ending in '\n') to the outbox in one atomic
+    /// write; returns the last sequence number given out.
+    pub fn outbox_append(&self, lines: &[u8]) -> Result<u64, StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let cf = self.cf(CF_OUTBOX)?;
+        let mut batch = WriteBatch::default();
+        let mut seq = self.outbox_last.load(SeqCst);
+        for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            seq += 1;
+            batch.put_cf(cf, seq.to_be_bytes(), line);
+        }
+        self.db.write(batch).map_err(|e| self.io(e))?;
+        self.outbox_last.store(seq, SeqCst);
+        Ok(seq)
+    }
+
+    /// Last outbox sequence number written (0 = none).
+    pub fn outbox_last(&self) -> u64 {
+        self.outbox_last.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Up to `max` outbox entries after sequence number `after`, in order.
+    pub fn outbox_read(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let cf = self.cf(CF_OUTBOX)?;
+        let start = after.saturating_add(1).to_be_bytes();
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::From(&start, rocksdb::Direction::Forward)).take(max) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            let seq = <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
+                path: self.path.clone(),
+                key: format!("{k:?}"),
+                message: "outbox key is not 8 bytes".into(),
+            })?;
+            out.push((seq, v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The last sequence number `sink` delivered (0 = none).
+    pub fn outbox_cursor(&self, sink: &str) -> Result<u64, StoreError> {
+        let meta = self.cf(CF_META)?;
+        let v = self.db.get_cf(meta, format!("{KEY_CURSOR_PREFIX}{sink}")).map_err(|e| self.io(e))?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok()).map(u64::from_be_bytes).unwrap_or(0))
+    }
+
+    /// Records that `sink` delivered everything up to `seq`.
+    pub fn set_outbox_cursor(&self, sink: &str, seq: u64) -> Result<(), StoreError> {
+        let meta = self.cf(CF_META)?;
+        self.db.put_cf(meta, format!("{KEY_CURSOR_PREFIX}{sink}"), seq.to_be_bytes()).map_err(|e| self.io(e))
+    }
+
+    /// Deletes outbox entries up to and including `seq` (every sink has them).
+    pub fn outbox_trim(&self, seq: u64) -> Result<(), StoreError> {
+        let cf = self.cf(CF_OUTBOX)?;
+        self.db.delete_range_cf(cf, 0u64.to_be_bytes(), seq.saturating_add(1).to_be_bytes()).map_err(|e| self.io(e))
     }
 }
 
