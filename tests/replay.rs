@@ -225,3 +225,22 @@ fn dump_table_is_sorted_and_aligned() {
     assert_eq!(keys, sorted, "sorted by host, path, method");
     assert!(lines.last().unwrap().ends_with("endpoints"));
 }
+
+#[test]
+fn events_validate_against_the_ocsf_1_8_0_schema() {
+    let Some(shared) = shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ev = dir.path().join("ev.jsonl");
+    replay_sample(&dir.path().join("store"), &ev, "2");
+    let o = std::process::Command::new("python3").arg(shared.join("tools/ocsf-validate")).arg(&ev).output().expect("python3");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    if out.contains("pip install") && std::env::var("APITAP_REQUIRE_SHARED").as_deref() != Ok("1") {
+        eprintln!("notice: skipping: the OCSF validator needs `pip install ocsf-json-schema jsonschema`");
+        return;
+    }
+    assert!(o.status.success(), "ocsf-validate: {out}");
+    assert!(out.contains("0 invalid") && out.contains("4002"), "{out}");
+    // every transaction event carries the flow's Community ID
+    let events = read_jsonl(&ev);
+    assert!(events.iter().all(|e| e["connection_info"]["community_uid"].as_str().is_some_and(|c| c.starts_with("1:"))));
+}

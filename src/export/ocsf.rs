@@ -56,6 +56,32 @@ pub fn transaction_uid(tx: &HttpTransaction) -> String {
     format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325, &parts), fnv(0x8422_2325_cbf2_9ce4, &parts))
 }
 
+/// Community ID v1 of a TCP flow (seed 0), the flow key Zeek and Suricata
+/// log too: `1:` + base64(SHA-1(seed, addresses, protocol, 0, ports)) with
+/// the endpoints in a canonical order, so both directions give the same id.
+/// <https://github.com/corelight/community-id-spec>
+pub fn community_id(a: std::net::SocketAddr, b: std::net::SocketAddr) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    fn ip_bytes(ip: std::net::IpAddr) -> Vec<u8> {
+        match ip {
+            std::net::IpAddr::V4(v) => v.octets().to_vec(),
+            std::net::IpAddr::V6(v) => v.octets().to_vec(),
+        }
+    }
+    let (ia, ib) = (ip_bytes(a.ip()), ip_bytes(b.ip()));
+    let ((ia, pa), (ib, pb)) =
+        if (ia.as_slice(), a.port()) <= (ib.as_slice(), b.port()) { ((ia, a.port()), (ib, b.port())) } else { ((ib, b.port()), (ia, a.port())) };
+    let mut h = sha1::Sha1::new();
+    h.update(0u16.to_be_bytes());
+    h.update(&ia);
+    h.update(&ib);
+    h.update([6u8, 0u8]);
+    h.update(pa.to_be_bytes());
+    h.update(pb.to_be_bytes());
+    format!("1:{}", base64::engine::general_purpose::STANDARD.encode(h.finalize()))
+}
+
 /// The HTTP Activity event of one transaction.
 pub fn http_activity(tx: &HttpTransaction, obs: Option<&Observation>) -> Value {
     let (activity_id, activity_name) = http_activity_id(&tx.method);
@@ -96,7 +122,7 @@ pub fn http_activity(tx: &HttpTransaction, obs: Option<&Observation>) -> Value {
         },
         "src_endpoint": { "ip": tx.client.ip().to_string(), "port": tx.client.port() },
         "dst_endpoint": { "ip": tx.server.ip().to_string(), "port": tx.server.port() },
-        "connection_info": { "protocol_name": "tcp", "protocol_num": 6, "direction_id": 1 },
+        "connection_info": { "protocol_name": "tcp", "protocol_num": 6, "direction_id": 1, "community_uid": community_id(tx.client, tx.server) },
         "http_request": Value::Object(request),
     });
     let mut unmapped = Map::new();
@@ -165,4 +191,18 @@ pub fn http_activity(tx: &HttpTransaction, obs: Option<&Observation>) -> Value {
         obj.insert("unmapped".into(), Value::Object(unmapped));
     }
     ev
+}
+
+#[cfg(test)]
+mod tests {
+    use super::community_id;
+
+    #[test]
+    fn community_id_matches_the_specification_example() {
+        // the TCP example of the Community ID specification's README
+        let a = "128.232.110.120:34855".parse().unwrap();
+        let b = "66.35.250.204:80".parse().unwrap();
+        assert_eq!(community_id(a, b), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+        assert_eq!(community_id(b, a), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=", "direction does not matter");
+    }
 }
