@@ -244,13 +244,27 @@ impl Default for StoreConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputConfig {
     /// Where JSON-lines events go: a file path, "-" for stdout, or "" for nowhere.
     pub events: String,
     /// Emit one OCSF HTTP Activity event per request/response pair.
     pub transactions: bool,
+    /// Emit an OCSF inventory event (Cloud Resources Inventory Info, 5023) when
+    /// an endpoint is first discovered and when it changes (a new auth scheme,
+    /// sensitive-data kind, client class or protocol).
+    pub inventory_events: bool,
+    /// Emit per-endpoint call summaries (HTTP Activity with `count`,
+    /// `start_time`, `end_time`) at every store flush: the SIEM-friendly
+    /// alternative to one event per transaction.
+    pub call_summaries: bool,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig { events: String::new(), transactions: false, inventory_events: true, call_summaries: false }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -107,6 +107,8 @@ pub struct RunTotals {
     pub outbox_appended: u64,
     /// Events not spooled because the outbox was full (capture).
     pub outbox_dropped: u64,
+    /// Inventory events (endpoint discovered or changed) emitted.
+    pub inventory_events: u64,
     pub store_flushes: u64,
     pub template_rules_learned: u64,
     pub endpoints_retemplated: u64,
@@ -125,6 +127,7 @@ struct AggReport {
     events_error: Option<String>,
     outbox_appended: u64,
     outbox_dropped: u64,
+    inventory_events: u64,
     store_flushes: u64,
     rules_learned: u64,
     endpoints_retemplated: u64,
@@ -230,6 +233,7 @@ impl Pipeline {
         let flush_every = Duration::from_secs(cfg.store.flush_interval_secs.max(1));
         let max_dirty = cfg.store.flush_max_dirty.max(1);
         let learn = cfg.templates.learn.clone();
+        let output = cfg.output.clone();
         let outbox = if cfg.sinks.is_empty() {
             None
         } else {
@@ -241,7 +245,7 @@ impl Pipeline {
         };
         let aggregator = std::thread::Builder::new()
             .name("apitap-aggregator".into())
-            .spawn(move || aggregate(&agg_rx, learn, &store, sink, flush_every, max_dirty, agg_metrics.as_deref(), outbox))
+            .spawn(move || aggregate(&agg_rx, learn, &store, sink, flush_every, max_dirty, agg_metrics.as_deref(), outbox, &output))
             .map_err(PipelineError::Spawn)?;
         Ok(Pipeline {
             decoder: Decoder::new(cfg.decode_limits()),
@@ -379,6 +383,7 @@ impl Pipeline {
             events_error: report.events_error,
             outbox_appended: report.outbox_appended,
             outbox_dropped: report.outbox_dropped,
+            inventory_events: report.inventory_events,
             store_flushes: report.store_flushes,
             template_rules_learned: report.rules_learned,
             endpoints_retemplated: report.endpoints_retemplated,
@@ -431,13 +436,13 @@ fn aggregate(
     rx: &Receiver<AggMsg>,
     learn: LearnConfig,
     store: &Store,
-    mut sink: Option<JsonLinesSink>,
+    sink: Option<JsonLinesSink>,
     flush_every: Duration,
     max_dirty: usize,
     metrics: Option<&Metrics>,
     outbox: Option<OutboxPolicy>,
+    output: &crate::config::OutputConfig,
 ) -> Result<AggReport, PipelineError> {
-    let mut outbox_full_logged = false;
     let mut inv = Inventory::with_learning(learn);
     let known: Vec<(String, String)> = store.endpoints()?.into_iter().map(|r| (r.host, r.path)).collect();
     inv.restore(store.rules()?, &known);
@@ -453,17 +458,21 @@ fn aggregate(
         events_error: None,
         outbox_appended: 0,
         outbox_dropped: 0,
+        inventory_events: 0,
         store_flushes: 0,
         rules_learned: 0,
         endpoints_retemplated: 0,
     };
     let mut last_flush = Instant::now();
-    let mut out_errors = OutputErrors { last_log: None };
-    let flush = |inv: &mut Inventory,
-                 report: &mut AggReport,
-                 sink: &mut Option<JsonLinesSink>,
-                 out_errors: &mut OutputErrors|
-     -> Result<(), PipelineError> {
+    let mut em = Emitter {
+        inventory_events: output.inventory_events && (sink.is_some() || outbox.is_some()),
+        call_summaries: output.call_summaries && (sink.is_some() || outbox.is_some()),
+        sink,
+        outbox,
+        errors: OutputErrors { last_log: None },
+        outbox_full_logged: false,
+    };
+    let flush = |inv: &mut Inventory, report: &mut AggReport, em: &mut Emitter| -> Result<(), PipelineError> {
         let rules = inv.take_new_rules();
         if !rules.is_empty() {
             report.endpoints_retemplated += store.apply_rules(&rules, |h, p| inv.template(h, p))?;
@@ -472,7 +481,7 @@ fn aggregate(
         let dirty = inv.take_dirty();
         report.endpoints_updated += dirty.len() as u64;
         let started = Instant::now();
-        let written = store.merge_endpoints(&dirty);
+        let written = store.merge_endpoints_tracked(&dirty);
         if let Some(m) = metrics {
             m.store_writes.fetch_add(1, Relaxed);
             m.store_write_micros.fetch_add(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), Relaxed);
@@ -480,13 +489,25 @@ fn aggregate(
                 m.store_write_errors.fetch_add(1, Relaxed);
             }
         }
-        written?;
-        if let Some(s) = sink.as_mut() {
-            if let Err(e) = s.flush() {
-                out_errors.failed(report, &e);
+        let merged = written?;
+        if em.inventory_events || em.call_summaries {
+            let mut lines = Vec::new();
+            let mut count = 0u64;
+            for (delta, (now, before)) in dirty.iter().zip(&merged) {
+                let gained = before.as_ref().map(|b| crate::inventory::gained(b, now)).unwrap_or_default();
+                if em.inventory_events && (before.is_none() || !gained.is_empty()) {
+                    push_line(&mut lines, &crate::export::ocsf::inventory_event(now, &gained, before.is_none()));
+                    count += 1;
+                    report.inventory_events += 1;
+                }
+                if em.call_summaries && delta.requests > 0 {
+                    push_line(&mut lines, &crate::export::ocsf::call_summary(delta));
+                    count += 1;
+                }
             }
-            sink_counts(report, s, metrics);
+            em.emit(store, report, metrics, &lines, count)?;
         }
+        em.flush(report, metrics);
         report.store_flushes += 1;
         Ok(())
     };
@@ -500,40 +521,19 @@ fn aggregate(
                         m.transaction(o.protocol);
                     }
                 }
-                if let Some(s) = sink.as_mut() {
-                    if let Err(e) = s.write_raw(&out.events, out.event_count) {
-                        out_errors.failed(&mut report, &e);
-                    }
-                }
-                if let (Some(ob), false) = (&outbox, out.events.is_empty()) {
-                    let mut spooled = store.outbox_last().saturating_sub(ob.delivered(store));
-                    while ob.wait && spooled + out.event_count > ob.max_events {
-                        if !outbox_full_logged {
-                            eprintln!("apitap: the outbox holds {spooled} events (outbox.max_events): waiting for the sinks");
-                            outbox_full_logged = true;
-                        }
-                        std::thread::sleep(Duration::from_millis(20));
-                        spooled = store.outbox_last().saturating_sub(ob.delivered(store));
-                    }
-                    if spooled + out.event_count > ob.max_events {
-                        report.outbox_dropped += out.event_count;
-                    } else {
-                        store.outbox_append(&out.events)?;
-                        report.outbox_appended += out.event_count;
-                    }
-                }
+                em.emit(store, &mut report, metrics, &out.events, out.event_count)?;
             }
             Ok(AggMsg::Reopen(None)) => {
-                if let Some(s) = sink.as_mut() {
+                if let Some(s) = em.sink.as_mut() {
                     if let Err(e) = s.reopen() {
-                        out_errors.failed(&mut report, &e);
+                        em.errors.failed(&mut report, &e);
                     }
                 }
             }
             Ok(AggMsg::Reopen(Some(target))) => {
-                if let Some(s) = sink.as_mut() {
+                if let Some(s) = em.sink.as_mut() {
                     if let Err(e) = s.flush() {
-                        out_errors.failed(&mut report, &e);
+                        em.errors.failed(&mut report, &e);
                     }
                     sink_counts(&mut report, s, metrics);
                 }
@@ -543,7 +543,7 @@ fn aggregate(
                     Ok(next) => {
                         report.events_written_before = report.events_written;
                         report.events_failed_before = report.events_failed;
-                        sink = next;
+                        em.sink = next;
                     }
                     Err(e) => eprintln!("apitap: reload: {e}; events keep going to the previous output"),
                 }
@@ -556,13 +556,72 @@ fn aggregate(
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
         if inv.dirty_len() >= max_dirty || last_flush.elapsed() >= flush_every {
-            flush(&mut inv, &mut report, &mut sink, &mut out_errors)?;
+            flush(&mut inv, &mut report, &mut em)?;
             last_flush = Instant::now();
         }
     }
-    flush(&mut inv, &mut report, &mut sink, &mut out_errors)?;
+    flush(&mut inv, &mut report, &mut em)?;
     store.flush()?;
     Ok(report)
+}
+
+/// Appends one serialised event and its newline.
+fn push_line(out: &mut Vec<u8>, v: &Value) {
+    if serde_json::to_writer(&mut *out, v).is_ok() {
+        out.push(b'\n');
+    }
+}
+
+/// Where the aggregator's events go: the JSON-lines sink and the outbox.
+struct Emitter {
+    sink: Option<JsonLinesSink>,
+    outbox: Option<OutboxPolicy>,
+    errors: OutputErrors,
+    outbox_full_logged: bool,
+    inventory_events: bool,
+    call_summaries: bool,
+}
+
+impl Emitter {
+    /// Writes `count` serialised events to the sink and spools them in the outbox.
+    fn emit(&mut self, store: &Store, report: &mut AggReport, metrics: Option<&Metrics>, lines: &[u8], count: u64) -> Result<(), PipelineError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        if let Some(s) = self.sink.as_mut() {
+            if let Err(e) = s.write_raw(lines, count) {
+                self.errors.failed(report, &e);
+            }
+            sink_counts(report, s, metrics);
+        }
+        if let Some(ob) = &self.outbox {
+            let mut spooled = store.outbox_last().saturating_sub(ob.delivered(store));
+            while ob.wait && spooled + count > ob.max_events {
+                if !self.outbox_full_logged {
+                    eprintln!("apitap: the outbox holds {spooled} events (outbox.max_events): waiting for the sinks");
+                    self.outbox_full_logged = true;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                spooled = store.outbox_last().saturating_sub(ob.delivered(store));
+            }
+            if spooled + count > ob.max_events {
+                report.outbox_dropped += count;
+            } else {
+                store.outbox_append(lines)?;
+                report.outbox_appended += count;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, report: &mut AggReport, metrics: Option<&Metrics>) {
+        if let Some(s) = self.sink.as_mut() {
+            if let Err(e) = s.flush() {
+                self.errors.failed(report, &e);
+            }
+            sink_counts(report, s, metrics);
+        }
+    }
 }
 
 /// How the aggregator feeds the outbox.

@@ -320,22 +320,35 @@ impl Store {
 
     /// Adds endpoint changes to what is stored, in one atomic batch.
     pub fn merge_endpoints(&self, changes: &[EndpointRecord]) -> Result<(), StoreError> {
+        self.merge_endpoints_tracked(changes).map(|_| ())
+    }
+
+    /// [`Store::merge_endpoints`], returning for each change the record as
+    /// stored now and the record as it was (`None`: a new endpoint).
+    pub fn merge_endpoints_tracked(&self, changes: &[EndpointRecord]) -> Result<Vec<(EndpointRecord, Option<EndpointRecord>)>, StoreError> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let mut out = Vec::with_capacity(changes.len());
         let cf = self.cf(CF_ENDPOINTS)?;
         let keys: Vec<Vec<u8>> = changes.iter().map(|r| endpoint_key(&r.host, &r.method, &r.path)).collect();
         let existing = self.db.multi_get_cf(keys.iter().map(|k| (cf, k.as_slice())));
         let mut batch = WriteBatch::default();
         for ((rec, key), old) in changes.iter().zip(&keys).zip(existing) {
             let mut merged = rec.clone();
-            if let Some(bytes) = old.map_err(|e| self.io(e))? {
-                let stored = self.decode(key, &bytes)?;
-                merged.merge(&stored);
-            }
+            let before = match old.map_err(|e| self.io(e))? {
+                Some(bytes) => {
+                    let stored = self.decode(key, &bytes)?;
+                    merged.merge(&stored);
+                    Some(stored)
+                }
+                None => None,
+            };
             batch.put_cf(cf, key, encode(&merged));
+            out.push((merged, before));
         }
-        self.db.write(batch).map_err(|e| self.io(e))
+        self.db.write(batch).map_err(|e| self.io(e))?;
+        Ok(out)
     }
 
     fn decode(&self, key: &[u8], bytes: &[u8]) -> Result<EndpointRecord, StoreError> {

@@ -278,10 +278,19 @@ fn capture_counts_every_request_drops_none_and_stops_cleanly() {
     let d = dump(&store);
     assert_eq!(requests_of(&d, "GET", "/api/items/{id}"), u64::from(n1));
     assert_eq!(requests_of(&d, "GET", "/api/orders/{id}"), u64::from(n2));
-    let ev = read_jsonl(&events);
+    let all = read_jsonl(&events);
+    let ev = of_class(&all, 4002);
     let h2 = ev.iter().filter(|e| e["http_request"]["version"] == "HTTP/2").count();
     assert_eq!((ev.len(), h2), ((n1 + n2) as usize, n2 as usize));
     assert!(ev.iter().all(|e| e["http_response"]["code"] == 200));
+    // one inventory event per endpoint discovered
+    let mut found: Vec<String> = of_class(&all, 5023).iter().map(|e| e["resources"][0]["data"]["path_template"].as_str().unwrap().to_string()).collect();
+    found.sort();
+    assert_eq!(found, ["/api/items/{id}", "/api/orders/{id}"]);
+}
+
+fn of_class(events: &[serde_json::Value], class: u64) -> Vec<serde_json::Value> {
+    events.iter().filter(|e| e["class_uid"] == class).cloned().collect()
 }
 
 #[test]
@@ -324,8 +333,8 @@ fn kill_9_keeps_everything_flushed_before_and_sighup_reopens_events() {
     let d = dump(&store);
     assert_eq!(requests_of(&d, "GET", "/api/items/{id}"), 500, "{d:?}");
     assert_eq!(requests_of(&d, "GET", "/api/orders/{id}"), 700, "{d:?}");
-    assert_eq!(read_jsonl(&rotated).len(), 500);
-    assert_eq!(read_jsonl(&events).len(), 700, "events after SIGHUP go to the reopened file");
+    assert_eq!(of_class(&read_jsonl(&rotated), 4002).len(), 500);
+    assert_eq!(of_class(&read_jsonl(&events), 4002).len(), 700, "events after SIGHUP go to the reopened file");
     // and the store takes more writes after the crash
     let mut cap = start_capture(&lab, dir.path(), &store, &[]);
     http1_requests(&lab, 100);

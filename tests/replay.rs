@@ -244,3 +244,61 @@ fn events_validate_against_the_ocsf_1_8_0_schema() {
     let events = read_jsonl(&ev);
     assert!(events.iter().all(|e| e["connection_info"]["community_uid"].as_str().is_some_and(|c| c.starts_with("1:"))));
 }
+
+#[test]
+fn inventory_events_and_call_summaries_follow_the_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let cfg = dir.path().join("sensor.toml");
+    std::fs::write(&cfg, "[output]\ncall_summaries = true\n").unwrap();
+    let ev = dir.path().join("ev.jsonl");
+    let args = |ev: &Path| {
+        vec![
+            "replay".to_string(),
+            "--config".into(),
+            cfg.to_str().unwrap().into(),
+            "--store".into(),
+            store.to_str().unwrap().into(),
+            "--events".into(),
+            ev.to_str().unwrap().into(),
+            fixture("sample.pcap").to_str().unwrap().into(),
+        ]
+    };
+    let a = args(&ev);
+    run_ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let events = read_jsonl(&ev);
+    let inventory: Vec<_> = events.iter().filter(|e| e["class_uid"] == 5023).collect();
+    let summaries: Vec<_> = events.iter().filter(|e| e["class_uid"] == 4002).collect();
+    // the contract: one discovery event per endpoint of the inventory
+    let d = dump_json(&store);
+    let mut discovered: Vec<(String, String, String)> = inventory
+        .iter()
+        .map(|e| {
+            let r = &e["resources"][0]["data"];
+            (r["host"].as_str().unwrap().into(), r["method"].as_str().unwrap().into(), r["path_template"].as_str().unwrap().into())
+        })
+        .collect();
+    let mut dumped: Vec<(String, String, String)> =
+        d.iter().map(|e| (e["host"].as_str().unwrap().into(), e["method"].as_str().unwrap().into(), e["path"].as_str().unwrap().into())).collect();
+    discovered.sort();
+    dumped.sort();
+    assert_eq!(discovered, dumped);
+    assert!(inventory.iter().all(|e| e["message"].as_str().unwrap().starts_with("New API endpoint discovered")));
+    // call summaries count every request the ground truth lists (conformance of the sample is exact)
+    let truth = read_jsonl(&fixture("sample.truth.jsonl")).len() as u64;
+    assert!(summaries.iter().all(|e| e["count"].as_u64().unwrap() > 0 && e["start_time"].as_u64() <= e["end_time"].as_u64()));
+    assert_eq!(summaries.iter().map(|e| e["count"].as_u64().unwrap()).sum::<u64>(), truth);
+    // the same capture again: nothing new, nothing changed
+    let ev2 = dir.path().join("ev2.jsonl");
+    let a = args(&ev2);
+    run_ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(read_jsonl(&ev2).iter().all(|e| e["class_uid"] != 5023), "a second identical replay discovers nothing");
+    // both classes validate against OCSF 1.8.0
+    let Some(shared) = shared() else { return };
+    let o = std::process::Command::new("python3").arg(shared.join("tools/ocsf-validate")).arg(&ev).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    if out.contains("pip install") && std::env::var("APITAP_REQUIRE_SHARED").as_deref() != Ok("1") {
+        return;
+    }
+    assert!(o.status.success() && out.contains("5023") && out.contains("0 invalid"), "{out}");
+}

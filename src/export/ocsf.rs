@@ -193,6 +193,131 @@ pub fn http_activity(tx: &HttpTransaction, obs: Option<&Observation>) -> Value {
     ev
 }
 
+/// A stable id of an endpoint (host, method, template): `ep:` + 16 hex digits.
+pub fn endpoint_uid(host: &str, method: &str, path: &str) -> String {
+    format!("ep:{:016x}", fnv(0xcbf2_9ce4_8422_2325, &[host.as_bytes(), method.as_bytes(), path.as_bytes()]))
+}
+
+fn product() -> Value {
+    json!({ "name": PRODUCT_NAME, "vendor_name": PRODUCT_NAME, "version": PRODUCT_VERSION })
+}
+
+fn sorted_keys<V>(m: &std::collections::BTreeMap<String, V>) -> Vec<String> {
+    m.keys().cloned().collect()
+}
+
+/// Cloud Resources Inventory Info (5023), activity Collect: an endpoint first
+/// discovered (`before` is `None`) or changed (`gained` lists what it gained,
+/// see [`crate::inventory::gained`]). `time_ms` is the packet time of the change.
+pub fn inventory_event(rec: &crate::inventory::EndpointRecord, gained: &[String], discovered: bool) -> Value {
+    let uid = endpoint_uid(&rec.host, &rec.method, &rec.path);
+    let name = format!("{} {}{}", rec.method, rec.host, rec.path);
+    let time_ms = rec.last_seen_us / 1000;
+    let message = if discovered {
+        format!("New API endpoint discovered: {name}")
+    } else {
+        format!("API endpoint changed: {name} (gained {})", gained.join(", "))
+    };
+    let mut labels: Vec<String> = rec.auth.reported().into_iter().map(|a| format!("auth:{a}")).collect();
+    labels.extend(rec.response_sensitive.keys().chain(rec.request_sensitive.keys()).map(|k| format!("sensitive:{k}")));
+    labels.extend(rec.exposure.keys().map(|k| format!("exposure:{k}")));
+    labels.sort();
+    labels.dedup();
+    let statuses: Map<String, Value> = rec.statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    json!({
+        "category_uid": 5,
+        "category_name": "Discovery",
+        "class_uid": 5023,
+        "class_name": "Cloud Resources Inventory Info",
+        "activity_id": 2,
+        "activity_name": "Collect",
+        "type_uid": 502302,
+        "type_name": "Cloud Resources Inventory Info: Collect",
+        "severity_id": 1,
+        "severity": "Informational",
+        "time": time_ms,
+        "message": message,
+        "metadata": {
+            "version": OCSF_VERSION,
+            "uid": format!("{uid}:{}:{}", if discovered { "new" } else { "change" }, rec.last_seen_us),
+            "correlation_uid": uid,
+            "log_name": "api_inventory",
+            "product": product(),
+        },
+        "resources": [{
+            "uid": uid,
+            "name": name,
+            "type": "api_endpoint",
+            "hostname": rec.host,
+            "created_time": rec.first_seen_us / 1000,
+            "labels": labels,
+            "data": {
+                "method": rec.method,
+                "host": rec.host,
+                "path_template": rec.path,
+                "first_seen": crate::export::rfc3339_us(rec.first_seen_us),
+                "last_seen": crate::export::rfc3339_us(rec.last_seen_us),
+                "requests": rec.requests,
+                "response_codes": statuses,
+                "protocols": rec.protocols,
+                "auth_schemes_seen": sorted_keys(&rec.auth.schemes_seen),
+                "auth": rec.auth.reported(),
+                "request_sensitive": sorted_keys(&rec.request_sensitive),
+                "response_sensitive": sorted_keys(&rec.response_sensitive),
+                "exposure": sorted_keys(&rec.exposure),
+                "gained": gained,
+            },
+        }],
+    })
+}
+
+/// A per-endpoint call summary: HTTP Activity with `count`, `start_time` and
+/// `end_time` for the calls in `delta` (what was observed since the last
+/// store flush).
+pub fn call_summary(delta: &crate::inventory::EndpointRecord) -> Value {
+    let (activity_id, activity_name) = http_activity_id(&delta.method);
+    let uid = endpoint_uid(&delta.host, &delta.method, &delta.path);
+    let (start, end) = (delta.first_seen_us / 1000, delta.last_seen_us / 1000);
+    let statuses: Map<String, Value> = delta.statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    json!({
+        "class_uid": CLASS_HTTP_ACTIVITY,
+        "class_name": "HTTP Activity",
+        "category_uid": CATEGORY_NETWORK,
+        "category_name": "Network Activity",
+        "activity_id": activity_id,
+        "activity_name": activity_name,
+        "type_uid": CLASS_HTTP_ACTIVITY * 100 + activity_id,
+        "type_name": format!("HTTP Activity: {activity_name}"),
+        "severity_id": 1,
+        "severity": "Informational",
+        "time": start,
+        "count": delta.requests,
+        "start_time": start,
+        "end_time": end,
+        "message": format!("{} x {} {}{}", delta.requests, delta.method, delta.host, delta.path),
+        "metadata": {
+            "version": OCSF_VERSION,
+            "uid": format!("{uid}:calls:{}:{}:{}", delta.first_seen_us, delta.last_seen_us, delta.requests),
+            "correlation_uid": uid,
+            "log_name": "api_calls",
+            "labels": [format!("endpoint_template:{}", delta.path)],
+            "product": product(),
+        },
+        "http_request": {
+            "http_method": delta.method,
+            "url": { "hostname": delta.host, "path": delta.path },
+        },
+        "unmapped": {
+            "summary": true,
+            "statuses": statuses,
+            "protocols": delta.protocols,
+            "auth": sorted_keys(&delta.auth.schemes_seen),
+            "request_sensitive": sorted_keys(&delta.request_sensitive),
+            "response_sensitive": sorted_keys(&delta.response_sensitive),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::community_id;

@@ -389,6 +389,8 @@ impl Inventory {
     }
 
     /// Takes the changes made since the last call, sorted by key.
+    /// (Each record holds what was observed since the previous call: merged
+    /// into the stored record by the store.)
     pub fn take_dirty(&mut self) -> Vec<EndpointRecord> {
         let mut v: Vec<EndpointRecord> = self.dirty.drain().map(|(_, r)| r).collect();
         v.sort_by(|a, b| (&a.host, &a.path, &a.method).cmp(&(&b.host, &b.path, &b.method)));
@@ -402,6 +404,24 @@ impl Inventory {
     pub fn learn_stats(&self) -> &templates::LearnStats {
         self.templater.stats()
     }
+}
+
+/// What an endpoint gained between two versions of its record, as
+/// `kind:value` strings: `auth:`, `request_sensitive:`, `response_sensitive:`,
+/// `exposure:`, `protocol:`. Empty when nothing an inventory consumer cares
+/// about changed (counts alone are not changes).
+pub fn gained(old: &EndpointRecord, new: &EndpointRecord) -> Vec<String> {
+    fn added<'a, I: IntoIterator<Item = &'a String>>(kind: &str, old: I, new: I, out: &mut Vec<String>) {
+        let old: BTreeSet<&String> = old.into_iter().collect();
+        out.extend(new.into_iter().filter(|k| !old.contains(k)).map(|k| format!("{kind}:{k}")));
+    }
+    let mut out = Vec::new();
+    added("auth", old.auth.schemes_seen.keys(), new.auth.schemes_seen.keys(), &mut out);
+    added("request_sensitive", old.request_sensitive.keys(), new.request_sensitive.keys(), &mut out);
+    added("response_sensitive", old.response_sensitive.keys(), new.response_sensitive.keys(), &mut out);
+    added("exposure", old.exposure.keys(), new.exposure.keys(), &mut out);
+    added("protocol", old.protocols.iter(), new.protocols.iter(), &mut out);
+    out
 }
 
 #[cfg(test)]
