@@ -35,6 +35,26 @@ pub enum Command {
     Dump(DumpArgs),
     /// Write the inventory as an OpenAPI 3.1 document.
     Openapi(OpenapiArgs),
+    /// The durable outbox of SIEM events.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OutboxCommand {
+    /// Events spooled and each sink's position (works beside a running sensor).
+    Status {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Store directory (overrides store.path).
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Parser, Debug)]
@@ -145,6 +165,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Capture(a) => capture(a),
         Command::Dump(a) => dump(a),
         Command::Openapi(a) => openapi(a),
+        Command::Outbox { command: OutboxCommand::Status { config, store, json } } => outbox_status(config, store, json),
     }
 }
 
@@ -341,7 +362,7 @@ fn capture(a: CaptureArgs) -> Result<i32> {
     let privs = crate::service::drop_privileges(&cfg.capture.user, &give)?;
     let signals = crate::service::Signals::install()?;
     let shipper = crate::ship::Shipper::start(Arc::clone(&store), &cfg.sinks, &cfg.outbox)?;
-    let metrics = Arc::new(crate::metrics::Metrics::new(workers));
+    let metrics = Arc::new(crate::metrics::Metrics { sinks: shipper.counters(), ..crate::metrics::Metrics::new(workers) });
     let server = if cfg.metrics.listen.is_empty() {
         None
     } else {
@@ -682,6 +703,35 @@ pub fn endpoint_json(r: &EndpointRecord) -> Value {
         "response_content_types": r.response_content_types,
         "query_params": r.query_params,
     })
+}
+
+fn outbox_status(config: Option<PathBuf>, store_dir: Option<PathBuf>, as_json: bool) -> Result<i32> {
+    let mut cfg = load_config(config.as_deref())?;
+    if let Some(s) = store_dir {
+        cfg.store.path = s;
+    }
+    let store = Store::open(&cfg.store.path, Access::ReadOnly)?;
+    let last = store.outbox_last();
+    let mut sinks = Vec::new();
+    for s in &cfg.sinks {
+        let cursor = store.outbox_cursor(&s.name)?;
+        sinks.push(json!({ "name": s.name, "kind": s.kind, "address": s.address, "delivered_up_to": cursor, "pending": last.saturating_sub(cursor) }));
+    }
+    let oldest = store.outbox_read(0, 1)?.first().map(|(seq, _)| *seq);
+    let spooled = oldest.map(|o| last + 1 - o).unwrap_or(0);
+    let v = json!({ "store": cfg.store.path, "last_sequence": last, "spooled": spooled, "max_events": cfg.outbox.max_events, "sinks": sinks });
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("outbox of {}: {spooled} events spooled (limit {}), last sequence {last}", cfg.store.path.display(), cfg.outbox.max_events);
+        if cfg.sinks.is_empty() {
+            println!("no sinks configured (give --config with [[sinks]])");
+        }
+        for s in &sinks {
+            println!("  sink {:<16} {:<8} {:<28} delivered up to {:>10}  pending {:>10}", s["name"].as_str().unwrap_or(""), s["kind"].as_str().unwrap_or(""), s["address"].as_str().unwrap_or(""), s["delivered_up_to"], s["pending"]);
+        }
+    }
+    Ok(0)
 }
 
 fn openapi(a: OpenapiArgs) -> Result<i32> {

@@ -45,7 +45,11 @@ pub struct Metrics {
     pub store_writes: AtomicU64,
     pub store_write_micros: AtomicU64,
     pub store_write_errors: AtomicU64,
+    pub outbox_appended: AtomicU64,
+    pub outbox_dropped: AtomicU64,
     pub workers: Vec<WorkerMetrics>,
+    /// SIEM sinks by name (their threads own the counters).
+    pub sinks: Vec<(String, Arc<crate::ship::SinkCounters>)>,
 }
 
 impl Metrics {
@@ -129,6 +133,25 @@ impl Metrics {
         );
         counter("apitap_store_writes_total", "Batched writes to the inventory store.", "counter", &[("", self.store_writes.load(Relaxed))]);
         counter("apitap_store_write_errors_total", "Failed writes to the inventory store.", "counter", &[("", self.store_write_errors.load(Relaxed))]);
+        counter(
+            "apitap_outbox_events_total",
+            "Events for SIEM sinks, by result (spooled in the outbox, or dropped because it was full).",
+            "counter",
+            &[("result=\"spooled\"", self.outbox_appended.load(Relaxed)), ("result=\"dropped\"", self.outbox_dropped.load(Relaxed))],
+        );
+        if !self.sinks.is_empty() {
+            let _ = writeln!(s, "# HELP apitap_sink_events_total Events of SIEM sinks, by sink and result (sent = delivered, retried = sent again after a broken connection).\n# TYPE apitap_sink_events_total counter");
+            for (name, c) in &self.sinks {
+                let name = name.replace(['\\', '"', '\n'], "_");
+                let _ = writeln!(s, "apitap_sink_events_total{{sink=\"{name}\",result=\"sent\"}} {}", c.sent.load(Relaxed));
+                let _ = writeln!(s, "apitap_sink_events_total{{sink=\"{name}\",result=\"retried\"}} {}", c.retried.load(Relaxed));
+            }
+            let _ = writeln!(s, "# HELP apitap_sink_failures_total Connection and write failures of SIEM sinks.\n# TYPE apitap_sink_failures_total counter");
+            for (name, c) in &self.sinks {
+                let name = name.replace(['\\', '"', '\n'], "_");
+                let _ = writeln!(s, "apitap_sink_failures_total{{sink=\"{name}\"}} {}", c.failures.load(Relaxed));
+            }
+        }
         let secs = self.store_write_micros.load(Relaxed) as f64 / 1e6;
         let _ = writeln!(s, "# HELP apitap_store_write_seconds_total Time spent in store writes.\n# TYPE apitap_store_write_seconds_total counter\napitap_store_write_seconds_total {secs:.6}");
         let _ = writeln!(s, "# HELP apitap_resident_memory_bytes Resident memory of the process.\n# TYPE apitap_resident_memory_bytes gauge\napitap_resident_memory_bytes {}", resident_bytes());

@@ -606,9 +606,15 @@ impl Emitter {
             }
             if spooled + count > ob.max_events {
                 report.outbox_dropped += count;
+                if let Some(m) = metrics {
+                    m.outbox_dropped.fetch_add(count, Relaxed);
+                }
             } else {
                 store.outbox_append(lines)?;
                 report.outbox_appended += count;
+                if let Some(m) = metrics {
+                    m.outbox_appended.fetch_add(count, Relaxed);
+                }
             }
         }
         Ok(())

@@ -411,7 +411,8 @@ impl Store {
 
     /// Up to `max` outbox entries after sequence number `after`, in order.
     pub fn outbox_read(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let cf = self.cf(CF_OUTBOX)?;
+        // a store written before the outbox existed, opened read-only: empty
+        let Some(cf) = self.db.cf_handle(CF_OUTBOX) else { return Ok(Vec::new()) };
         let start = after.saturating_add(1).to_be_bytes();
         let mut out = Vec::new();
         for item in self.db.iterator_cf(cf, IteratorMode::From(&start, rocksdb::Direction::Forward)).take(max) {

@@ -165,6 +165,12 @@ fn every_event_arrives_at_rsyslog_over_tls_exactly_as_written() {
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
     assert_eq!(s["sinks"][0]["sent"].as_u64(), Some(written.len() as u64), "{}", s["sinks"]);
     assert_eq!(s["sinks"][0]["spooled"], 0);
+    // the operator's view: everything delivered, nothing pending, outbox trimmed
+    let o = run_ok(&["outbox", "status", "--config", cfg.to_str().unwrap(), "--store", store.to_str().unwrap(), "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["sinks"][0]["delivered_up_to"].as_u64(), Some(written.len() as u64), "{st}");
+    assert_eq!(st["sinks"][0]["pending"], 0, "{st}");
+    assert_eq!(st["spooled"], 0, "delivered events leave the outbox: {st}");
 }
 
 #[test]
