@@ -259,11 +259,21 @@ pub struct OutputConfig {
     /// `start_time`, `end_time`) at every store flush: the SIEM-friendly
     /// alternative to one event per transaction.
     pub call_summaries: bool,
+    /// Event schema: "ocsf" (OCSF 1.8.0) or "ecs" (Elastic Common Schema, the same events mapped).
+    pub format: EventFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventFormat {
+    #[default]
+    Ocsf,
+    Ecs,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { events: String::new(), transactions: false, inventory_events: true, call_summaries: false }
+        OutputConfig { events: String::new(), transactions: false, inventory_events: true, call_summaries: false, format: EventFormat::Ocsf }
     }
 }
 

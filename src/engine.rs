@@ -88,6 +88,7 @@ pub struct Engine {
     table: FlowTable<Connection>,
     handler: Handler,
     transactions: bool,
+    format: crate::config::EventFormat,
     analyze: AnalyzeContext,
     analyze_stats: AnalyzeStats,
     /// Transactions seen per endpoint, for sampling the costly analyses (bounded).
@@ -112,6 +113,7 @@ impl Engine {
             table: FlowTable::new(cfg.flow_limits()),
             handler: Handler { http: ProtoConfig { http: cfg.http.clone(), http2: cfg.http2.clone() }, stats: ProtoStats::default(), txs: Vec::new() },
             transactions,
+            format: cfg.output.format,
             now_us: 0,
             next_expire_us: 0,
             out: EngineOutput::default(),
@@ -166,7 +168,7 @@ impl Engine {
         for tx in self.handler.txs.drain(..) {
             let obs = analyze::observe(&tx, &self.analyze, &mut self.analyze_stats, &mut depth);
             if self.transactions {
-                let ev = ocsf::http_activity(&tx, obs.as_ref());
+                let ev = crate::export::in_format(ocsf::http_activity(&tx, obs.as_ref()), self.format);
                 if serde_json::to_writer(&mut self.out.events, &ev).is_ok() {
                     self.out.events.push(b'\n');
                     self.out.event_count += 1;

@@ -467,6 +467,7 @@ fn aggregate(
     let mut em = Emitter {
         inventory_events: output.inventory_events && (sink.is_some() || outbox.is_some()),
         call_summaries: output.call_summaries && (sink.is_some() || outbox.is_some()),
+        format: output.format,
         sink,
         outbox,
         errors: OutputErrors { last_log: None },
@@ -496,12 +497,12 @@ fn aggregate(
             for (delta, (now, before)) in dirty.iter().zip(&merged) {
                 let gained = before.as_ref().map(|b| crate::inventory::gained(b, now)).unwrap_or_default();
                 if em.inventory_events && (before.is_none() || !gained.is_empty()) {
-                    push_line(&mut lines, &crate::export::ocsf::inventory_event(now, &gained, before.is_none()));
+                    push_line(&mut lines, &crate::export::in_format(crate::export::ocsf::inventory_event(now, &gained, before.is_none()), em.format));
                     count += 1;
                     report.inventory_events += 1;
                 }
                 if em.call_summaries && delta.requests > 0 {
-                    push_line(&mut lines, &crate::export::ocsf::call_summary(delta));
+                    push_line(&mut lines, &crate::export::in_format(crate::export::ocsf::call_summary(delta), em.format));
                     count += 1;
                 }
             }
@@ -580,6 +581,7 @@ struct Emitter {
     outbox_full_logged: bool,
     inventory_events: bool,
     call_summaries: bool,
+    format: crate::config::EventFormat,
 }
 
 impl Emitter {

@@ -19,6 +19,11 @@ fn replay_sample(store: &Path, events: &Path, workers: &str) {
     ]);
 }
 
+/// The transaction events (HTTP Activity) among all events.
+fn transactions(all: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    all.iter().filter(|e| e["class_uid"] == 4002).cloned().collect()
+}
+
 fn dump_json(store: &Path) -> Vec<serde_json::Value> {
     let o = run_ok(&["dump", "--store", store.to_str().unwrap(), "--format", "json"]);
     serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("dump json is JSON").as_array().cloned().unwrap_or_default()
@@ -47,7 +52,10 @@ fn transaction_events_follow_the_documented_ocsf_contract() {
     let dir = tempfile::tempdir().unwrap();
     let ev = dir.path().join("ev.jsonl");
     replay_sample(&dir.path().join("store"), &ev, "2");
-    let events = read_jsonl(&ev);
+    let all = read_jsonl(&ev);
+    // besides transactions, only inventory events (class 5023, their own test)
+    assert!(all.iter().all(|e| e["class_uid"] == 4002 || e["class_uid"] == 5023));
+    let events = transactions(&all);
     assert!(!events.is_empty());
     let mut uids = std::collections::HashSet::new();
     let (first_ts, last_ts) = (1_700_000_000_000u64, 4_000_000_000_000u64);
@@ -171,7 +179,7 @@ fn inventory_counts_match_truth_and_second_replay_adds() {
     replay_sample(&store, &ev, "2");
     let first = dump_json(&store);
     let total: u64 = first.iter().map(|e| e["requests"].as_u64().unwrap()).sum();
-    let events = read_jsonl(&ev);
+    let events = transactions(&read_jsonl(&ev));
     assert_eq!(total, events.len() as u64, "every transaction lands in exactly one endpoint");
     // the truth's requests (HTTP/1 and h2c) to /health on api.shop.test
     let truth = read_jsonl(&fixture("sample.truth.jsonl"));
@@ -241,7 +249,7 @@ fn events_validate_against_the_ocsf_1_8_0_schema() {
     assert!(o.status.success(), "ocsf-validate: {out}");
     assert!(out.contains("0 invalid") && out.contains("4002"), "{out}");
     // every transaction event carries the flow's Community ID
-    let events = read_jsonl(&ev);
+    let events = transactions(&read_jsonl(&ev));
     assert!(events.iter().all(|e| e["connection_info"]["community_uid"].as_str().is_some_and(|c| c.starts_with("1:"))));
 }
 
@@ -301,4 +309,38 @@ fn inventory_events_and_call_summaries_follow_the_inventory() {
         return;
     }
     assert!(o.status.success() && out.contains("5023") && out.contains("0 invalid"), "{out}");
+}
+
+#[test]
+fn ecs_output_maps_the_same_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ocsf, ecs) = (dir.path().join("ocsf.jsonl"), dir.path().join("ecs.jsonl"));
+    replay_sample(&dir.path().join("s1"), &ocsf, "2");
+    let cfg = dir.path().join("ecs.toml");
+    std::fs::write(&cfg, "[output]\nformat = \"ecs\"\n").unwrap();
+    let s2 = dir.path().join("s2");
+    run_ok(&["replay", "--config", cfg.to_str().unwrap(), "--store", s2.to_str().unwrap(), "--transactions", "--events", ecs.to_str().unwrap(), fixture("sample.pcap").to_str().unwrap()]);
+    let (o, e) = (read_jsonl(&ocsf), read_jsonl(&ecs));
+    assert_eq!(o.len(), e.len());
+    let mut ids = std::collections::HashSet::new();
+    for ev in &e {
+        assert_eq!(ev["ecs"]["version"], "9.4.0");
+        assert!(ev["@timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{ev}");
+        assert!(ids.insert(ev["event"]["id"].as_str().unwrap().to_string()), "event.id is unique");
+    }
+    // the same transactions, field for field
+    let key_o = |v: &serde_json::Value| {
+        (v["http_request"]["http_method"].clone(), v["http_request"]["url"]["hostname"].clone(), v["http_request"]["url"]["path"].clone(), v["http_response"]["code"].clone(), v["src_endpoint"]["port"].clone())
+    };
+    let key_e = |v: &serde_json::Value| {
+        (v["http"]["request"]["method"].clone(), v["url"]["domain"].clone(), v["url"]["path"].clone(), v["http"]["response"]["status_code"].clone(), v["source"]["port"].clone())
+    };
+    let mut a: Vec<String> = o.iter().filter(|v| v["class_uid"] == 4002).map(|v| format!("{:?}", key_o(v))).collect();
+    let mut b: Vec<String> = e.iter().filter(|v| v["event"]["action"] == "http-transaction").map(|v| format!("{:?}", key_e(v))).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a.len(), read_jsonl(&fixture("sample.truth.jsonl")).len());
+    assert_eq!(a, b);
+    let assets = e.iter().filter(|v| v["event"]["kind"] == "asset").count();
+    assert_eq!(assets, o.iter().filter(|v| v["class_uid"] == 5023).count());
 }

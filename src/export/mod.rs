@@ -1,5 +1,6 @@
 //! Events out of the sensor: OCSF builders ([`ocsf`]) and JSON-lines sinks.
 
+pub mod ecs;
 pub mod ocsf;
 pub mod openapi;
 
@@ -15,6 +16,14 @@ pub enum ExportError {
     Open { path: PathBuf, source: std::io::Error },
     #[error("cannot write events to {target}: {source}; check free disk space and permissions")]
     Write { target: String, source: std::io::Error },
+}
+
+/// An event in the configured schema (events are built in OCSF form).
+pub fn in_format(ev: serde_json::Value, format: crate::config::EventFormat) -> serde_json::Value {
+    match format {
+        crate::config::EventFormat::Ocsf => ev,
+        crate::config::EventFormat::Ecs => ecs::from_ocsf(&ev),
+    }
 }
 
 /// Bytes buffered before a write reaches the target.
