@@ -506,8 +506,8 @@ fn finish_sinks(shipper: crate::ship::Shipper, store: &Store, cfg: &Config, prob
     crate::ship::trim(store, &cfg.sinks);
     for r in &reports {
         eprintln!(
-            "  sink {}: {} events delivered, {} sent again after a broken connection, {} connection failures, {} still in the outbox",
-            r.name, r.sent, r.retried, r.failures, r.spooled
+            "  sink {}: {} events delivered, {} sent again, {} failures, {} rejected (dead-letter file), {} still in the outbox",
+            r.name, r.sent, r.retried, r.failures, r.dead_lettered, r.spooled
         );
         if r.spooled > 0 {
             problems.push(format!(

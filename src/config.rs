@@ -62,11 +62,14 @@ pub struct OutboxConfig {
     pub drain_timeout_secs: u64,
     /// Longest wait between retries of a failing sink (exponential backoff with jitter).
     pub max_backoff_secs: u64,
+    /// File (JSON lines) for events a receiver rejected permanently (HTTP 4xx),
+    /// with the reason; "" = `<store.path>.dead-letter.jsonl`.
+    pub dead_letter: String,
 }
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        OutboxConfig { max_events: 1_000_000, confirm_secs: 2, drain_timeout_secs: 60, max_backoff_secs: 30 }
+        OutboxConfig { max_events: 1_000_000, confirm_secs: 2, drain_timeout_secs: 60, max_backoff_secs: 30, dead_letter: String::new() }
     }
 }
 
@@ -76,7 +79,8 @@ impl Default for OutboxConfig {
 pub struct SinkConfig {
     /// Unique name (keeps the sink's place in the outbox across restarts).
     pub name: String,
-    /// "syslog": RFC 5424 messages, RFC 5425 octet-counted framing.
+    /// "syslog": RFC 5424 messages, RFC 5425 octet-counted framing;
+    /// "hec": Splunk HTTP Event Collector; "elasticsearch": the `_bulk` API.
     pub kind: String,
     /// host:port of the receiver.
     pub address: String,
@@ -94,9 +98,23 @@ pub struct SinkConfig {
     /// Name checked against the receiver's certificate (default: the host of `address`).
     #[serde(default)]
     pub server_name: String,
-    /// Events per write.
+    /// Events per write (per HTTP request for hec and elasticsearch).
     #[serde(default = "default_sink_batch")]
     pub batch_events: usize,
+    /// HTTP sinks: the request path (default: /services/collector/event for
+    /// hec, /_bulk for elasticsearch).
+    #[serde(default)]
+    pub path: String,
+    /// hec: the HEC token (sent as `Authorization: Splunk <token>`); never logged.
+    #[serde(default)]
+    pub token: String,
+    /// elasticsearch: the index events are created in.
+    #[serde(default = "default_index")]
+    pub index: String,
+}
+
+fn default_index() -> String {
+    "apitap-events".to_string()
 }
 
 fn yes() -> bool {
@@ -471,8 +489,11 @@ impl Config {
             if sink.name.is_empty() || !names.insert(sink.name.clone()) {
                 return Err(bad("give every sink a unique, non-empty name"));
             }
-            if sink.kind != "syslog" {
-                return Err(bad("kind must be \"syslog\""));
+            if !matches!(sink.kind.as_str(), "syslog" | "hec" | "elasticsearch") {
+                return Err(bad("kind must be \"syslog\", \"hec\" or \"elasticsearch\""));
+            }
+            if sink.kind == "hec" && sink.token.is_empty() {
+                return Err(bad("a hec sink needs token"));
             }
             if sink.address.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
                 return Err(bad("address must be host:port"));

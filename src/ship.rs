@@ -54,6 +54,8 @@ pub struct SinkCounters {
     pub failures: AtomicU64,
     /// Events left in the outbox when the sink stopped.
     pub spooled: AtomicU64,
+    /// Events the receiver rejected for good (written to the dead-letter file).
+    pub dead_lettered: AtomicU64,
 }
 
 /// What a sink reports at the end.
@@ -64,6 +66,7 @@ pub struct SinkReport {
     pub retried: u64,
     pub failures: u64,
     pub spooled: u64,
+    pub dead_lettered: u64,
     pub cursor: u64,
 }
 
@@ -71,7 +74,7 @@ pub struct SinkReport {
 struct Syslog {
     name: String,
     address: String,
-    tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    tls: TlsSetup,
     batch: usize,
     hostname: String,
 }
@@ -79,6 +82,15 @@ struct Syslog {
 enum Conn {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
 }
 
 impl Conn {
@@ -103,10 +115,7 @@ impl Conn {
             return false;
         }
         let mut buf = [0u8; 512];
-        let r = match self {
-            Conn::Plain(s) => s.read(&mut buf),
-            Conn::Tls(s) => s.read(&mut buf),
-        };
+        let r = self.read(&mut buf);
         let alive = matches!(r, Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock) || matches!(r, Ok(n) if n > 0);
         alive && self.tcp().set_nonblocking(false).is_ok()
     }
@@ -179,26 +188,29 @@ fn tls_config(c: &SinkConfig) -> Result<(Arc<rustls::ClientConfig>, rustls::pki_
     Ok((Arc::new(config), name))
 }
 
+type TlsSetup = Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>;
+
+/// A TCP connection to `address`, with TLS when configured (the handshake
+/// completes here, so certificate errors show at connect).
+fn connect(address: &str, tls: &TlsSetup) -> std::io::Result<Conn> {
+    let addr = address.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other(format!("{address} resolves to no address")))?;
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    tcp.set_nodelay(true)?;
+    tcp.set_write_timeout(Some(Duration::from_secs(30)))?;
+    match tls {
+        None => Ok(Conn::Plain(tcp)),
+        Some((cfg, name)) => {
+            let conn = rustls::ClientConnection::new(Arc::clone(cfg), name.clone()).map_err(std::io::Error::other)?;
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            s.conn.complete_io(&mut s.sock)?;
+            Ok(Conn::Tls(Box::new(s)))
+        }
+    }
+}
+
 impl Syslog {
     fn connect(&self) -> std::io::Result<Conn> {
-        let addr = self
-            .address
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| std::io::Error::other(format!("{} resolves to no address", self.address)))?;
-        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        tcp.set_nodelay(true)?;
-        tcp.set_write_timeout(Some(Duration::from_secs(30)))?;
-        match &self.tls {
-            None => Ok(Conn::Plain(tcp)),
-            Some((cfg, name)) => {
-                let conn = rustls::ClientConnection::new(Arc::clone(cfg), name.clone()).map_err(std::io::Error::other)?;
-                let mut s = rustls::StreamOwned::new(conn, tcp);
-                // complete the handshake now, so certificate errors show at connect
-                s.conn.complete_io(&mut s.sock)?;
-                Ok(Conn::Tls(Box::new(s)))
-            }
-        }
+        connect(&self.address, &self.tls)
     }
 
     /// Frames one event: RFC 5425 `MSG-LEN SP SYSLOG-MSG`, the message RFC 5424
@@ -246,13 +258,24 @@ impl Shipper {
         let host = hostname();
         for c in sinks {
             let tls = if c.tls { Some(tls_config(c)?) } else { None };
-            let sink = Syslog { name: c.name.clone(), address: c.address.clone(), tls, batch: c.batch_events, hostname: host.clone() };
             let counters = Arc::new(SinkCounters::default());
             let (st, cn, stp, ob) = (Arc::clone(&store), Arc::clone(&counters), Arc::clone(&stop), outbox.clone());
-            let h = std::thread::Builder::new()
-                .name(format!("apitap-sink-{}", c.name))
-                .spawn(move || run_sink(&sink, &st, &cn, &stp, &ob))
-                .map_err(|_| ShipError::Spawn(c.name.clone()))?;
+            let thread = std::thread::Builder::new().name(format!("apitap-sink-{}", c.name));
+            let h = if c.kind == "syslog" {
+                let sink = Syslog { name: c.name.clone(), address: c.address.clone(), tls, batch: c.batch_events, hostname: host.clone() };
+                thread.spawn(move || run_sink(&sink, &st, &cn, &stp, &ob))
+            } else {
+                let dead_letter = if outbox.dead_letter.is_empty() {
+                    let mut p = store.path().as_os_str().to_owned();
+                    p.push(".dead-letter.jsonl");
+                    std::path::PathBuf::from(p)
+                } else {
+                    std::path::PathBuf::from(&outbox.dead_letter)
+                };
+                let sink = HttpSink::new(c, tls, host.clone(), dead_letter);
+                thread.spawn(move || run_http_sink(&sink, &st, &cn, &stp, &ob))
+            }
+            .map_err(|_| ShipError::Spawn(c.name.clone()))?;
             threads.push((c.name.clone(), counters, h));
         }
         Ok(Shipper { stop, threads })
@@ -280,6 +303,7 @@ impl Shipper {
                 retried: c.retried.load(Relaxed),
                 failures: c.failures.load(Relaxed),
                 spooled: c.spooled.load(Relaxed),
+                dead_lettered: c.dead_lettered.load(Relaxed),
                 cursor,
             });
         }
@@ -420,4 +444,318 @@ pub fn trim(store: &Store, sinks: &[SinkConfig]) {
     if upto > 0 {
         let _ = store.outbox_trim(upto);
     }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP sinks: Splunk HEC and Elasticsearch _bulk
+// ---------------------------------------------------------------------------
+
+/// Largest response head and body read from an HTTP receiver.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+const MAX_RESPONSE_BODY: usize = 16 << 20;
+
+enum HttpKind {
+    Hec { token: String },
+    Elastic { index: String },
+}
+
+struct HttpSink {
+    name: String,
+    address: String,
+    host_header: String,
+    path: String,
+    tls: TlsSetup,
+    batch: usize,
+    kind: HttpKind,
+    hostname: String,
+    dead_letter: std::path::PathBuf,
+}
+
+/// What a receiver answered for one batch.
+enum Verdict {
+    /// Everything delivered (Elasticsearch: created or already there).
+    Delivered,
+    /// Try the whole batch again later (429, 5xx, or some bulk items so).
+    Retry(String),
+    /// These batch positions were rejected for good, with the reason; the rest delivered.
+    Rejected(Vec<(usize, String)>),
+}
+
+fn event_id(ev: &serde_json::Value) -> String {
+    ev["metadata"]["uid"].as_str().or_else(|| ev["event"]["id"].as_str()).unwrap_or("").to_string()
+}
+
+impl HttpSink {
+    fn new(c: &SinkConfig, tls: TlsSetup, hostname: String, dead_letter: std::path::PathBuf) -> HttpSink {
+        let kind = if c.kind == "hec" { HttpKind::Hec { token: c.token.clone() } } else { HttpKind::Elastic { index: c.index.clone() } };
+        let path = if !c.path.is_empty() {
+            c.path.clone()
+        } else if c.kind == "hec" {
+            "/services/collector/event".to_string()
+        } else {
+            "/_bulk".to_string()
+        };
+        let host_header = if c.server_name.is_empty() { c.address.clone() } else { c.server_name.clone() };
+        HttpSink { name: c.name.clone(), address: c.address.clone(), host_header, path, tls, batch: c.batch_events, kind, hostname, dead_letter }
+    }
+
+    /// The request body of a batch.
+    fn body(&self, batch: &[(u64, Vec<u8>)]) -> (Vec<u8>, &'static str) {
+        let mut out = Vec::new();
+        match &self.kind {
+            HttpKind::Hec { .. } => {
+                for (_, ev) in batch {
+                    let v: serde_json::Value = serde_json::from_slice(ev).unwrap_or(serde_json::Value::Null);
+                    let ms = v["time"].as_u64().unwrap_or(0);
+                    out.extend_from_slice(
+                        format!("{{\"time\":{}.{:03},\"host\":{},\"source\":\"apitap\",\"sourcetype\":\"_json\",\"event\":", ms / 1000, ms % 1000, serde_json::Value::String(self.hostname.clone()))
+                            .as_bytes(),
+                    );
+                    out.extend_from_slice(ev);
+                    out.extend_from_slice(b"}\n");
+                }
+                (out, "application/json")
+            }
+            HttpKind::Elastic { index } => {
+                for (_, ev) in batch {
+                    let v: serde_json::Value = serde_json::from_slice(ev).unwrap_or(serde_json::Value::Null);
+                    let action = serde_json::json!({ "create": { "_index": index, "_id": event_id(&v) } });
+                    out.extend_from_slice(action.to_string().as_bytes());
+                    out.push(b'\n');
+                    out.extend_from_slice(ev);
+                    out.push(b'\n');
+                }
+                (out, "application/x-ndjson")
+            }
+        }
+    }
+
+    fn post(&self, conn: &mut Conn, body: &[u8], ctype: &str) -> std::io::Result<(u16, Vec<u8>, bool)> {
+        let auth = match &self.kind {
+            HttpKind::Hec { token } => format!("Authorization: Splunk {token}\r\n"),
+            HttpKind::Elastic { .. } => String::new(),
+        };
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: apitap/{}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{auth}Connection: keep-alive\r\n\r\n",
+            self.path,
+            self.host_header,
+            env!("CARGO_PKG_VERSION"),
+            body.len()
+        );
+        let mut req = head.into_bytes();
+        req.extend_from_slice(body);
+        conn.write_all(&req)?;
+        read_response(conn)
+    }
+
+    fn verdict(&self, status: u16, body: &[u8], n: usize) -> Verdict {
+        let excerpt = || String::from_utf8_lossy(body.get(..body.len().min(300)).unwrap_or_default()).into_owned();
+        if status == 429 || status >= 500 {
+            return Verdict::Retry(format!("HTTP {status}: {}", excerpt()));
+        }
+        if !(200..300).contains(&status) {
+            let reason = format!("HTTP {status}: {}", excerpt());
+            return Verdict::Rejected((0..n).map(|i| (i, reason.clone())).collect());
+        }
+        let HttpKind::Elastic { .. } = self.kind else { return Verdict::Delivered };
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        if v["errors"] != serde_json::Value::Bool(true) {
+            return Verdict::Delivered;
+        }
+        let mut rejected = Vec::new();
+        for (i, item) in v["items"].as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
+            let r = &item["create"];
+            match r["status"].as_u64().unwrap_or(0) {
+                200..=299 | 409 => {}
+                429 | 500..=599 => return Verdict::Retry(format!("bulk item status {}", r["status"])),
+                st => rejected.push((i, format!("bulk item status {st}: {}", r["error"]))),
+            }
+        }
+        if rejected.is_empty() { Verdict::Delivered } else { Verdict::Rejected(rejected) }
+    }
+
+    fn dead_letter(&self, batch: &[(u64, Vec<u8>)], rejected: &[(usize, String)]) {
+        let mut lines = Vec::new();
+        for (i, reason) in rejected {
+            if let Some((_, ev)) = batch.get(*i) {
+                let v: serde_json::Value = serde_json::from_slice(ev).unwrap_or(serde_json::Value::Null);
+                let line = serde_json::json!({ "sink": self.name, "reason": reason, "time": rfc3339_now(), "event": v });
+                lines.extend_from_slice(line.to_string().as_bytes());
+                lines.push(b'\n');
+            }
+        }
+        let written = std::fs::OpenOptions::new().create(true).append(true).open(&self.dead_letter).and_then(|mut f| f.write_all(&lines));
+        if let Err(e) = written {
+            eprintln!("apitap: sink {}: cannot write the dead-letter file {} ({e}); {} rejected events are lost", self.name, self.dead_letter.display(), rejected.len());
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 response: status, body (Content-Length, chunked or
+/// until close), and whether the connection stays open.
+fn read_response(conn: &mut Conn) -> std::io::Result<(u16, Vec<u8>, bool)> {
+    conn.tcp().set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let (status, head_len, length, chunked, close) = loop {
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            return Err(bad("the receiver closed the connection before answering"));
+        }
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let status = resp.code.unwrap_or(0);
+                let find = |name: &str| resp.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase());
+                let length = find("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+                let chunked = find("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+                let close = find("connection").is_some_and(|v| v.contains("close"));
+                break (status, len, length, chunked, close);
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => {}
+            Ok(httparse::Status::Partial) => return Err(bad("response head too large")),
+            Err(e) => return Err(bad(&format!("not an HTTP response ({e})"))),
+        }
+    };
+    let mut body: Vec<u8> = buf.split_off(head_len);
+    if let Some(len) = length {
+        if len > MAX_RESPONSE_BODY {
+            return Err(bad("response body too large"));
+        }
+        while body.len() < len {
+            let n = conn.read(&mut chunk)?;
+            if n == 0 {
+                return Err(bad("response body cut short"));
+            }
+            body.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+        body.truncate(len);
+        return Ok((status, body, !close));
+    }
+    if chunked {
+        let mut out = Vec::new();
+        let mut raw = body;
+        loop {
+            // one chunk: size line, data, CRLF
+            if let Some(pos) = raw.windows(2).position(|w| w == b"\r\n") {
+                let size_line = String::from_utf8_lossy(raw.get(..pos).unwrap_or_default()).into_owned();
+                let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).map_err(|_| bad("bad chunk size"))?;
+                if size == 0 {
+                    return Ok((status, out, !close));
+                }
+                if out.len() + size > MAX_RESPONSE_BODY {
+                    return Err(bad("response body too large"));
+                }
+                if raw.len() >= pos + 2 + size + 2 {
+                    out.extend_from_slice(raw.get(pos + 2..pos + 2 + size).unwrap_or_default());
+                    raw.drain(..pos + 2 + size + 2);
+                    continue;
+                }
+            }
+            let n = conn.read(&mut chunk)?;
+            if n == 0 {
+                return Err(bad("chunked body cut short"));
+            }
+            raw.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+    }
+    // no length: the body ends when the receiver closes
+    loop {
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            return Ok((status, body, false));
+        }
+        if body.len() + n > MAX_RESPONSE_BODY {
+            return Err(bad("response body too large"));
+        }
+        body.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+}
+
+fn run_http_sink(sink: &HttpSink, store: &Store, c: &SinkCounters, stop: &AtomicBool, ob: &OutboxConfig) -> u64 {
+    let mut cursor = store.outbox_cursor(&sink.name).unwrap_or(0);
+    let mut conn: Option<Conn> = None;
+    let mut backoff = Duration::from_millis(100);
+    let max_backoff = Duration::from_secs(ob.max_backoff_secs.max(1));
+    let mut drain_deadline: Option<Instant> = None;
+    let mut logged_failure = false;
+    loop {
+        let stopping = stop.load(Relaxed);
+        if stopping && drain_deadline.is_none() {
+            drain_deadline = Some(Instant::now() + Duration::from_secs(ob.drain_timeout_secs));
+        }
+        if (stopping && cursor >= store.outbox_last()) || drain_deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let batch = store.outbox_read(cursor, sink.batch).unwrap_or_default();
+        let Some(&(last_seq, _)) = batch.last() else {
+            std::thread::sleep(Duration::from_millis(if stopping { 5 } else { 20 }));
+            continue;
+        };
+        let (body, ctype) = sink.body(&batch);
+        let mut fail = |why: String, c: &SinkCounters| {
+            c.failures.fetch_add(1, Relaxed);
+            if !logged_failure {
+                eprintln!("apitap: sink {}: cannot deliver to {} ({why}); events stay in the outbox and are retried", sink.name, sink.address);
+                logged_failure = true;
+            }
+        };
+        if conn.is_none() {
+            match connect(&sink.address, &sink.tls) {
+                Ok(cn) => conn = Some(cn),
+                Err(e) => {
+                    fail(e.to_string(), c);
+                    std::thread::sleep(backoff + jitter(backoff.as_millis() as u64 / 2 + 1));
+                    backoff = (backoff * 2).min(max_backoff);
+                    continue;
+                }
+            }
+        }
+        let answer = match conn.as_mut() {
+            Some(cn) => sink.post(cn, &body, ctype),
+            None => continue,
+        };
+        let verdict = match answer {
+            Ok((status, resp, keep)) => {
+                if !keep {
+                    conn = None;
+                }
+                sink.verdict(status, &resp, batch.len())
+            }
+            Err(e) => {
+                conn = None;
+                Verdict::Retry(e.to_string())
+            }
+        };
+        match verdict {
+            Verdict::Retry(why) => {
+                fail(why, c);
+                c.retried.fetch_add(batch.len() as u64, Relaxed);
+                std::thread::sleep(backoff + jitter(backoff.as_millis() as u64 / 2 + 1));
+                backoff = (backoff * 2).min(max_backoff);
+                continue;
+            }
+            Verdict::Delivered => {
+                c.sent.fetch_add(batch.len() as u64, Relaxed);
+            }
+            Verdict::Rejected(rejected) => {
+                sink.dead_letter(&batch, &rejected);
+                c.dead_lettered.fetch_add(rejected.len() as u64, Relaxed);
+                c.sent.fetch_add((batch.len() - rejected.len().min(batch.len())) as u64, Relaxed);
+            }
+        }
+        if logged_failure {
+            eprintln!("apitap: sink {}: delivering to {} again", sink.name, sink.address);
+            logged_failure = false;
+        }
+        backoff = Duration::from_millis(100);
+        cursor = last_seq;
+        let _ = store.set_outbox_cursor(&sink.name, cursor);
+    }
+    let _ = store.set_outbox_cursor(&sink.name, cursor);
+    c.spooled.store(store.outbox_last().saturating_sub(cursor), Relaxed);
+    cursor
 }
