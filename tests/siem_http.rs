@@ -220,3 +220,61 @@ fn elasticsearch_bulk_creates_by_id_and_dead_letters_rejections() {
     assert_eq!(s["dead_lettered"].as_u64(), Some(refused), "{s}");
     assert_eq!(s["sent"].as_u64(), Some(written.len() as u64 - refused), "{s}");
 }
+
+#[test]
+fn undelivered_events_wait_in_the_outbox_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let (u, g) = (Arc::clone(&up), Arc::clone(&got));
+    let port = mock(move |_, r| {
+        if !u.load(std::sync::atomic::Ordering::SeqCst) {
+            return (503, r#"{"text":"Server is busy","code":9}"#.into());
+        }
+        let envelopes = serde_json::Deserializer::from_slice(&r.body).into_iter::<serde_json::Value>();
+        g.lock().unwrap().extend(envelopes.map(|e| e.unwrap()["event"].clone()));
+        (200, r#"{"text":"Success","code":0}"#.into())
+    });
+    let cfg = dir.path().join("sensor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[outbox]\nmax_backoff_secs = 1\ndrain_timeout_secs = 2\n\n[[sinks]]\nname = \"splunk\"\nkind = \"hec\"\naddress = \"127.0.0.1:{port}\"\ntls = false\ntoken = \"t\"\n"
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let run_once = |events: &Path| {
+        run(&[
+            "replay",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--transactions",
+            "--events",
+            events.to_str().unwrap(),
+            fixture("sample.pcap").to_str().unwrap(),
+        ])
+    };
+    // 1. the receiver refuses everything: the replay ends after the drain timeout, status 3
+    let first = dir.path().join("first.jsonl");
+    let o = run_once(&first);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("stay in the outbox"), "{err}");
+    let n1 = read_jsonl(&first).len() as u64;
+    let st = run_ok(&["outbox", "status", "--config", cfg.to_str().unwrap(), "--store", store.to_str().unwrap(), "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["sinks"][0]["pending"].as_u64(), Some(n1), "{st}");
+    assert!(got.lock().unwrap().is_empty());
+    // 2. the receiver is back: the next start delivers the spooled events and its own
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let second = dir.path().join("second.jsonl");
+    let o = run_once(&second);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: std::collections::HashSet<String> = got.lock().unwrap().iter().map(uid).collect();
+    for e in read_jsonl(&first).iter().chain(read_jsonl(&second).iter()) {
+        assert!(got.contains(&uid(e)), "event {} of a run was never delivered", uid(e));
+    }
+}
