@@ -150,7 +150,8 @@ fn nginx(lab: &Lab, dir: &Path) -> Guard {
 fn config(dir: &Path) -> PathBuf {
     let p = dir.join("sensor.toml");
     // flush the store every second so the crash test knows what must survive
-    std::fs::write(&p, "[store]\nflush_interval_secs = 1\n[capture]\nhealth_interval_secs = 1\nbatch_max_wait_ms = 50\n").unwrap();
+    let extra = std::fs::read_to_string(dir.join("extra.toml")).unwrap_or_default();
+    std::fs::write(&p, format!("[store]\nflush_interval_secs = 1\n[capture]\nhealth_interval_secs = 1\nbatch_max_wait_ms = 50\n{extra}")).unwrap();
     p
 }
 
@@ -392,4 +393,36 @@ fn capture_switches_to_the_configured_user_and_keeps_writing() {
     // the store now belongs to the user
     let meta = std::fs::metadata(&store).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+}
+
+#[test]
+fn a_full_outbox_drops_the_newest_events_in_capture_and_counts_them() {
+    if !live_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // a sink nobody answers (a closed port) and a small outbox
+    std::fs::write(
+        dir.path().join("extra.toml"),
+        "[outbox]\nmax_events = 50\ndrain_timeout_secs = 1\nmax_backoff_secs = 1\n[[sinks]]\nname = \"down\"\nkind = \"hec\"\naddress = \"127.0.0.1:9\"\ntls = false\ntoken = \"t\"\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let stats = dir.path().join("stats.json");
+    let lab = Lab::new("o");
+    let _nginx = nginx(&lab, dir.path());
+    let mut cap = start_capture(&lab, dir.path(), &store, &["--transactions", "--stats-json", stats.to_str().unwrap()]);
+    http1_requests(&lab, 300);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(cap.0.id(), "-TERM");
+    let st = wait_exit(&mut cap, 30);
+    let log = std::fs::read_to_string(dir.path().join("capture.log")).unwrap();
+    // capture never waits for sinks: every request is in the inventory
+    assert_eq!(requests_of(&dump(&store), "GET", "/api/items/{id}"), 300, "{log}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    let (spooled, dropped) = (s["outbox_appended"].as_u64().unwrap(), s["outbox_dropped"].as_u64().unwrap());
+    assert!(spooled <= 50 && spooled > 0, "{s}");
+    assert_eq!(spooled + dropped, 301, "300 transactions and one discovery event, spooled or dropped: {s}");
+    assert_eq!(s["sinks"][0]["spooled"].as_u64(), Some(spooled), "{}", s["sinks"]);
+    assert_eq!(st.code(), Some(3), "undelivered events are reported: {log}");
 }
