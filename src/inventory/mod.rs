@@ -329,16 +329,17 @@ impl Inventory {
         self.stats.observations += 1;
         let host = o.key.host.as_str();
         let mut path = if o.fixed { o.key.path.clone() } else { self.templater.apply(host, &o.key.path) };
-        let mut relearn = 0;
-        while !o.fixed {
-            let learned = self.templater.learn(host, &path);
-            if learned.is_empty() || relearn >= MAX_RELEARN {
-                break;
+        if !o.fixed {
+            // learning may enable further learning; bounded by MAX_RELEARN
+            for _ in 0..MAX_RELEARN {
+                let learned = self.templater.learn(host, &path);
+                if learned.is_empty() {
+                    break;
+                }
+                self.new_rules.extend(learned);
+                self.retemplate_dirty(host);
+                path = self.templater.apply(host, &o.key.path);
             }
-            relearn += 1;
-            self.new_rules.extend(learned);
-            self.retemplate_dirty(host);
-            path = self.templater.apply(host, &o.key.path);
         }
         let key = EndpointKey { host: o.key.host.clone(), method: o.key.method.clone(), path };
         match self.dirty.get_mut(&key) {
