@@ -675,6 +675,8 @@ fn boring_header(name: &str) -> bool {
             | "authentication-info"
             | "alt-svc"
             | "link"
+            // the client software's name and version: long on every request, never API data
+            | "user-agent"
     ) || name.starts_with("access-control-")
         || name.starts_with("sec-")
 }
