@@ -72,8 +72,9 @@ pub struct OpenapiArgs {
     pub output: Option<PathBuf>,
 }
 
-#[derive(Parser, Debug)]
-pub struct ReplayArgs {
+/// Options shared by `replay` and `capture`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
     /// Configuration file (defaults are built in; see sensor.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -89,9 +90,31 @@ pub struct ReplayArgs {
     /// Worker threads (default: pipeline.workers, 0 = one per core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
-    /// Write the run summary as JSON to this file.
+    /// Write the run summary as JSON to this file (for capture: when it stops).
     #[arg(long, value_name = "PATH")]
     pub stats_json: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// Applies the options over `cfg`; returns the worker count.
+    fn apply(&self, cfg: &mut Config) -> Result<usize> {
+        if let Some(s) = &self.store {
+            cfg.store.path = s.clone();
+        }
+        if let Some(e) = &self.events {
+            cfg.output.events = e.clone();
+        }
+        if self.transactions {
+            cfg.output.transactions = true;
+        }
+        worker_count(cfg, self.workers)
+    }
+}
+
+#[derive(Parser, Debug)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Never show the progress line, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -102,36 +125,20 @@ pub struct ReplayArgs {
 
 #[derive(Parser, Debug)]
 pub struct CaptureArgs {
-    /// Configuration file (defaults are built in; see sensor.toml).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Interface to capture on (overrides capture.interface).
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interface: Option<String>,
     /// BPF filter (overrides capture.filter), e.g. "tcp port 80 or tcp port 8080".
     #[arg(short = 'f', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
-    /// Store directory (overrides store.path).
-    #[arg(long, value_name = "DIR")]
-    pub store: Option<PathBuf>,
-    /// Write JSON-lines events to this file, or "-" for standard output.
-    #[arg(long, value_name = "PATH|-")]
-    pub events: Option<String>,
-    /// Emit one OCSF HTTP Activity event per request/response pair.
-    #[arg(long)]
-    pub transactions: bool,
-    /// Worker threads (default: pipeline.workers, 0 = one per core).
-    #[arg(long, value_name = "N")]
-    pub workers: Option<usize>,
     /// Prometheus endpoint address (overrides metrics.listen), e.g. 127.0.0.1:9750.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
     /// Switch to this user once the interface is open (overrides capture.user).
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
-    /// Write the run summary as JSON to this file when capture stops.
-    #[arg(long, value_name = "PATH")]
-    pub stats_json: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -207,17 +214,8 @@ impl Progress {
 }
 
 fn replay(a: ReplayArgs) -> Result<i32> {
-    let mut cfg = load_config(a.config.as_deref())?;
-    if let Some(s) = a.store {
-        cfg.store.path = s;
-    }
-    if let Some(e) = a.events {
-        cfg.output.events = e;
-    }
-    if a.transactions {
-        cfg.output.transactions = true;
-    }
-    let workers = worker_count(&mut cfg, a.workers)?;
+    let mut cfg = load_config(a.run.config.as_deref())?;
+    let workers = a.run.apply(&mut cfg)?;
     let inputs = capture::expand_inputs(&a.inputs)?;
     if !inputs.skipped.is_empty() {
         eprintln!(
@@ -278,7 +276,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         o.insert("sinks".into(), sinks);
     }
     print_summary(&summary);
-    if let Some(p) = &a.stats_json {
+    if let Some(p) = &a.run.stats_json {
         let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
         std::fs::write(p, text + "\n").with_context(|| format!("cannot write --stats-json {}", p.display()))?;
     }
@@ -308,20 +306,12 @@ fn capture(a: CaptureArgs) -> Result<i32> {
     use std::sync::Arc;
     use std::time::Duration;
 
-    let mut cfg = load_config(a.config.as_deref())?;
+    let mut cfg = load_config(a.run.config.as_deref())?;
     // the file as loaded, to tell what a reload changes (options override it)
     let mut file_cfg = cfg.clone();
-    if let Some(s) = a.store {
-        cfg.store.path = s;
-    }
     // an --events option wins over the file, also on reload
-    let events_from_config = a.events.is_none();
-    if let Some(e) = a.events {
-        cfg.output.events = e;
-    }
-    if a.transactions {
-        cfg.output.transactions = true;
-    }
+    let events_from_config = a.run.events.is_none();
+    let workers = a.run.apply(&mut cfg)?;
     if let Some(f) = a.filter {
         cfg.capture.filter = f;
     }
@@ -337,7 +327,6 @@ fn capture(a: CaptureArgs) -> Result<i32> {
         None if !cfg.capture.interface.is_empty() => cfg.capture.interface.clone(),
         None => bail!("no interface: give one with -i (`ip link` lists them) or set capture.interface in the configuration"),
     };
-    let workers = worker_count(&mut cfg, a.workers)?;
     let c = &cfg.capture;
     let live_opts = capture::LiveOptions {
         snaplen: c.snaplen,
@@ -413,7 +402,7 @@ fn capture(a: CaptureArgs) -> Result<i32> {
             break;
         }
         if signals.take_reload() {
-            let note = match &a.config {
+            let note = match &a.run.config {
                 Some(p) => match Config::load(p) {
                     Ok(new) => {
                         let changes = reload_changes(&file_cfg, &new);
@@ -484,7 +473,7 @@ fn capture(a: CaptureArgs) -> Result<i32> {
         "  capture on {iface}: kernel received {}, kernel drops {}, interface drops {}, queue drops {} batches",
         live_stats.received, live_stats.kernel_dropped, live_stats.interface_dropped, totals.pipeline.reader_batches_dropped
     );
-    if let Some(p) = &a.stats_json {
+    if let Some(p) = &a.run.stats_json {
         let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
         std::fs::write(p, text + "\n").with_context(|| format!("cannot write --stats-json {}", p.display()))?;
     }

@@ -82,9 +82,30 @@ pub fn community_id(a: std::net::SocketAddr, b: std::net::SocketAddr) -> String 
     format!("1:{}", base64::engine::general_purpose::STANDARD.encode(h.finalize()))
 }
 
+/// The fields every HTTP Activity event shares, with `rest` added.
+fn http_activity_head(method: &str, time_ms: u64, rest: Value) -> Value {
+    let (activity_id, activity_name) = http_activity_id(method);
+    let mut ev = json!({
+        "class_uid": CLASS_HTTP_ACTIVITY,
+        "class_name": "HTTP Activity",
+        "category_uid": CATEGORY_NETWORK,
+        "category_name": "Network Activity",
+        "activity_id": activity_id,
+        "activity_name": activity_name,
+        "type_uid": CLASS_HTTP_ACTIVITY * 100 + activity_id,
+        "type_name": format!("HTTP Activity: {activity_name}"),
+        "severity_id": 1,
+        "severity": "Informational",
+        "time": time_ms,
+    });
+    if let (Some(head), Value::Object(rest)) = (ev.as_object_mut(), rest) {
+        head.extend(rest);
+    }
+    ev
+}
+
 /// The HTTP Activity event of one transaction.
 pub fn http_activity(tx: &HttpTransaction, obs: Option<&Observation>) -> Value {
-    let (activity_id, activity_name) = http_activity_id(&tx.method);
     let (path, query) = split_target(&tx.method, &tx.target);
     let mut url = Map::new();
     if let Some(h) = tx.host.as_deref().and_then(crate::analyze::normalize_host) {
@@ -103,18 +124,7 @@ pub fn http_activity(tx: &HttpTransaction, obs: Option<&Observation>) -> Value {
         request.insert("user_agent".into(), Value::String(String::from_utf8_lossy(ua).into_owned()));
     }
     let time_ms = tx.request_ts_us / 1000;
-    let mut ev = json!({
-        "class_uid": CLASS_HTTP_ACTIVITY,
-        "class_name": "HTTP Activity",
-        "category_uid": CATEGORY_NETWORK,
-        "category_name": "Network Activity",
-        "activity_id": activity_id,
-        "activity_name": activity_name,
-        "type_uid": CLASS_HTTP_ACTIVITY * 100 + activity_id,
-        "type_name": format!("HTTP Activity: {activity_name}"),
-        "severity_id": 1,
-        "severity": "Informational",
-        "time": time_ms,
+    let mut ev = http_activity_head(&tx.method, time_ms, json!({
         "metadata": {
             "version": OCSF_VERSION,
             "uid": transaction_uid(tx),
@@ -124,7 +134,7 @@ pub fn http_activity(tx: &HttpTransaction, obs: Option<&Observation>) -> Value {
         "dst_endpoint": { "ip": tx.server.ip().to_string(), "port": tx.server.port() },
         "connection_info": { "protocol_name": "tcp", "protocol_num": 6, "direction_id": 1, "community_uid": community_id(tx.client, tx.server) },
         "http_request": Value::Object(request),
-    });
+    }));
     let mut unmapped = Map::new();
     if let Some(obs) = obs {
         unmapped.insert("endpoint_host".into(), Value::String(obs.key.host.clone()));
@@ -275,22 +285,10 @@ pub fn inventory_event(rec: &crate::inventory::EndpointRecord, gained: &[String]
 /// `end_time` for the calls in `delta` (what was observed since the last
 /// store flush).
 pub fn call_summary(delta: &crate::inventory::EndpointRecord) -> Value {
-    let (activity_id, activity_name) = http_activity_id(&delta.method);
     let uid = endpoint_uid(&delta.host, &delta.method, &delta.path);
     let (start, end) = (delta.first_seen_us / 1000, delta.last_seen_us / 1000);
     let statuses: Map<String, Value> = delta.statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-    json!({
-        "class_uid": CLASS_HTTP_ACTIVITY,
-        "class_name": "HTTP Activity",
-        "category_uid": CATEGORY_NETWORK,
-        "category_name": "Network Activity",
-        "activity_id": activity_id,
-        "activity_name": activity_name,
-        "type_uid": CLASS_HTTP_ACTIVITY * 100 + activity_id,
-        "type_name": format!("HTTP Activity: {activity_name}"),
-        "severity_id": 1,
-        "severity": "Informational",
-        "time": start,
+    http_activity_head(&delta.method, start, json!({
         "count": delta.requests,
         "start_time": start,
         "end_time": end,
@@ -315,7 +313,7 @@ pub fn call_summary(delta: &crate::inventory::EndpointRecord) -> Value {
             "request_sensitive": sorted_keys(&delta.request_sensitive),
             "response_sensitive": sorted_keys(&delta.response_sensitive),
         },
-    })
+    }))
 }
 
 #[cfg(test)]
