@@ -89,6 +89,23 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Inputs, CaptureError> {
     Ok(Inputs { files: out, skipped })
 }
 
+/// The link type of a handle when apitap decodes it, else its number and name.
+fn supported_link(dl: pcap::Linktype) -> Result<LinkType, (i32, String)> {
+    let link = LinkType::from_dlt(dl.0);
+    if link.is_supported() {
+        Ok(link)
+    } else {
+        Err((dl.0, dl.get_name().unwrap_or_else(|_| "unknown".into())))
+    }
+}
+
+/// A packet header's time in µs since the epoch (negative times become 0).
+fn packet_time_us(h: &pcap::PacketHeader) -> u64 {
+    let secs = u64::try_from(h.ts.tv_sec).unwrap_or(0);
+    let usecs = u64::try_from(h.ts.tv_usec).unwrap_or(0).min(999_999);
+    secs.saturating_mul(1_000_000).saturating_add(usecs)
+}
+
 /// Per-record overhead used to estimate file progress (pcap record header).
 const RECORD_OVERHEAD: u64 = 16;
 
@@ -106,22 +123,15 @@ pub fn replay_file(
             CaptureError::NotCapture { path: path.to_path_buf(), message: e.to_string() }
         }
     })?;
-    let dl = cap.get_datalink();
-    let link = LinkType::from_dlt(dl.0);
-    if !link.is_supported() {
-        let name = dl.get_name().unwrap_or_else(|_| "unknown".into());
-        return Err(CaptureError::UnsupportedLink { path: path.to_path_buf(), dlt: dl.0, name });
-    }
+    let link = supported_link(cap.get_datalink())
+        .map_err(|(dlt, name)| CaptureError::UnsupportedLink { path: path.to_path_buf(), dlt, name })?;
     let mut report =
         FileReport { path: path.to_path_buf(), link_type: link.name(), packets: 0, bytes: 0, stopped: None };
     let mut read: u64 = 24;
     loop {
         match cap.next_packet() {
             Ok(pkt) => {
-                let h = pkt.header;
-                let secs = u64::try_from(h.ts.tv_sec).unwrap_or(0);
-                let usecs = u64::try_from(h.ts.tv_usec).unwrap_or(0).min(999_999);
-                let ts_us = secs.saturating_mul(1_000_000).saturating_add(usecs);
+                let ts_us = packet_time_us(pkt.header);
                 report.packets += 1;
                 report.bytes += pkt.data.len() as u64;
                 read += pkt.data.len() as u64 + RECORD_OVERHEAD;
@@ -215,12 +225,8 @@ impl LiveCapture {
                 message: e.to_string(),
             })?;
         }
-        let dl = cap.get_datalink();
-        let link = LinkType::from_dlt(dl.0);
-        if !link.is_supported() {
-            let name = dl.get_name().unwrap_or_else(|_| "unknown".into());
-            return Err(LiveError::UnsupportedLink { iface: iface.to_string(), dlt: dl.0, name });
-        }
+        let link = supported_link(cap.get_datalink())
+            .map_err(|(dlt, name)| LiveError::UnsupportedLink { iface: iface.to_string(), dlt, name })?;
         // Non-blocking, and waited on with poll(2): libpcap's read timeout on
         // Linux does not fire while the link is silent, and the capture loop
         // must look at signals and timers on a silent link too.
@@ -243,10 +249,7 @@ impl LiveCapture {
     pub fn next(&mut self, on_packet: impl FnOnce(LinkType, u64, &[u8])) -> Result<LiveNext, LiveError> {
         match self.cap.next_packet() {
             Ok(pkt) => {
-                let h = pkt.header;
-                let secs = u64::try_from(h.ts.tv_sec).unwrap_or(0);
-                let usecs = u64::try_from(h.ts.tv_usec).unwrap_or(0).min(999_999);
-                on_packet(self.link, secs.saturating_mul(1_000_000).saturating_add(usecs), pkt.data);
+                on_packet(self.link, packet_time_us(pkt.header), pkt.data);
                 Ok(LiveNext::Packet)
             }
             Err(pcap::Error::TimeoutExpired) => {

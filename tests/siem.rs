@@ -139,19 +139,7 @@ fn every_event_arrives_at_rsyslog_over_tls_exactly_as_written() {
     let _rs = rsyslog(dir.path(), port);
     let cfg = sensor_toml(dir.path(), port);
     let (store, events, stats) = (dir.path().join("store"), dir.path().join("events.jsonl"), dir.path().join("stats.json"));
-    let o = run(&[
-        "replay",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--transactions",
-        "--events",
-        events.to_str().unwrap(),
-        "--stats-json",
-        stats.to_str().unwrap(),
-        fixture("sample.pcap").to_str().unwrap(),
-    ]);
+    let o = replay_sample_with(&cfg, &store, &events, Some(&stats));
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     std::thread::sleep(Duration::from_millis(500));
     let (written, _) = by_uid(&read_jsonl(&events));

@@ -84,19 +84,8 @@ fn replay_with(dir: &Path, sink: &str) -> (Vec<serde_json::Value>, serde_json::V
     let dead = dir.join("dead.jsonl");
     std::fs::write(&cfg, format!("[outbox]\nmax_backoff_secs = 1\ndead_letter = \"{}\"\n\n[[sinks]]\n{sink}", dead.display())).unwrap();
     let (store, events, stats) = (dir.join("store"), dir.join("events.jsonl"), dir.join("stats.json"));
-    run_ok(&[
-        "replay",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--transactions",
-        "--events",
-        events.to_str().unwrap(),
-        "--stats-json",
-        stats.to_str().unwrap(),
-        fixture("sample.pcap").to_str().unwrap(),
-    ]);
+    let o = replay_sample_with(&cfg, &store, &events, Some(&stats));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     (read_jsonl(&events), serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap())
 }
 
@@ -244,19 +233,7 @@ fn undelivered_events_wait_in_the_outbox_for_the_next_start() {
     )
     .unwrap();
     let store = dir.path().join("store");
-    let run_once = |events: &Path| {
-        run(&[
-            "replay",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--store",
-            store.to_str().unwrap(),
-            "--transactions",
-            "--events",
-            events.to_str().unwrap(),
-            fixture("sample.pcap").to_str().unwrap(),
-        ])
-    };
+    let run_once = |events: &Path| replay_sample_with(&cfg, &store, events, None);
     // 1. the receiver refuses everything: the replay ends after the drain timeout, status 3
     let first = dir.path().join("first.jsonl");
     let o = run_once(&first);

@@ -48,6 +48,19 @@ pub fn run_ok(args: &[&str]) -> Output {
     o
 }
 
+/// `apitap replay --config CONFIG --store STORE --transactions --events EVENTS
+/// [--stats-json STATS] fixtures/sample.pcap`.
+pub fn replay_sample_with(config: &Path, store: &Path, events: &Path, stats: Option<&Path>) -> Output {
+    let mut args = vec!["replay", "--config", config.to_str().unwrap(), "--store", store.to_str().unwrap()];
+    args.extend(["--transactions", "--events", events.to_str().unwrap()]);
+    if let Some(s) = stats {
+        args.extend(["--stats-json", s.to_str().unwrap()]);
+    }
+    let f = fixture("sample.pcap");
+    args.push(f.to_str().unwrap());
+    run(&args)
+}
+
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("event line is JSON")).collect()
