@@ -42,8 +42,71 @@ pub struct Config {
     pub capture: CaptureConfig,
     pub metrics: MetricsConfig,
     pub outbox: OutboxConfig,
+    pub findings: FindingsConfig,
     /// SIEM sinks fed from the durable outbox: `[[sinks]] name = "siem" kind = "syslog" address = "siem.example.com:6514" ca_file = "/etc/apitap/siem-ca.pem"`.
     pub sinks: Vec<SinkConfig>,
+}
+
+/// Findings: spec comparison, attack detectors, posture checks, drift.
+/// Windows and times are packet time.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FindingsConfig {
+    /// OpenAPI 3.x (or Swagger 2.0) documents, JSON or YAML: endpoints not in
+    /// them are `shadow_api`, deprecated ones still called are `zombie_api`.
+    pub specs: Vec<PathBuf>,
+    /// Path prefixes whose endpoints are retired (e.g. "/v1/"): still called = `zombie_api`.
+    pub sunset_prefixes: Vec<String>,
+    /// An endpoint called again after this many days of silence is `zombie_api` (0 = off).
+    pub zombie_silent_days: u64,
+    /// Baseline (saved with `apitap baseline save NAME`) to report drift
+    /// against while running; "" = none.
+    pub baseline: String,
+    /// Length of the detectors' windows.
+    pub window_secs: u64,
+    /// Clients (or client/endpoint pairs) each detector tracks at once; new
+    /// ones are not tracked while full (counted as `detector_table_full`).
+    pub max_tracked: usize,
+    /// `bola_enumeration`: distinct object ids of one endpoint from one client in a window.
+    pub bola_min_ids: usize,
+    /// `credential_stuffing`: failed logins (401/403) from one client in a window…
+    pub stuffing_min_failures: u64,
+    /// …or this many failed logins against one login endpoint in a window…
+    pub stuffing_spread_min_failures: u64,
+    /// …spread over at least this many clients.
+    pub stuffing_spread_min_clients: usize,
+    /// `recon_scanning`: distinct 404 paths from one client in a window…
+    pub recon_min_paths: usize,
+    /// …under at least this many distinct parent directories.
+    pub recon_min_dirs: usize,
+    /// `rate_spike` / `error_spike` fire only after this many windows of baseline.
+    pub spike_min_windows: u64,
+    /// A window is a spike at this multiple of the learned mean…
+    pub spike_factor: f64,
+    /// …and at least this many requests (errors for `error_spike`).
+    pub spike_min_requests: u64,
+}
+
+impl Default for FindingsConfig {
+    fn default() -> Self {
+        FindingsConfig {
+            specs: Vec::new(),
+            sunset_prefixes: Vec::new(),
+            zombie_silent_days: 90,
+            baseline: String::new(),
+            window_secs: 60,
+            max_tracked: 100_000,
+            bola_min_ids: 50,
+            stuffing_min_failures: 20,
+            stuffing_spread_min_failures: 100,
+            stuffing_spread_min_clients: 10,
+            recon_min_paths: 10,
+            recon_min_dirs: 4,
+            spike_min_windows: 10,
+            spike_factor: 10.0,
+            spike_min_requests: 200,
+        }
+    }
 }
 
 /// The durable outbox between the pipeline and the SIEM sinks.
@@ -510,6 +573,26 @@ impl Config {
         }
         if self.store.path.as_os_str().is_empty() {
             return Err(ConfigError::Invalid { key: "store.path", value: String::new(), hint: "give a directory" });
+        }
+        let f = &self.findings;
+        at_least("findings.window_secs", usize::try_from(f.window_secs).unwrap_or(usize::MAX), 1, "use at least 1 (60 is a good value)")?;
+        at_least("findings.max_tracked", f.max_tracked, 16, "use at least 16 (100000 is a good value)")?;
+        at_least("findings.bola_min_ids", f.bola_min_ids, 2, "use at least 2 (50 is a good value)")?;
+        at_least("findings.recon_min_paths", f.recon_min_paths, 2, "use at least 2 (10 is a good value)")?;
+        at_least("findings.stuffing_spread_min_clients", f.stuffing_spread_min_clients, 2, "use at least 2 (10 is a good value)")?;
+        if !(f.spike_factor.is_finite() && f.spike_factor > 1.0) {
+            return Err(ConfigError::Invalid {
+                key: "findings.spike_factor",
+                value: f.spike_factor.to_string(),
+                hint: "use a number above 1 (10 is a good value)",
+            });
+        }
+        if f.sunset_prefixes.iter().any(|p| !p.starts_with('/')) {
+            return Err(ConfigError::Invalid {
+                key: "findings.sunset_prefixes",
+                value: format!("{:?}", f.sunset_prefixes),
+                hint: "each prefix is a path starting with '/', e.g. \"/v1/\"",
+            });
         }
         Ok(())
     }

@@ -24,6 +24,7 @@ use crate::decode::{DecodeStats, Decoded, Decoder, LinkType};
 use crate::engine::{Engine, EngineOutput, SegmentMeta};
 use crate::export::{ExportError, JsonLinesSink};
 use crate::inventory::templates::LearnConfig;
+use crate::inventory::findings::{Detector, Endpoint};
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -59,6 +60,10 @@ pub struct PipelineOptions {
     pub policy: FullPolicy,
     /// Live counters (capture); `None` in replay.
     pub metrics: Option<Arc<Metrics>>,
+    /// API specifications (shadow and zombie findings); empty = none.
+    pub spec: crate::inventory::spec::Spec,
+    /// Baseline to report drift against while running.
+    pub baseline: Option<crate::inventory::baseline::Baseline>,
 }
 
 /// A batch of segments for one worker: metadata plus one buffer of payloads.
@@ -112,6 +117,12 @@ pub struct RunTotals {
     pub store_flushes: u64,
     pub template_rules_learned: u64,
     pub endpoints_retemplated: u64,
+    /// Findings first seen in this run, and resolved ones that fired again.
+    pub findings_new: u64,
+    pub findings_reopened: u64,
+    /// Open findings per kind after this run's deltas (new or updated in this run).
+    pub findings_by_kind: std::collections::BTreeMap<String, u64>,
+    pub detectors: crate::inventory::findings::DetectorStats,
 }
 
 struct AggReport {
@@ -131,6 +142,10 @@ struct AggReport {
     store_flushes: u64,
     rules_learned: u64,
     endpoints_retemplated: u64,
+    findings_new: u64,
+    findings_reopened: u64,
+    findings_by_kind: std::collections::BTreeMap<String, u64>,
+    detectors: crate::inventory::findings::DetectorStats,
 }
 
 /// Sink counters into the report and metrics. Totals of sinks replaced by a
@@ -234,6 +249,7 @@ impl Pipeline {
         let max_dirty = cfg.store.flush_max_dirty.max(1);
         let learn = cfg.templates.learn.clone();
         let output = cfg.output.clone();
+        let detector = Detector::new(&cfg.findings, opts.spec.clone(), opts.baseline.clone());
         let outbox = if cfg.sinks.is_empty() {
             None
         } else {
@@ -245,7 +261,7 @@ impl Pipeline {
         };
         let aggregator = std::thread::Builder::new()
             .name("apitap-aggregator".into())
-            .spawn(move || aggregate(&agg_rx, learn, &store, sink, flush_every, max_dirty, agg_metrics.as_deref(), outbox, &output))
+            .spawn(move || aggregate(&agg_rx, learn, detector, &store, sink, flush_every, max_dirty, agg_metrics.as_deref(), outbox, &output))
             .map_err(PipelineError::Spawn)?;
         Ok(Pipeline {
             decoder: Decoder::new(cfg.decode_limits()),
@@ -387,6 +403,10 @@ impl Pipeline {
             store_flushes: report.store_flushes,
             template_rules_learned: report.rules_learned,
             endpoints_retemplated: report.endpoints_retemplated,
+            findings_new: report.findings_new,
+            findings_reopened: report.findings_reopened,
+            findings_by_kind: report.findings_by_kind,
+            detectors: report.detectors,
         })
     }
 }
@@ -432,9 +452,11 @@ fn worker_loop(
     let _ = agg.send(AggMsg::Done { flow, proto });
 }
 
+#[allow(clippy::too_many_arguments)]
 fn aggregate(
     rx: &Receiver<AggMsg>,
     learn: LearnConfig,
+    mut det: Detector,
     store: &Store,
     sink: Option<JsonLinesSink>,
     flush_every: Duration,
@@ -462,6 +484,10 @@ fn aggregate(
         store_flushes: 0,
         rules_learned: 0,
         endpoints_retemplated: 0,
+        findings_new: 0,
+        findings_reopened: 0,
+        findings_by_kind: std::collections::BTreeMap::new(),
+        detectors: Default::default(),
     };
     let mut last_flush = Instant::now();
     let mut em = Emitter {
@@ -473,7 +499,7 @@ fn aggregate(
         errors: OutputErrors { last_log: None },
         outbox_full_logged: false,
     };
-    let flush = |inv: &mut Inventory, report: &mut AggReport, em: &mut Emitter| -> Result<(), PipelineError> {
+    let flush = |inv: &mut Inventory, det: &mut Detector, report: &mut AggReport, em: &mut Emitter| -> Result<(), PipelineError> {
         let rules = inv.take_new_rules();
         if !rules.is_empty() {
             report.endpoints_retemplated += store.apply_rules(&rules, |h, p| inv.template(h, p))?;
@@ -491,6 +517,52 @@ fn aggregate(
             }
         }
         let merged = written?;
+        for (delta, (_, before)) in dirty.iter().zip(&merged) {
+            if let Some(b) = before {
+                det.returned_after_silence(&delta.host, &delta.method, &delta.path, b.last_seen_us, delta.first_seen_us, delta.client_ips.iter().next().copied());
+            }
+        }
+        // findings: pending deltas follow rules learned since they were made
+        // (deltas that now share a template become one)
+        let mut coalesced: std::collections::BTreeMap<String, crate::inventory::findings::Finding> = std::collections::BTreeMap::new();
+        for mut f in det.take() {
+            if f.method != "*" {
+                let t = inv.template(&f.host, &f.path);
+                if t != f.path {
+                    f.path = t;
+                    f.uid = crate::inventory::findings::finding_uid(f.kind, &f.host, &f.method, &f.path, f.actor);
+                }
+            }
+            match coalesced.get_mut(&f.uid) {
+                Some(e) => e.merge(&f),
+                None => {
+                    coalesced.insert(f.uid.clone(), f);
+                }
+            }
+        }
+        let deltas: Vec<crate::inventory::findings::Finding> = coalesced.into_values().collect();
+        let findings = store.merge_findings(&deltas)?;
+        let mut finding_lines = Vec::new();
+        let mut finding_count = 0u64;
+        for (now, before) in &findings {
+            let reopened = before.as_ref().is_some_and(|b| !b.is_open()) && now.is_open();
+            if before.is_none() {
+                report.findings_new += 1;
+            }
+            if reopened {
+                report.findings_reopened += 1;
+            }
+            if before.is_none() || reopened {
+                *report.findings_by_kind.entry(now.kind.as_str().to_string()).or_default() += 1;
+                if em.sink.is_some() || em.outbox.is_some() {
+                    push_line(&mut finding_lines, &crate::export::in_format(crate::export::ocsf::finding_event(now, reopened), em.format));
+                    finding_count += 1;
+                }
+            }
+        }
+        if finding_count > 0 {
+            em.emit(store, report, metrics, &finding_lines, finding_count)?;
+        }
         if em.inventory_events || em.call_summaries {
             let mut lines = Vec::new();
             let mut count = 0u64;
@@ -517,7 +589,8 @@ fn aggregate(
             Ok(AggMsg::Output(out)) => {
                 report.observations += out.observations.len() as u64;
                 for o in &out.observations {
-                    inv.observe(o);
+                    let path = inv.observe(o);
+                    det.observe(o, &Endpoint { host: &o.key.host, method: &o.key.method, path: &path });
                     if let Some(m) = metrics {
                         m.transaction(o.protocol);
                     }
@@ -557,11 +630,12 @@ fn aggregate(
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
         if inv.dirty_len() >= max_dirty || last_flush.elapsed() >= flush_every {
-            flush(&mut inv, &mut report, &mut em)?;
+            flush(&mut inv, &mut det, &mut report, &mut em)?;
             last_flush = Instant::now();
         }
     }
-    flush(&mut inv, &mut report, &mut em)?;
+    flush(&mut inv, &mut det, &mut report, &mut em)?;
+    report.detectors = det.stats().clone();
     store.flush()?;
     Ok(report)
 }

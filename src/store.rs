@@ -10,6 +10,9 @@
 //!   bytes, created once: the key of the keyed fingerprints), the outbox
 //!   cursor of every sink (`outbox_cursor:<sink>`, 8 bytes big-endian: the
 //!   last sequence number delivered) and other store-wide facts;
+//! - `findings`: key = finding uid, value = one format byte + the JSON of a
+//!   [`Finding`] (merged by uid: one record per finding across runs);
+//!   baselines live in `meta` under `baseline:<name>` (JSON);
 //! - `outbox`: events waiting for SIEM sinks, key = 8-byte big-endian
 //!   sequence number (from 1), value = one serialised event (JSON, no newline).
 //!   Entries every sink has delivered are deleted.
@@ -28,6 +31,8 @@ use thiserror::Error;
 
 use crate::analyze::fingerprint::KEY_LEN;
 use crate::inventory::templates::Rule;
+use crate::inventory::baseline::Baseline;
+use crate::inventory::findings::{finding_uid, Finding, State};
 use crate::inventory::EndpointRecord;
 
 /// Schema version this build writes and understands.
@@ -39,7 +44,9 @@ pub const CF_ENDPOINTS: &str = "endpoints";
 pub const CF_META: &str = "meta";
 pub const CF_TEMPLATES: &str = "templates";
 pub const CF_OUTBOX: &str = "outbox";
-const ALL_CFS: [&str; 4] = [CF_ENDPOINTS, CF_META, CF_TEMPLATES, CF_OUTBOX];
+pub const CF_FINDINGS: &str = "findings";
+const ALL_CFS: [&str; 5] = [CF_ENDPOINTS, CF_META, CF_TEMPLATES, CF_OUTBOX, CF_FINDINGS];
+const KEY_BASELINE_PREFIX: &str = "baseline:";
 const KEY_CURSOR_PREFIX: &str = "outbox_cursor:";
 const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_FINGERPRINT: &[u8] = b"fingerprint_key";
@@ -100,6 +107,14 @@ pub fn endpoint_key(host: &str, method: &str, path: &str) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(path.as_bytes());
     k
+}
+
+fn encode_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut v = vec![VALUE_FORMAT];
+    if serde_json::to_writer(&mut v, value).is_err() {
+        v.truncate(1);
+    }
+    v
 }
 
 fn encode(rec: &EndpointRecord) -> Vec<u8> {
@@ -262,7 +277,7 @@ impl Store {
         }
         let hosts: std::collections::BTreeSet<&str> = rules.iter().map(|r| r.host.as_str()).collect();
         let mut moved = 0u64;
-        for host in hosts {
+        for host in &hosts {
             let mut prefix = host.as_bytes().to_vec();
             prefix.push(0);
             let mut changed: std::collections::BTreeMap<Vec<u8>, EndpointRecord> = std::collections::BTreeMap::new();
@@ -296,6 +311,33 @@ impl Store {
                     rec.merge(existing);
                 }
                 batch.put_cf(ecf, k, encode(&rec));
+            }
+        }
+        // findings follow their endpoints to the new templates
+        let fcf = self.cf(CF_FINDINGS)?;
+        let all = self.findings()?;
+        let mut by_uid: std::collections::BTreeMap<String, Finding> = all.iter().map(|f| (f.uid.clone(), f.clone())).collect();
+        for f in &all {
+            if !hosts.contains(f.host.as_str()) || f.method == "*" {
+                continue;
+            }
+            let t = template(&f.host, &f.path);
+            if t == f.path {
+                continue;
+            }
+            by_uid.remove(&f.uid);
+            batch.delete_cf(fcf, f.uid.as_bytes());
+            let mut moved_f = f.clone();
+            moved_f.path = t;
+            moved_f.uid = finding_uid(f.kind, &f.host, &f.method, &moved_f.path, f.actor);
+            match by_uid.get_mut(&moved_f.uid) {
+                Some(e) => e.merge(&moved_f),
+                None => {
+                    by_uid.insert(moved_f.uid.clone(), moved_f.clone());
+                }
+            }
+            if let Some(e) = by_uid.get(&moved_f.uid) {
+                batch.put_cf(fcf, e.uid.as_bytes(), encode_json(e));
             }
         }
         self.db.write(batch).map_err(|e| self.io(e))?;
@@ -386,6 +428,107 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn decode_finding(&self, key: &[u8], bytes: &[u8]) -> Result<Finding, StoreError> {
+        let corrupt = |message: String| StoreError::Corrupt { path: self.path.clone(), key: String::from_utf8_lossy(key).into_owned(), message };
+        match bytes.split_first() {
+            Some((&VALUE_FORMAT, json)) => serde_json::from_slice(json).map_err(|e| corrupt(e.to_string())),
+            Some((f, _)) => Err(corrupt(format!("unknown value format {f}"))),
+            None => Err(corrupt("empty value".into())),
+        }
+    }
+
+    /// Merges finding deltas by uid in one atomic write; returns, for each,
+    /// the finding as stored now and as it was (`None`: new).
+    pub fn merge_findings(&self, deltas: &[Finding]) -> Result<Vec<(Finding, Option<Finding>)>, StoreError> {
+        if deltas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cf = self.cf(CF_FINDINGS)?;
+        let existing = self.db.multi_get_cf(deltas.iter().map(|f| (cf, f.uid.as_bytes())));
+        let mut batch = WriteBatch::default();
+        let mut out = Vec::with_capacity(deltas.len());
+        for (d, old) in deltas.iter().zip(existing) {
+            let before = match old.map_err(|e| self.io(e))? {
+                Some(bytes) => Some(self.decode_finding(d.uid.as_bytes(), &bytes)?),
+                None => None,
+            };
+            let now = match &before {
+                Some(b) => {
+                    let mut m = b.clone();
+                    m.merge(d);
+                    m
+                }
+                None => d.clone(),
+            };
+            batch.put_cf(cf, now.uid.as_bytes(), encode_json(&now));
+            out.push((now, before));
+        }
+        self.db.write(batch).map_err(|e| self.io(e))?;
+        Ok(out)
+    }
+
+    /// Every finding, by uid (a store made before findings existed has none).
+    pub fn findings(&self) -> Result<Vec<Finding>, StoreError> {
+        let Some(cf) = self.db.cf_handle(CF_FINDINGS) else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            out.push(self.decode_finding(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Saves a baseline of the current inventory and resolves every open
+    /// finding (the baseline accepts the current state; a finding that fires
+    /// again reopens). Returns the number of findings resolved.
+    pub fn save_baseline(&self, b: &Baseline) -> Result<u64, StoreError> {
+        let mut batch = WriteBatch::default();
+        let meta = self.cf(CF_META)?;
+        batch.put_cf(meta, format!("{KEY_BASELINE_PREFIX}{}", b.name), encode_json(b));
+        let fcf = self.cf(CF_FINDINGS)?;
+        let mut resolved = 0;
+        for mut f in self.findings()? {
+            if f.state == State::Open {
+                f.state = State::Resolved;
+                f.resolved_ms = Some(b.saved_ms);
+                batch.put_cf(fcf, f.uid.as_bytes(), encode_json(&f));
+                resolved += 1;
+            }
+        }
+        self.db.write(batch).map_err(|e| self.io(e))?;
+        Ok(resolved)
+    }
+
+    /// The baseline saved under `name`.
+    pub fn baseline(&self, name: &str) -> Result<Option<Baseline>, StoreError> {
+        let meta = self.cf(CF_META)?;
+        let key = format!("{KEY_BASELINE_PREFIX}{name}");
+        match self.db.get_cf(meta, key.as_bytes()).map_err(|e| self.io(e))? {
+            None => Ok(None),
+            Some(bytes) => match bytes.split_first() {
+                Some((&VALUE_FORMAT, json)) => serde_json::from_slice(json)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt { path: self.path.clone(), key, message: e.to_string() }),
+                _ => Err(StoreError::Corrupt { path: self.path.clone(), key, message: "unknown value format".into() }),
+            },
+        }
+    }
+
+    /// Names of the saved baselines.
+    pub fn baseline_names(&self) -> Result<Vec<String>, StoreError> {
+        let meta = self.cf(CF_META)?;
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(meta, IteratorMode::From(KEY_BASELINE_PREFIX.as_bytes(), rocksdb::Direction::Forward));
+        for item in iter {
+            let (k, _) = item.map_err(|e| self.io(e))?;
+            match k.strip_prefix(KEY_BASELINE_PREFIX.as_bytes()) {
+                Some(name) => out.push(String::from_utf8_lossy(name).into_owned()),
+                None => break,
+            }
+        }
+        Ok(out)
     }
 
     /// Appends event lines (each ending in '\n') to the outbox in one atomic

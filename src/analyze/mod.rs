@@ -13,6 +13,7 @@ pub mod auth;
 pub mod context;
 pub mod shape;
 pub mod template;
+pub mod posture;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -55,6 +56,12 @@ pub struct Observation {
     pub resp_bytes: u64,
     pub req_shape: Option<shape::Shape>,
     pub resp_shape: Option<shape::Shape>,
+    /// The concrete value of the template's last parameter (`/v2/users/17`
+    /// → `17`), at most [`MAX_OBJECT_ID`] bytes; for enumeration detection.
+    pub object_id: Option<String>,
+    /// Sensitive kinds found in the request's path or query string.
+    pub url_sensitive: Vec<sensitive::SensitiveKind>,
+    pub posture: posture::PostureFlags,
 }
 
 impl Observation {
@@ -81,8 +88,29 @@ impl Observation {
             resp_bytes: 0,
             req_shape: None,
             resp_shape: None,
+            object_id: None,
+            url_sensitive: Vec::new(),
+            posture: posture::PostureFlags::default(),
         }
     }
+}
+
+/// Longest object id kept on an observation.
+pub const MAX_OBJECT_ID: usize = 128;
+
+/// The concrete segment under the template's last `{parameter}`, when the
+/// path and the template have the same number of segments.
+fn object_id(path: &str, template: &str) -> Option<String> {
+    if path == template || path.matches('/').count() != template.matches('/').count() {
+        return None;
+    }
+    path.split('/').zip(template.split('/')).filter(|(_, t)| t.starts_with('{')).last().and_then(|(p, _)| {
+        if p.is_empty() || p.len() > MAX_OBJECT_ID {
+            None
+        } else {
+            Some(p.to_string())
+        }
+    })
 }
 
 /// Everything `observe` needs besides the transaction, built once per worker.
@@ -273,7 +301,15 @@ pub fn observe(
         unsampled = sensitive::ScanLimits { max_scan_bytes: 0, max_decompressed_bytes: 0, ..ctx.scan.clone() };
         &unsampled
     };
-    let req_sensitive = kinds(sensitive::scan_request(tx, scan, &ctx.fingerprints, &mut stats.scan));
+    let req_found = sensitive::scan_request(tx, scan, &ctx.fingerprints, &mut stats.scan);
+    let mut url_sensitive: Vec<sensitive::SensitiveKind> = req_found
+        .iter()
+        .filter(|f| matches!(f.location, sensitive::Location::Path | sensitive::Location::Query(_)))
+        .map(|f| f.kind)
+        .collect();
+    url_sensitive.sort();
+    url_sensitive.dedup();
+    let req_sensitive = kinds(req_found);
     let resp_sensitive = if tx.status.is_some() { kinds(sensitive::scan_response(tx, scan, &ctx.fingerprints, &mut stats.scan)) } else { Vec::new() };
     let req_content_type = content_type(&tx.request_headers);
     let resp_content_type = content_type(&tx.response_headers);
@@ -289,7 +325,11 @@ pub fn observe(
     let forwarded = tx.request_headers.iter().any(|h| h.name == "x-forwarded-for" || h.name == "forwarded");
     let client = if ctx.exposure.trust_forwarded_for { forwarded_client(tx).unwrap_or(tx.client.ip()) } else { tx.client.ip() };
     let tags = context::tags(&ctx.tags, &host, &template);
+    let object_id = object_id(path, &template);
     Some(Observation {
+        object_id,
+        url_sensitive,
+        posture: posture::flags(tx),
         key: EndpointKey { host, method: tx.method.to_ascii_uppercase(), path: template },
         fixed,
         status: tx.status,

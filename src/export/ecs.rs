@@ -71,6 +71,35 @@ pub fn from_ocsf(ev: &Value) -> Value {
             put(&mut out, "tags", &r["labels"]);
             out.insert("apitap".into(), json!({ "endpoint": d }));
         }
+        Some(class @ (2004 | 2007)) => {
+            let r = &ev["resources"][0];
+            let d = &r["data"];
+            let fi = &ev["finding_info"];
+            let attack = class == 2004;
+            out.insert(
+                "event".into(),
+                json!({
+                    "kind": if attack { "alert" } else { "state" },
+                    "category": if attack { json!(["intrusion_detection", "api"]) } else { json!(["configuration", "api"]) },
+                    "type": if attack { json!(["indicator"]) } else { json!(["info"]) },
+                    "action": fi["types"][0],
+                    "dataset": "apitap.api_findings",
+                    "module": "apitap",
+                    "id": ev["metadata"]["uid"],
+                    "severity": ev["severity_id"],
+                    "start": ms_to_rfc3339(&ev["start_time"]),
+                    "end": ms_to_rfc3339(&ev["end_time"]),
+                }),
+            );
+            out.insert("rule".into(), json!({ "id": fi["uid"], "name": fi["types"][0], "description": fi["title"] }));
+            if let Some(ip) = ev["evidences"][0]["src_endpoint"]["ip"].as_str() {
+                out.insert("source".into(), json!({ "ip": ip }));
+            }
+            out.insert("destination".into(), json!({ "domain": d["host"] }));
+            out.insert("url".into(), json!({ "domain": d["host"], "path": d["path_template"] }));
+            out.insert("http".into(), json!({ "request": { "method": d["method"] } }));
+            out.insert("apitap".into(), json!({ "finding": ev["unmapped"]["apitap"], "endpoint_uid": r["uid"] }));
+        }
         _ => {
             let req = &ev["http_request"];
             let resp = &ev["http_response"];

@@ -329,3 +329,77 @@ mod tests {
         assert_eq!(community_id(b, a), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=", "direction does not matter");
     }
 }
+
+/// A finding as an OCSF event: Detection Finding (2004) for attacks,
+/// Application Security Posture Finding (2007) for posture, shadow, zombie
+/// and drift. Activity Create for a new finding, Update when a resolved one
+/// reopens. `finding_info.types` holds the finding kind; the endpoint is in
+/// `resources[]`; an attack's actor is in `evidences[].src_endpoint.ip`.
+pub fn finding_event(f: &crate::inventory::findings::Finding, reopened: bool) -> Value {
+    let attack = f.kind.is_attack();
+    let (class_uid, class_name) = if attack { (2004, "Detection Finding") } else { (2007, "Application Security Posture Finding") };
+    let (activity_id, activity_name) = if reopened { (2, "Update") } else { (1, "Create") };
+    let ep_uid = endpoint_uid(&f.host, &f.method, &f.path);
+    let name = format!("{} {}{}", f.method, f.host, f.path);
+    let time_ms = if reopened { f.last_seen_us / 1000 } else { f.detected_us / 1000 };
+    let evidence: Map<String, Value> = f.evidence.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let clients: Vec<String> = f.clients.iter().map(ToString::to_string).collect();
+    let mut ev = json!({
+        "category_uid": 2,
+        "category_name": "Findings",
+        "class_uid": class_uid,
+        "class_name": class_name,
+        "activity_id": activity_id,
+        "activity_name": activity_name,
+        "type_uid": class_uid * 100 + activity_id,
+        "type_name": format!("{class_name}: {activity_name}"),
+        "severity_id": f.severity.id(),
+        "severity": f.severity.name(),
+        "status_id": 1,
+        "status": "New",
+        "time": time_ms,
+        "start_time": f.first_seen_us / 1000,
+        "end_time": f.last_seen_us / 1000,
+        "count": f.count,
+        "message": format!("{}: {name}", f.kind.title()),
+        "metadata": {
+            "version": OCSF_VERSION,
+            "uid": format!("{}:{}", f.uid, if reopened { format!("reopen{}", f.reopened) } else { "new".to_string() }),
+            "correlation_uid": f.uid,
+            "log_name": "api_findings",
+            "product": product(),
+        },
+        "finding_info": {
+            "uid": f.uid,
+            "title": f.kind.title(),
+            "types": [f.kind.as_str()],
+            "desc": format!("{} on {name}", f.kind.title()),
+            "created_time": f.detected_us / 1000,
+            "first_seen_time": f.first_seen_us / 1000,
+            "last_seen_time": f.last_seen_us / 1000,
+            "product": product(),
+        },
+        "resources": [{
+            "uid": ep_uid,
+            "name": name,
+            "type": "api_endpoint",
+            "hostname": f.host,
+            "data": { "method": f.method, "host": f.host, "path_template": f.path },
+        }],
+        "remediation": { "desc": f.kind.remediation() },
+        "unmapped": {
+            "apitap": { "kind": f.kind.as_str(), "evidence": evidence, "clients": clients },
+        },
+    });
+    if !attack {
+        if let Some(obj) = ev.as_object_mut() {
+            obj.insert("application".into(), json!({ "name": f.host, "hostname": f.host }));
+        }
+    }
+    if attack {
+        if let (Some(obj), Some(actor)) = (ev.as_object_mut(), f.actor) {
+            obj.insert("evidences".into(), json!([{ "src_endpoint": { "ip": actor.to_string() }, "data": evidence }]));
+        }
+    }
+    ev
+}

@@ -3,6 +3,9 @@
 //! Records are commutative aggregates (counts, min/max times, sets), so the
 //! inventory is the same whatever order workers deliver observations in.
 
+pub mod baseline;
+pub mod findings;
+pub mod spec;
 pub mod templates;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -324,8 +327,8 @@ impl Inventory {
         self.templater.apply(host, path)
     }
 
-    /// Adds one observation.
-    pub fn observe(&mut self, o: &Observation) {
+    /// Adds one observation; returns the path template it was filed under.
+    pub fn observe(&mut self, o: &Observation) -> String {
         self.stats.observations += 1;
         let host = o.key.host.as_str();
         let mut path = if o.fixed { o.key.path.clone() } else { self.templater.apply(host, &o.key.path) };
@@ -342,6 +345,7 @@ impl Inventory {
             }
         }
         let key = EndpointKey { host: o.key.host.clone(), method: o.key.method.clone(), path };
+        let filed = key.path.clone();
         match self.dirty.get_mut(&key) {
             Some(rec) => rec.observe(o),
             None => {
@@ -350,6 +354,7 @@ impl Inventory {
                 self.dirty.insert(key, rec);
             }
         }
+        filed
     }
 
     /// Re-keys the waiting records of `host` after a new rule, merging those
@@ -437,9 +442,9 @@ mod tests {
     fn merge_is_order_independent() {
         let all = [obs("/a", Some(200), 5), obs("/a", Some(404), 3), obs("/a", None, 9), obs("/b", Some(200), 1)];
         let mut fwd = Inventory::new();
-        all.iter().for_each(|o| fwd.observe(o));
+        all.iter().for_each(|o| { fwd.observe(o); });
         let mut rev = Inventory::new();
-        all.iter().rev().for_each(|o| rev.observe(o));
+        all.iter().rev().for_each(|o| { rev.observe(o); });
         let f = fwd.take_dirty();
         assert_eq!(f, rev.take_dirty());
         assert_eq!(f.len(), 2);

@@ -1,4 +1,8 @@
-//! Command line: `replay` and `dump`, wiring, progress and exit codes.
+//! Command line: `replay`, `capture`, `dump` and the other commands,
+//! wiring, progress and exit codes. The posture commands (`findings`,
+//! `baseline`, `drift`, `report`) are in [`posture`].
+
+mod posture;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -40,6 +44,17 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// List findings (attacks, posture, shadow/zombie APIs, drift).
+    Findings(posture::FindingsArgs),
+    /// Baselines: approved snapshots of the inventory.
+    Baseline {
+        #[command(subcommand)]
+        command: posture::BaselineCommand,
+    },
+    /// Differences between the inventory and a saved baseline.
+    Drift(posture::DriftArgs),
+    /// Posture KPIs, per-endpoint risk and documented-but-unused operations.
+    Report(posture::ReportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,6 +108,13 @@ pub struct RunArgs {
     /// Write the run summary as JSON to this file (for capture: when it stops).
     #[arg(long, value_name = "PATH")]
     pub stats_json: Option<PathBuf>,
+    /// OpenAPI document (JSON or YAML) of the documented API; repeat for several
+    /// (added to findings.specs).
+    #[arg(long, value_name = "FILE")]
+    pub spec: Vec<PathBuf>,
+    /// Report drift against this saved baseline while running (overrides findings.baseline).
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
 }
 
 impl RunArgs {
@@ -106,6 +128,10 @@ impl RunArgs {
         }
         if self.transactions {
             cfg.output.transactions = true;
+        }
+        cfg.findings.specs.extend(self.spec.iter().cloned());
+        if let Some(b) = &self.baseline {
+            cfg.findings.baseline = b.clone();
         }
         worker_count(cfg, self.workers)
     }
@@ -173,6 +199,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Dump(a) => dump(a),
         Command::Openapi(a) => openapi(a),
         Command::Outbox { command: OutboxCommand::Status { config, store, json } } => outbox_status(config, store, json),
+        Command::Findings(a) => posture::findings(a),
+        Command::Baseline { command } => posture::baseline(command),
+        Command::Drift(a) => posture::drift(a),
+        Command::Report(a) => posture::report(a),
     }
 }
 
@@ -232,7 +262,16 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     if cfg.output.transactions && sink.is_none() && shipper.is_empty() {
         eprintln!("apitap: note: --transactions without --events: transaction events go nowhere");
     }
-    let opts = PipelineOptions { workers, fingerprint_key, transactions: cfg.output.transactions, policy: FullPolicy::Block, metrics: None };
+    let (spec, baseline) = posture::run_inputs(&cfg, &store)?;
+    let opts = PipelineOptions {
+        workers,
+        fingerprint_key,
+        transactions: cfg.output.transactions,
+        policy: FullPolicy::Block,
+        metrics: None,
+        spec,
+        baseline,
+    };
     let mut pipeline = Pipeline::start(&cfg, &opts, std::sync::Arc::clone(&store), sink)?;
 
     let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
@@ -341,6 +380,7 @@ fn capture(a: CaptureArgs) -> Result<i32> {
     // 2. files the process keeps writing, opened before privileges go
     let store = Arc::new(Store::open(&cfg.store.path, Access::ReadWrite)?);
     let fingerprint_key = store.fingerprint_key()?;
+    let (spec, baseline) = posture::run_inputs(&cfg, &store)?;
     let sink = if cfg.output.events.is_empty() { None } else { Some(JsonLinesSink::open(&cfg.output.events)?) };
     let events_path = PathBuf::from(&cfg.output.events);
     let mut give: Vec<&Path> = vec![cfg.store.path.as_path()];
@@ -366,6 +406,8 @@ fn capture(a: CaptureArgs) -> Result<i32> {
         transactions: cfg.output.transactions,
         policy: FullPolicy::Drop,
         metrics: Some(Arc::clone(&metrics)),
+        spec,
+        baseline,
     };
     let mut pipeline = Pipeline::start(&cfg, &opts, Arc::clone(&store), sink)?;
     eprintln!(
@@ -608,6 +650,10 @@ fn summary_json(reports: &[FileReport], t: &RunTotals, elapsed: f64, workers: us
         "events_failed": t.events_failed,
         "outbox_appended": t.outbox_appended,
         "outbox_dropped": t.outbox_dropped,
+        "findings_new": t.findings_new,
+        "findings_reopened": t.findings_reopened,
+        "findings_by_kind": t.findings_by_kind,
+        "detectors": t.detectors,
         "elapsed_secs": elapsed,
         "throughput_mbytes_per_sec": if elapsed > 0.0 { bytes as f64 / elapsed / 1e6 } else { 0.0 },
         "packets_per_sec": if elapsed > 0.0 { t.pipeline.packets as f64 / elapsed } else { 0.0 },
@@ -641,6 +687,22 @@ fn print_summary(s: &Value) {
         g("tcp_overlaps"),
         g("endpoints_updated"),
         g("events_written")
+    );
+    let kinds: Vec<String> = s
+        .get("findings_by_kind")
+        .and_then(Value::as_object)
+        .map(|o| o.iter().map(|(k, v)| format!("{k}={v}")).collect())
+        .unwrap_or_default();
+    eprintln!(
+        "  findings: {} new, {} reopened{}{}",
+        g("findings_new"),
+        g("findings_reopened"),
+        if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
+        if get_u64(s, &["detectors", "detector_table_full"]) > 0 {
+            format!("; detector_table_full={}", get_u64(s, &["detectors", "detector_table_full"]))
+        } else {
+            String::new()
+        }
     );
     if let Some(obj) = s.get("drops_by_limit").and_then(Value::as_object) {
         let hit: Vec<String> =
