@@ -999,6 +999,22 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoint_called_again_after_long_silence_is_a_zombie() {
+        let day = 86_400_000_000u64;
+        let cfg = FindingsConfig { zombie_silent_days: 30, ..FindingsConfig::default() };
+        let mut d = Detector::new(&cfg, Spec::default(), None);
+        d.returned_after_silence("api.shop.test", "GET", "/v1/a", 100 * day, 129 * day, None);
+        assert!(d.take().is_empty(), "29 days is not silence enough");
+        d.returned_after_silence("api.shop.test", "GET", "/v1/a", 100 * day, 131 * day, Some("198.51.100.23".parse().unwrap()));
+        let f = d.take();
+        assert_eq!(kinds(&f), vec![(Kind::ZombieApi, None)]);
+        assert_eq!(f[0].evidence.get("reason").map(String::as_str), Some("called again after 31 days of silence"));
+        let mut off = Detector::new(&FindingsConfig { zombie_silent_days: 0, ..cfg }, Spec::default(), None);
+        off.returned_after_silence("api.shop.test", "GET", "/v1/a", day, 900 * day, None);
+        assert!(off.take().is_empty(), "0 turns the rule off");
+    }
+
+    #[test]
     fn merge_reopens_a_resolved_finding_and_keeps_one_record() {
         let mut a = Finding { uid: "u".into(), count: 3, first_seen_us: 5, last_seen_us: 9, state: State::Resolved, resolved_ms: Some(1), ..Finding::default() };
         let d = Finding { count: 1, first_seen_us: 20, last_seen_us: 20, ..Finding::default() };
