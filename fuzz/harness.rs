@@ -34,6 +34,10 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("http1", http1),
     ("http2", http2),
     ("hpack", hpack_blocks),
+    ("auth", auth),
+    ("bodies", bodies),
+    ("template", template),
+    ("analyze", analyze),
 ];
 
 // ---------------------------------------------------------------------------
@@ -647,4 +651,180 @@ pub fn hpack_blocks(data: &[u8]) {
         );
         std::hint::black_box(dec.stats());
     }
+}
+
+// ---------------------------------------------------------------------------
+// Analysis of one transaction: credentials (JWT, Basic, API keys), bodies
+// (decoders and the sensitive-data scan), path templates, and the whole
+// observe → inventory → findings chain.
+// ---------------------------------------------------------------------------
+
+/// Header names the transaction builder picks from (the last selector byte
+/// values take the name from the input instead).
+const HEADER_NAMES: &[&str] = &[
+    "authorization", "cookie", "x-api-key", "content-type", "content-encoding", "origin", "set-cookie",
+    "access-control-allow-origin", "access-control-allow-credentials", "proxy-authorization", "x-auth-token",
+    "transfer-encoding", "x-forwarded-for", "user-agent", "api-key", "forwarded",
+];
+const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "CONNECT", "OPTIONS", "get"];
+
+fn headers(inp: &mut Input<'_>) -> Vec<apitap::proto::Header> {
+    let n = usize::from(inp.u8() % 12);
+    (0..n)
+        .map(|_| {
+            let sel = usize::from(inp.u8());
+            let name = match HEADER_NAMES.get(sel) {
+                Some(n) => n.to_string(),
+                None => {
+                    let len = usize::from(inp.u8() % 32);
+                    String::from_utf8_lossy(inp.bytes(len)).to_ascii_lowercase()
+                }
+            };
+            let len = usize::from(inp.u16() % 4096);
+            apitap::proto::Header { name, value: inp.bytes(len).to_vec() }
+        })
+        .collect()
+}
+
+/// `[method][target len u8][target][host len u8][host][request headers]
+/// [response headers][status u16][request body len u16][request body][response body…]`.
+pub fn transaction(inp: &mut Input<'_>) -> HttpTransaction {
+    let method = METHODS[usize::from(inp.u8()) % METHODS.len()].to_string();
+    let tlen = usize::from(inp.u8());
+    let target = String::from_utf8_lossy(inp.bytes(tlen)).into_owned();
+    let hlen = usize::from(inp.u8() % 64);
+    let host = Some(String::from_utf8_lossy(inp.bytes(hlen)).into_owned()).filter(|h| !h.is_empty());
+    let request_headers = headers(inp);
+    let response_headers = headers(inp);
+    let status = match inp.u16() {
+        0 => None,
+        s => Some(s % 1000),
+    };
+    let blen = usize::from(inp.u16());
+    let req_body = inp.bytes(blen).to_vec();
+    let resp_body = inp.rest().to_vec();
+    let (client, server) = client_server();
+    let body = |b: Vec<u8>| apitap::proto::BodyInfo { length: b.len() as u64, sample: b, gap_bytes: 0 };
+    HttpTransaction {
+        client,
+        server,
+        version: apitap::proto::HttpVersion::Http11,
+        method,
+        target,
+        host,
+        request_headers,
+        response_headers,
+        status,
+        interim_statuses: Vec::new(),
+        request_ts_us: 1_800_000_000_000_000,
+        response_ts_us: Some(1_800_000_000_001_000),
+        request_body: body(req_body),
+        response_body: body(resp_body),
+        upgrade: None,
+        anomalies: apitap::proto::Anomalies::default(),
+        stream_id: None,
+        pushed: false,
+        grpc: None,
+    }
+}
+
+fn fingerprinter() -> apitap::analyze::fingerprint::Fingerprinter {
+    apitap::analyze::fingerprint::Fingerprinter::new([7u8; apitap::analyze::fingerprint::KEY_LEN])
+}
+
+/// `auth`: `[over TLS flag][transaction]` through `analyze::auth::classify`.
+/// Contract: a credential never carries a raw header value of 16 bytes or
+/// more in its redacted sample.
+pub fn auth(data: &[u8]) {
+    let mut inp = Input::new(data);
+    let tls = inp.u8() & 1 != 0;
+    let tx = transaction(&mut inp);
+    let creds = apitap::analyze::auth::classify(&tx, &apitap::analyze::auth::AuthConfig::default(), &fingerprinter(), tls);
+    for c in &creds {
+        for h in &tx.request_headers {
+            if h.value.len() >= 16 && !h.value.iter().all(|b| *b == h.value[0]) {
+                assert!(!c.redacted.as_bytes().windows(h.value.len()).any(|w| w == h.value.as_slice()), "raw credential in redacted sample");
+            }
+        }
+        std::hint::black_box(format!("{c:?}").len());
+    }
+}
+
+/// `bodies`: `[limits selector][transaction]` through
+/// `analyze::sensitive::scan_request` and `scan_response` (content types and
+/// encodings come from the headers: gzip, deflate, br, JSON, XML, forms,
+/// multipart, CSV, text). Contract: at most `max_findings` findings per message.
+pub fn bodies(data: &[u8]) {
+    let mut inp = Input::new(data);
+    let sel = inp.u8();
+    let mut limits = apitap::analyze::sensitive::ScanLimits::default();
+    if sel & 1 != 0 {
+        limits.max_decompressed_bytes = 4096;
+        limits.max_scan_bytes = 1024;
+        limits.max_findings = 4;
+        limits.max_json_depth = 4;
+    }
+    let tx = transaction(&mut inp);
+    let fp = fingerprinter();
+    let mut stats = apitap::analyze::sensitive::ScanStats::default();
+    let req = apitap::analyze::sensitive::scan_request(&tx, &limits, &fp, &mut stats);
+    let resp = apitap::analyze::sensitive::scan_response(&tx, &limits, &fp, &mut stats);
+    assert!(req.len() <= limits.max_findings && resp.len() <= limits.max_findings, "findings over max_findings");
+    std::hint::black_box(format!("{req:?}{resp:?}").len());
+}
+
+/// `template`: lines of `[host selector][path]` (newline-separated) through
+/// the typed templates, the inventory's learned templates, spec matching and
+/// the posture flags. Contract: a typed template has the path's segment count
+/// and templating it again changes nothing.
+pub fn template(data: &[u8]) {
+    use apitap::analyze::template::typed_template;
+    let mut templater = apitap::inventory::templates::Templater::new(apitap::inventory::templates::LearnConfig::default());
+    for line in data.split(|b| *b == b'\n') {
+        let Some((h, rest)) = line.split_first() else { continue };
+        let host = ["a.test", "b.test", "c.test"][usize::from(*h) % 3];
+        let path = String::from_utf8_lossy(rest);
+        let t = typed_template(&path);
+        assert_eq!(t.matches('/').count(), path.matches('/').count(), "segment count changed: {path:?} -> {t:?}");
+        assert_eq!(typed_template(&t), t, "templating is not idempotent for {path:?}");
+        let learned = templater.learn(host, &t);
+        std::hint::black_box(learned.len());
+        let applied = templater.apply(host, &t);
+        std::hint::black_box(apitap::inventory::spec::path_matches(&applied, &path));
+        std::hint::black_box(apitap::inventory::spec::path_matches(&path, &applied));
+    }
+}
+
+/// `analyze`: `[transaction]…` (several, each built from the rest of the
+/// input) through `analyze::observe`, the inventory and the findings
+/// detectors with a small spec and a tight table bound.
+pub fn analyze(data: &[u8]) {
+    let cfg = apitap::config::Config::default();
+    let ctx = apitap::engine::analyze_context(&cfg, [7u8; apitap::analyze::fingerprint::KEY_LEN]);
+    let mut spec = apitap::inventory::spec::Spec::default();
+    let _ = spec.add_document("fuzz", r#"{"openapi":"3.0.0","paths":{"/v2/users/{id}":{"get":{}},"/v1/x":{"get":{"deprecated":true}}}}"#);
+    let findings_cfg = apitap::config::FindingsConfig { max_tracked: 16, bola_min_ids: 2, recon_min_paths: 2, recon_min_dirs: 1, stuffing_min_failures: 1, ..Default::default() };
+    let mut det = apitap::inventory::findings::Detector::new(&findings_cfg, spec, None);
+    let mut inv = apitap::inventory::Inventory::new();
+    let mut stats = apitap::analyze::AnalyzeStats::default();
+    let mut inp = Input::new(data);
+    for _ in 0..4 {
+        if inp.is_empty() {
+            break;
+        }
+        let n = usize::from(inp.u16());
+        let chunk = inp.bytes(n);
+        let tx = transaction(&mut Input::new(chunk));
+        let mut depth = |_: &str, _: &str, _: &str| apitap::analyze::Depth { shapes: true, body_scan: true };
+        if let Some(o) = apitap::analyze::observe(&tx, &ctx, &mut stats, &mut depth) {
+            let path = inv.observe(&o);
+            det.observe(&o, &apitap::inventory::findings::Endpoint { host: &o.key.host, method: &o.key.method, path: &path });
+        }
+    }
+    let fs = det.take();
+    for f in &fs {
+        assert!(f.clients.len() <= apitap::inventory::findings::MAX_FINDING_CLIENTS);
+    }
+    std::hint::black_box(format!("{fs:?}").len());
+    std::hint::black_box(inv.take_dirty().len());
 }

@@ -317,11 +317,23 @@ pub struct StoreConfig {
     pub flush_interval_secs: u64,
     /// ... or when this many endpoint records are dirty.
     pub flush_max_dirty: usize,
+    /// Compression of the store's tables on disk.
+    pub compression: StoreCompression,
+}
+
+/// How the store compresses its tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreCompression {
+    #[default]
+    Lz4,
+    Zstd,
+    None,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { path: PathBuf::from("apitap-store"), flush_interval_secs: 5, flush_max_dirty: 10_000 }
+        StoreConfig { path: PathBuf::from("apitap-store"), flush_interval_secs: 5, flush_max_dirty: 10_000, compression: StoreCompression::Lz4 }
     }
 }
 
@@ -403,13 +415,14 @@ impl Default for DecodeConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowConfig {
-    /// TCP connections tracked per worker; the least recently active is evicted beyond it.
+    /// TCP connections tracked by the sensor, split evenly over the workers;
+    /// the least recently active is evicted beyond it.
     pub max_flows: usize,
     /// Out-of-order bytes buffered per direction of a connection.
     pub max_ooo_bytes_per_dir: usize,
     /// Out-of-order segments buffered per direction of a connection.
     pub max_ooo_segments_per_dir: usize,
-    /// Out-of-order bytes buffered per worker across all connections.
+    /// Out-of-order bytes buffered across all connections (split over the workers).
     pub max_ooo_bytes_total: usize,
     /// Seconds (packet time) of silence before an open connection is closed.
     pub idle_timeout_secs: u64,

@@ -230,10 +230,15 @@ impl Pipeline {
         let (free_tx, free_rx) = bounded::<Batch>(n * (cfg.pipeline.queue_batches + 2));
         let mut senders = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
+        // flow.max_flows and flow.max_ooo_bytes_total are sensor-wide: each
+        // worker owns its share of the flows (sharding spreads them evenly)
+        let mut per_worker = cfg.clone();
+        per_worker.flow.max_flows = cfg.flow.max_flows.div_ceil(n).max(16);
+        per_worker.flow.max_ooo_bytes_total = cfg.flow.max_ooo_bytes_total.div_ceil(n);
         for i in 0..n {
             let (tx, rx) = bounded::<Batch>(cfg.pipeline.queue_batches);
             senders.push(tx);
-            let mut engine = Engine::new(cfg, opts.transactions, opts.fingerprint_key);
+            let mut engine = Engine::new(&per_worker, opts.transactions, opts.fingerprint_key);
             let agg = agg_tx.clone();
             let free = free_tx.clone();
             let m = opts.metrics.clone();

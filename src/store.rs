@@ -127,16 +127,25 @@ fn encode(rec: &EndpointRecord) -> Vec<u8> {
 }
 
 impl Store {
-    /// Opens (and for `ReadWrite`, creates) the store at `path`.
+    /// Opens (and for `ReadWrite`, creates) the store at `path` (LZ4 tables).
     pub fn open(path: &Path, access: Access) -> Result<Store, StoreError> {
+        Store::open_with(path, access, crate::config::StoreCompression::Lz4)
+    }
+
+    /// [`Store::open`] with the table compression to write with.
+    pub fn open_with(path: &Path, access: Access, compression: crate::config::StoreCompression) -> Result<Store, StoreError> {
         let mut opts = Options::default();
         let db = match access {
             Access::ReadWrite => {
                 opts.create_if_missing(true);
                 opts.create_missing_column_families(true);
-                opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+                opts.set_compression_type(match compression {
+                    crate::config::StoreCompression::Lz4 => rocksdb::DBCompressionType::Lz4,
+                    crate::config::StoreCompression::Zstd => rocksdb::DBCompressionType::Zstd,
+                    crate::config::StoreCompression::None => rocksdb::DBCompressionType::None,
+                });
                 opts.set_keep_log_file_num(4);
-                let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+                let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, opts.clone()));
                 DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| open_error(path, &e, access))?
             }
             Access::ReadOnly => {

@@ -462,8 +462,8 @@ impl Ctx<'_> {
             self.scheme_credentials(carrier, &scheme, b"");
             return;
         }
-        if let Some(eq) = word.iter().position(|&b| b == b'=') {
-            let (name, value) = (&word[..eq], &word[eq + 1..]);
+        let mut parts = word.splitn(2, |&b| b == b'=');
+        if let (Some(name), Some(value)) = (parts.next(), parts.next()) {
             let value_is_padding = value.iter().all(|&b| b == b'=');
             if !name.is_empty()
                 && name.len() <= MAX_SCHEME_CHARS

@@ -6,6 +6,8 @@
 //! fingerprint within one store (so reuse and sharing are visible), and
 //! without the key a fingerprint cannot be checked against guesses.
 
+use std::fmt::Write as _;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -42,8 +44,8 @@ impl Fingerprinter {
         let out = mac.finalize().into_bytes();
         let mut s = String::with_capacity(32);
         for b in out.iter().take(16) {
-            s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-            s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+            // writing to a String cannot fail
+            let _ = write!(s, "{b:02x}");
         }
         s
     }

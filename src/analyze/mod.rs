@@ -7,6 +7,9 @@
 //! and data shapes without values ([`shape`]). Nothing secret survives into
 //! an observation: only kinds, fingerprints and redacted samples.
 
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used))]
+
 pub mod fingerprint;
 pub mod sensitive;
 pub mod auth;

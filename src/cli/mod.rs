@@ -255,7 +255,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         );
     }
     let files = inputs.files;
-    let store = std::sync::Arc::new(Store::open(&cfg.store.path, Access::ReadWrite)?);
+    let store = std::sync::Arc::new(Store::open_with(&cfg.store.path, Access::ReadWrite, cfg.store.compression)?);
     let fingerprint_key = store.fingerprint_key()?;
     let sink = if cfg.output.events.is_empty() { None } else { Some(JsonLinesSink::open(&cfg.output.events)?) };
     let shipper = crate::ship::Shipper::start(std::sync::Arc::clone(&store), &cfg.sinks, &cfg.outbox)?;
@@ -378,7 +378,7 @@ fn capture(a: CaptureArgs) -> Result<i32> {
     // 1. the only step that needs privileges
     let mut live = capture::LiveCapture::open(&iface, &live_opts)?;
     // 2. files the process keeps writing, opened before privileges go
-    let store = Arc::new(Store::open(&cfg.store.path, Access::ReadWrite)?);
+    let store = Arc::new(Store::open_with(&cfg.store.path, Access::ReadWrite, cfg.store.compression)?);
     let fingerprint_key = store.fingerprint_key()?;
     let (spec, baseline) = posture::run_inputs(&cfg, &store)?;
     let sink = if cfg.output.events.is_empty() { None } else { Some(JsonLinesSink::open(&cfg.output.events)?) };

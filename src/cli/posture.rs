@@ -243,7 +243,7 @@ pub fn baseline(c: BaselineCommand) -> Result<i32> {
                 bail!("baseline name {name:?} must be a non-empty word, e.g. 2026-q4-approved");
             }
             let cfg = store.config()?;
-            let st = Store::open(&cfg.store.path, Access::ReadWrite)?;
+            let st = Store::open_with(&cfg.store.path, Access::ReadWrite, cfg.store.compression)?;
             let records = st.endpoints()?;
             let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
             let b = Baseline::snapshot(&name, now_ms, &records);

@@ -58,6 +58,7 @@
     clippy::expect_used,
     clippy::panic
 )]
+#![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used))]
 
 mod bytes;
 mod frag;

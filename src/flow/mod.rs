@@ -78,6 +78,9 @@
 //! * The flow-key hasher is fast but not keyed: crafted 4-tuples can slow
 //!   the map down (never change its results).
 
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used))]
+
 mod reassembly;
 mod seq;
 mod table;
@@ -117,6 +120,26 @@ impl Direction {
         match self {
             Direction::ToServer => 0,
             Direction::ToClient => 1,
+        }
+    }
+
+    /// This direction's element of a per-direction pair.
+    #[inline]
+    pub fn pick<T>(self, pair: &[T; 2]) -> &T {
+        let [to_server, to_client] = pair;
+        match self {
+            Direction::ToServer => to_server,
+            Direction::ToClient => to_client,
+        }
+    }
+
+    /// This direction's element of a per-direction pair, mutably.
+    #[inline]
+    pub fn pick_mut<T>(self, pair: &mut [T; 2]) -> &mut T {
+        let [to_server, to_client] = pair;
+        match self {
+            Direction::ToServer => to_server,
+            Direction::ToClient => to_client,
         }
     }
 

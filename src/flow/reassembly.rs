@@ -324,11 +324,11 @@ impl OpenStream {
             }
             if let Some(fin) = self.fin_at {
                 let room = usize::try_from(fin.saturating_sub(start)).unwrap_or(usize::MAX);
-                if data.len() > room {
+                if let Some((kept, after)) = data.split_at_checked(room).filter(|(_, after)| !after.is_empty()) {
                     if first {
-                        ctx.stats.bytes_after_fin += (data.len() - room) as u64;
+                        ctx.stats.bytes_after_fin += after.len() as u64;
                     }
-                    data = &data[..room];
+                    data = kept;
                 }
             }
             if data.is_empty() {

@@ -31,6 +31,10 @@ use super::{Direction, FlowHandler, FlowLimits, FlowStats};
 /// Ports taken as the server side at mid-stream pickup, besides all ports below 1024.
 pub(crate) const WELL_KNOWN_HTTP_PORTS: [u16; 10] = [80, 443, 8080, 8000, 8008, 8081, 8443, 3000, 5000, 9200];
 
+/// Flow slots (and map entries) reserved on the first flow; beyond it the
+/// table grows by doubling up to `max_flows`.
+pub const PRERESERVE_FLOWS: usize = 1 << 22;
+
 /// Stale heap entries tolerated beyond the number of live flows before a rebuild.
 const HEAP_SLACK: usize = 1024;
 
@@ -138,7 +142,9 @@ impl Hasher for KeyHasher {
         let rest = chunks.remainder();
         if !rest.is_empty() {
             let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
+            for (to, from) in w.iter_mut().zip(rest) {
+                *to = *from;
+            }
             self.add(u64::from_le_bytes(w));
         }
     }
@@ -190,7 +196,8 @@ pub struct FlowTable<S> {
 }
 
 impl<S> FlowTable<S> {
-    /// An empty table. Nothing is allocated up front; a `max_flows` of 0 is treated as 1.
+    /// An empty table. Nothing is allocated before the first flow (see
+    /// [`FlowTable::grow`]); a `max_flows` of 0 is treated as 1.
     pub fn new(limits: FlowLimits) -> Self {
         let max_flows = limits.max_flows.clamp(1, u32::MAX as usize);
         FlowTable {
@@ -202,6 +209,24 @@ impl<S> FlowTable<S> {
             heap: BinaryHeap::new(),
             ooo_total: 0,
             stats: FlowStats::default(),
+        }
+    }
+
+    /// Makes room for more slots. The first growth reserves room for every
+    /// flow the limit allows (up to [`PRERESERVE_FLOWS`]): address space
+    /// only, pages are touched as flows arrive, and a flood never pays for a
+    /// doubling copy of the whole table (the old and the new copy would be
+    /// live at once, briefly 3× the table's memory).
+    fn grow(&mut self) {
+        let want = if self.slots.capacity() == 0 {
+            self.max_flows.min(PRERESERVE_FLOWS)
+        } else {
+            self.slots.capacity().saturating_mul(2).min(self.max_flows)
+        };
+        let extra = want.saturating_sub(self.slots.len()).max(1);
+        self.slots.reserve_exact(extra);
+        if self.map.capacity() < want {
+            self.map.reserve(want.saturating_sub(self.map.len()));
         }
     }
 
@@ -323,7 +348,7 @@ impl<S> FlowTable<S> {
     /// both directions and is closed (`flows_flushed`). The table is empty after.
     pub fn flush_all<H: FlowHandler<State = S>>(&mut self, now_us: u64, handler: &mut H) {
         for idx in 0..self.slots.len() {
-            if self.slots[idx].flow.is_some() {
+            if self.slots.get(idx).is_some_and(|s| s.flow.is_some()) {
                 self.remove(idx as u32, Removal::Flushed, now_us, handler);
             }
         }
@@ -342,7 +367,7 @@ impl<S> FlowTable<S> {
         // RFC 9293 §3.5: the SYN comes from the client, the SYN+ACK goes to it.
         let client = if seg.flags.ack() { seg.dst } else { seg.src };
         let dir = flow.direction_of(seg.src);
-        if client != flow.client || !flow.streams[dir.index()].syn_consistent(seg.seq) {
+        if client != flow.client || !dir.pick(&flow.streams).syn_consistent(seg.seq) {
             return Some(Removal::Superseded);
         }
         None
@@ -356,7 +381,7 @@ impl<S> FlowTable<S> {
             return None;
         }
         let dir = flow.direction_of(seg.src);
-        (flow.reset_at[dir.index()] == Some(seg.seq)).then(|| (flow.client, flow.server()))
+        (*dir.pick(&flow.reset_at) == Some(seg.seq)).then(|| (flow.client, flow.server()))
     }
 
     /// Opens a flow for `seg`, making room first; roles from `keep_roles`,
@@ -379,6 +404,18 @@ impl<S> FlowTable<S> {
             Some((client, server)) => (client, server, false),
             None => roles(seg),
         };
+        let idx = match self.free.pop() {
+            Some(idx) => idx,
+            None => {
+                if self.slots.len() == self.slots.capacity() {
+                    self.grow();
+                }
+                self.slots.push(Slot { gen: 0, flow: None });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        // `free` holds only indices of existing slots
+        let slot = self.slots.get_mut(idx as usize)?;
         let state = handler.open(&key, client, server, midstream || keep_roles.is_some(), ts_us);
         self.stats.flows_created += 1;
         if midstream {
@@ -397,14 +434,6 @@ impl<S> FlowTable<S> {
         };
         flow.queued = flow.deadline(&self.limits);
         let deadline = flow.queued;
-        let idx = match self.free.pop() {
-            Some(idx) => idx,
-            None => {
-                self.slots.push(Slot { gen: 0, flow: None });
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let slot = &mut self.slots[idx as usize];
         slot.flow = Some(flow);
         let gen = slot.gen;
         self.map.insert(key, idx);
@@ -432,7 +461,9 @@ impl<S> FlowTable<S> {
     /// Applies one segment to flow `idx`.
     fn apply<H: FlowHandler<State = S>>(&mut self, idx: u32, seg: &TcpSegment<'_>, ts_us: u64, handler: &mut H) {
         let FlowTable { limits, slots, heap, ooo_total, stats, map, .. } = self;
-        let Some(flow) = slots.get_mut(idx as usize).and_then(|s| s.flow.as_mut()) else { return };
+        let Some(slot) = slots.get_mut(idx as usize) else { return };
+        let gen = slot.gen;
+        let Some(flow) = slot.flow.as_mut() else { return };
         let flags = seg.flags;
         if let Phase::Closed { .. } = flow.phase {
             // Late retransmissions and ACKs after the end: absorbed.
@@ -446,12 +477,12 @@ impl<S> FlowTable<S> {
         let mut ctx = Ctx { limits, stats, ooo_total };
         let Flow { streams, state, last_seq, reset_at, .. } = flow;
         if flags.rst() {
-            if streams[dir.index()].rst_acceptable(seg.seq) {
+            if dir.pick(streams).rst_acceptable(seg.seq) {
                 // RFC 9293 §3.10.7.4 (second check): the connection is reset
                 // in both directions. Holes become gaps, then End both ways.
                 for d in Direction::BOTH {
-                    reset_at[d.index()] =
-                        streams[d.index()].finish(&mut ctx, &mut |c| handler.chunk(state, d, c, ts_us));
+                    *d.pick_mut(reset_at) =
+                        d.pick_mut(streams).finish(&mut ctx, &mut |c| handler.chunk(state, d, c, ts_us));
                 }
             } else {
                 ctx.stats.rst_ignored += 1;
@@ -473,7 +504,7 @@ impl<S> FlowTable<S> {
             } else if flags.ack() {
                 // Chunk::Gap rule 2: trust the ACK only from a direction seen
                 // before, at a plausible sequence number.
-                let established = last_seq[dir.index()].is_some_and(|prev| seq::near(seg.seq, prev));
+                let established = dir.pick(last_seq).is_some_and(|prev| seq::near(seg.seq, prev));
                 if established {
                     other.on_ack(seg.ack, &mut ctx, &mut |c| handler.chunk(state, opp, c, ts_us));
                 }
@@ -482,7 +513,7 @@ impl<S> FlowTable<S> {
                 handler.chunk(state, dir, c, ts_us)
             });
         }
-        last_seq[dir.index()] = Some(seg.seq);
+        *dir.pick_mut(last_seq) = Some(seg.seq);
         if flow.phase == Phase::Fresh && !seg.payload.is_empty() && !flags.rst() {
             flow.phase = Phase::Active;
         }
@@ -492,7 +523,6 @@ impl<S> FlowTable<S> {
         let deadline = flow.deadline(limits);
         if deadline < flow.queued {
             flow.queued = deadline;
-            let gen = slots[idx as usize].gen;
             heap.push(Reverse(Entry { deadline, idx, gen }));
             maybe_compact(heap, slots, map.len());
         }
@@ -514,7 +544,7 @@ impl<S> FlowTable<S> {
         let mut ctx = Ctx { limits: &self.limits, stats: &mut self.stats, ooo_total: &mut self.ooo_total };
         let Flow { streams, state, .. } = &mut flow;
         for d in Direction::BOTH {
-            streams[d.index()].finish(&mut ctx, &mut |c| handler.chunk(state, d, c, now_us));
+            d.pick_mut(streams).finish(&mut ctx, &mut |c| handler.chunk(state, d, c, now_us));
         }
         handler.close(flow.state, now_us);
         let counter = match reason {

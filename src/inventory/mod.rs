@@ -3,6 +3,9 @@
 //! Records are commutative aggregates (counts, min/max times, sets), so the
 //! inventory is the same whatever order workers deliver observations in.
 
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used))]
+
 pub mod baseline;
 pub mod findings;
 pub mod spec;

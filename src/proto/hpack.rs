@@ -331,6 +331,9 @@ const EOS: u16 = 256;
 /// `HUFFMAN_LENGTHS[s]` bits of `HUFFMAN_CODES[s]`, most significant bit first.
 const HUFFMAN_CODES: [u32; 257] = canonical_codes();
 
+// Evaluated only at compile time (`const` item), where an out-of-bounds index
+// fails the build: it can never panic at run time. `get` is not `const`.
+#[allow(clippy::indexing_slicing)]
 const fn canonical_codes() -> [u32; 257] {
     let mut codes = [0u32; 257];
     let mut code: u32 = 0;
@@ -359,6 +362,9 @@ const HUFFMAN_TREE: [[u16; 2]; 256] = build_tree();
 
 const LEAF: u16 = 256;
 
+// Evaluated only at compile time (`const` item), where an out-of-bounds index
+// fails the build: it can never panic at run time. `get` is not `const`.
+#[allow(clippy::indexing_slicing)]
 const fn build_tree() -> [[u16; 2]; 256] {
     let mut tree = [[0u16; 2]; 256];
     let mut next: usize = 1;
@@ -410,6 +416,9 @@ const ACCEPT: u8 = 4;
 /// two table lookups (12 KiB, built at compile time) instead of a walk bit by bit.
 static HUFFMAN_DECODE: [[Step; 16]; 256] = build_decoder();
 
+// Evaluated only at compile time (`static` item), where an out-of-bounds index
+// fails the build: it can never panic at run time. `get` is not `const`.
+#[allow(clippy::indexing_slicing)]
 const fn build_decoder() -> [[Step; 16]; 256] {
     let tree = HUFFMAN_TREE;
     // Accepting nodes: the root, and the all-ones path of depth 1..=7.
@@ -458,6 +467,18 @@ const fn build_decoder() -> [[Step; 16]; 256] {
     table
 }
 
+/// The automaton's step from tree node `state` on the low four bits of `nibble`.
+#[inline]
+fn step(state: u8, nibble: u8) -> Step {
+    // Always found: a u8 state in the 256-row table and a nibble below 16; the
+    // fallback (EOS seen: invalid) is never taken.
+    HUFFMAN_DECODE
+        .get(usize::from(state))
+        .and_then(|row| row.get(usize::from(nibble & 0x0f)))
+        .copied()
+        .unwrap_or(Step { next: 0, sym: 0, flags: FAIL })
+}
+
 /// Why a Huffman string was not decoded.
 enum HuffmanError {
     Invalid,
@@ -487,8 +508,7 @@ fn huffman(src: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), HuffmanError
     let mut state = 0u8;
     let mut flags = ACCEPT;
     for &byte in src {
-        // Both indexes are in bounds by type: a u8 state in a 256-row table and a nibble below 16.
-        let hi = HUFFMAN_DECODE[usize::from(state)][usize::from(byte >> 4)];
+        let hi = step(state, byte >> 4);
         if hi.flags & (EMIT | FAIL) != 0 {
             if hi.flags & FAIL != 0 {
                 return Err(HuffmanError::Invalid);
@@ -498,7 +518,7 @@ fn huffman(src: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), HuffmanError
             }
             out.push(hi.sym);
         }
-        let lo = HUFFMAN_DECODE[usize::from(hi.next)][usize::from(byte & 0x0f)];
+        let lo = step(hi.next, byte);
         if lo.flags & (EMIT | FAIL) != 0 {
             if lo.flags & FAIL != 0 {
                 return Err(HuffmanError::Invalid);
@@ -525,15 +545,15 @@ fn huffman_overflow(src: &[u8]) -> HuffmanError {
     let mut count = 0usize;
     for &byte in src {
         for nibble in [byte >> 4, byte & 0x0f] {
-            let step = HUFFMAN_DECODE[usize::from(state)][usize::from(nibble)];
-            if step.flags & FAIL != 0 {
+            let s = step(state, nibble);
+            if s.flags & FAIL != 0 {
                 return HuffmanError::Invalid;
             }
-            if step.flags & EMIT != 0 {
+            if s.flags & EMIT != 0 {
                 count += 1;
             }
-            state = step.next;
-            flags = step.flags;
+            state = s.next;
+            flags = s.flags;
         }
     }
     if flags & ACCEPT == 0 {

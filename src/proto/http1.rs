@@ -66,8 +66,7 @@ fn request_start(data: &[u8]) -> Verdict {
 /// Whether `data` can start a status line (`HTTP/1.x `).
 fn response_start(data: &[u8]) -> Verdict {
     const P: &[u8] = b"HTTP/";
-    let n = data.len().min(P.len());
-    if data[..n] != P[..n] {
+    if data.iter().zip(P).any(|(a, b)| a != b) {
         return Verdict::No;
     }
     if data.len() < P.len() + 1 {
@@ -577,7 +576,7 @@ impl Http1Connection {
 
     /// A complete head: start the message and its body.
     fn complete_head(&mut self, is_req: bool, head: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
-        if head.windows(2).any(|w| w[0] != b'\r' && w[1] == b'\n') {
+        if head.iter().zip(head.iter().skip(1)).any(|(&a, &b)| a != b'\r' && b == b'\n') {
             self.side(is_req).anomalies.set(Anomalies::BARE_LF);
         }
         if is_req {

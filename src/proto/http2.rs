@@ -75,10 +75,10 @@ struct FrameHeader {
 
 impl FrameHeader {
     fn parse(b: &[u8]) -> Option<FrameHeader> {
-        let h = b.get(..FRAME_HEADER_LEN)?;
-        let len = u32::from(h[0]) << 16 | u32::from(h[1]) << 8 | u32::from(h[2]);
-        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
-        Some(FrameHeader { len, kind: h[3], flags: h[4], stream })
+        let &[l0, l1, l2, kind, flags, s0, s1, s2, s3] = b.first_chunk::<FRAME_HEADER_LEN>()?;
+        let len = u32::from_be_bytes([0, l0, l1, l2]);
+        let stream = u32::from_be_bytes([s0, s1, s2, s3]) & 0x7fff_ffff;
+        Some(FrameHeader { len, kind, flags, stream })
     }
 
     /// Whether this header is plausible for a known frame type: the checks a
@@ -605,7 +605,7 @@ impl H2Connection {
                     pad = usize::from(p.first().copied().unwrap_or(0));
                     p = p.get(1..).unwrap_or_default();
                 }
-                let Some(id) = p.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff) else {
+                let Some(id) = p.first_chunk::<4>().map(|b| u32::from_be_bytes(*b) & 0x7fff_ffff) else {
                     stats.h2_anomalies += 1;
                     return;
                 };
@@ -641,8 +641,10 @@ impl H2Connection {
             SETTINGS => {
                 if hdr.flags & 1 == 0 {
                     for s in payload.chunks_exact(6) {
-                        let id = u16::from_be_bytes([s[0], s[1]]);
-                        let v = u32::from_be_bytes([s[2], s[3], s[4], s[5]]);
+                        // every chunk of `chunks_exact(6)` converts
+                        let Ok([i0, i1, v0, v1, v2, v3]) = <[u8; 6]>::try_from(s) else { continue };
+                        let id = u16::from_be_bytes([i0, i1]);
+                        let v = u32::from_be_bytes([v0, v1, v2, v3]);
                         if id == SETTINGS_HEADER_TABLE_SIZE {
                             // bounds the encoder of the *other* direction
                             if let Some(other) = self.sides.get_mut(1 - d) {
@@ -660,7 +662,7 @@ impl H2Connection {
             }
             GOAWAY => {
                 stats.h2_goaways += 1;
-                if let Some(last) = payload.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff) {
+                if let Some(last) = payload.first_chunk::<4>().map(|b| u32::from_be_bytes(*b) & 0x7fff_ffff) {
                     // streams above `last` were not processed by the sender of GOAWAY
                     let dead: Vec<u32> = self.streams.keys().copied().filter(|s| *s > last && *s % 2 == 1).collect();
                     for s in dead {

@@ -4,6 +4,9 @@
 //! connection, detects the protocol from the first bytes, and produces
 //! [`HttpTransaction`]s — the one currency every parser here emits.
 
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used))]
+
 pub mod hpack;
 pub mod http1;
 pub mod http2;
@@ -263,7 +266,7 @@ impl Connection {
         // direction means the roles are reversed.
         let looks_response = data.starts_with(b"HTTP/1.") || data.starts_with(b"HTTP/0.9");
         let looks_request = http1::looks_like_request_start(data);
-        let preface = data.starts_with(&http2::PREFACE[..data.len().min(http2::PREFACE.len())]) && data.len() >= 4;
+        let preface = data.iter().zip(http2::PREFACE).all(|(a, b)| a == b) && data.len() >= 4;
         match dir {
             Direction::ToServer if looks_response && !looks_request => self.swapped = true,
             Direction::ToClient if (looks_request || preface) && !looks_response => self.swapped = true,
@@ -274,7 +277,7 @@ impl Connection {
             stats.h2_connections += 1;
             self.http2 = Some(Box::new(http2::H2Connection::new(client, server, false, &cfg.http2)));
             Detected::H2
-        } else if data.len() >= 3 && data[0] == 0x16 && data[1] == 0x03 && data[2] <= 0x04 {
+        } else if matches!(data, [0x16, 0x03, minor, ..] if *minor <= 0x04) {
             stats.tls_connections += 1;
             Detected::Tls
         } else if looks_request || looks_response {

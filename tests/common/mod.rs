@@ -2,6 +2,8 @@
 //! `../shared`, and matching events against ground truth.
 #![allow(dead_code)]
 
+pub mod craft;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -74,17 +74,21 @@ impl Words {
         let mut in_word = false;
         let mut prev_lower = false;
         for &b in name {
-            if w.len == MAX_NAME {
+            // `buf` holds MAX_NAME bytes: stop when it is full
+            let Some(slot) = w.buf.get_mut(w.len) else {
                 break;
-            }
+            };
             if b.is_ascii_alphanumeric() {
                 let boundary = in_word && b.is_ascii_uppercase() && prev_lower;
-                if (!in_word || boundary) && w.n < MAX_WORDS {
-                    // `len` is at most MAX_NAME (64), so it fits a u8
-                    w.words[w.n] = (w.len as u8, 0);
-                    w.n += 1;
+                if !in_word || boundary {
+                    // beyond MAX_WORDS words the letters extend the last word
+                    if let Some(word) = w.words.get_mut(w.n) {
+                        // `len` is below MAX_NAME (64), so it fits a u8
+                        *word = (w.len as u8, 0);
+                        w.n += 1;
+                    }
                 }
-                w.buf[w.len] = b.to_ascii_lowercase();
+                *slot = b.to_ascii_lowercase();
                 w.len += 1;
                 if let Some(last) = w.n.checked_sub(1).and_then(|i| w.words.get_mut(i)) {
                     last.1 = last.1.saturating_add(1);

@@ -838,9 +838,12 @@ fn shop_payloads_match_their_kinds() {
     }
 }
 
+/// Runs of candidate starts that a naive scanner would re-examine from every
+/// position. This test checks they scan without a panic and within the
+/// findings budget; their cost (linear, not quadratic) is measured by the
+/// `scan_adversarial` case of `benches/pipeline.rs`, not timed here.
 #[test]
-fn adversarial_inputs_stay_linear() {
-    // runs of candidate starts that a naive scanner would re-examine from every position
+fn adversarial_inputs_scan_within_budget() {
     let units: &[&str] = &[
         "-eyJ", "-xoxb", "-ghp_", "+1( ", "://", "a@", "@a", "4111 ", "-----BEGIN PRIVATE KEY-----", "<a b=", "\"a\":", "[", "{\"a\":",
         "AKIA", "DE89 ", "123-45-", "1.2.3.", "12 Maple ", "--a\r\n", "&#", "\\u00", "a,", "\"",
@@ -848,10 +851,8 @@ fn adversarial_inputs_stay_linear() {
     for u in units {
         let body = u.repeat(65536 / u.len());
         for ct in ["text/plain", "application/json", "text/html", "text/csv", "multipart/form-data; boundary=a", "application/x-www-form-urlencoded"] {
-            let t0 = std::time::Instant::now();
-            let _ = scan_resp(&resp(ct, body.as_bytes()));
-            let took = t0.elapsed();
-            assert!(took < std::time::Duration::from_millis(250), "{u:?} as {ct}: {took:?}");
+            let (f, _) = scan_resp(&resp(ct, body.as_bytes()));
+            assert!(f.len() <= ScanLimits::default().max_findings, "{u:?} as {ct}: {} findings", f.len());
         }
     }
 }

@@ -110,12 +110,17 @@ pub(crate) fn card_brand_fits(d: &[u8]) -> bool {
     }
 }
 
+/// Whether all bytes are equal (true for fewer than two).
+fn all_same(d: &[u8]) -> bool {
+    d.first().is_none_or(|f| d.iter().all(|b| b == f))
+}
+
 /// All digits equal, or each one a step up or down from the last (`0123…`).
 fn trivial_sequence(d: &[u8]) -> bool {
-    let same = d.windows(2).all(|w| w[0] == w[1]);
-    let up = d.windows(2).all(|w| (w[0].wrapping_sub(b'0') + 1) % 10 == w[1].wrapping_sub(b'0'));
-    let down = d.windows(2).all(|w| (w[1].wrapping_sub(b'0') + 1) % 10 == w[0].wrapping_sub(b'0'));
-    same || up || down
+    let pairs = || d.iter().zip(d.iter().skip(1));
+    let up = pairs().all(|(a, b)| (a.wrapping_sub(b'0') + 1) % 10 == b.wrapping_sub(b'0'));
+    let down = pairs().all(|(a, b)| (b.wrapping_sub(b'0') + 1) % 10 == a.wrapping_sub(b'0'));
+    all_same(d) || up || down
 }
 
 /// A card number: 13–19 digits, brand prefix consistent with the length, Luhn valid, not a trivial sequence.
@@ -147,13 +152,10 @@ pub(crate) fn card_at(t: &[u8], i: usize) -> Option<(usize, Digits)> {
             }
             group += 1;
             j += 1;
-        } else if (b == b' ' || b == b'-')
-            && (3..=6).contains(&group)
-            && at(t, j + 1).is_ascii_digit()
-            && sep.is_none_or(|s| s == b)
-            && n_ends < ends.len()
-        {
-            ends[n_ends] = (j, d.n);
+        } else if let Some(end) = ends.get_mut(n_ends).filter(|_| {
+            (b == b' ' || b == b'-') && (3..=6).contains(&group) && at(t, j + 1).is_ascii_digit() && sep.is_none_or(|s| s == b)
+        }) {
+            *end = (j, d.n);
             n_ends += 1;
             sep = Some(b);
             group = 0;
@@ -387,7 +389,7 @@ pub(crate) fn phone_value(v: &[u8]) -> bool {
         }
     }
     let d = digits.as_slice();
-    (PHONE_MIN_DIGITS..=PHONE_MAX_DIGITS).contains(&count) && !d.windows(2).all(|w| w[0] == w[1])
+    (PHONE_MIN_DIGITS..=PHONE_MAX_DIGITS).contains(&count) && !all_same(d)
 }
 
 // ---------------------------------------------------------------- e-mail
@@ -484,7 +486,7 @@ pub(crate) fn email_at(t: &[u8], at_pos: usize) -> Option<(usize, usize)> {
     }
     // "@2x", "@3x" resolution suffixes
     let first = t.get(first_label.0..first_label.1)?;
-    if first.len() >= 2 && first.ends_with(b"x") && first[..first.len() - 1].iter().all(u8::is_ascii_digit) {
+    if first.strip_suffix(b"x").is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit)) {
         return None;
     }
     if at(t, e) == b'@' {
@@ -518,26 +520,30 @@ pub(crate) fn is_date(v: &[u8]) -> bool {
         return false;
     }
     if v.len() == 8 && v.iter().all(u8::is_ascii_digit) {
-        return ymd_ok(num(&v[0..4]), num(&v[4..6]), num(&v[6..8]));
+        let part = |r: std::ops::Range<usize>| num(v.get(r).unwrap_or(&[]));
+        return ymd_ok(part(0..4), part(4..6), part(6..8));
     }
-    // up to three tokens: digit runs or words, separated by - / . , or spaces
-    let mut toks: [(usize, usize, bool); 3] = [(0, 0, false); 3];
+    // up to three tokens: digit runs or words, separated by - / . , or spaces;
+    // each is (start, end, digits, the separator after it)
+    let mut toks: [(usize, usize, bool, u8); 3] = [(0, 0, false, 0); 3];
     let mut n = 0usize;
-    let mut seps: [u8; 2] = [0; 2];
     let mut i = 0usize;
-    while i < v.len() && n < 3 {
+    for tok in toks.iter_mut() {
+        if i >= v.len() {
+            break;
+        }
         let b = at(v, i);
         let start = i;
         if b.is_ascii_digit() {
             while at(v, i).is_ascii_digit() {
                 i += 1;
             }
-            toks[n] = (start, i, true);
+            *tok = (start, i, true, 0);
         } else if b.is_ascii_alphabetic() {
             while at(v, i).is_ascii_alphabetic() {
                 i += 1;
             }
-            toks[n] = (start, i, false);
+            *tok = (start, i, false, 0);
         } else {
             return false;
         }
@@ -550,7 +556,7 @@ pub(crate) fn is_date(v: &[u8]) -> bool {
         if !matches!(s, b'-' | b'/' | b'.' | b' ' | b',') {
             return false;
         }
-        seps[n - 1] = s;
+        tok.3 = s;
         i += 1;
         if s == b',' && at(v, i) == b' ' {
             i += 1;
@@ -567,12 +573,12 @@ pub(crate) fn is_date(v: &[u8]) -> bool {
     if !(rest.is_empty() || matches!(at(rest, 0), b'T' | b' ' | b't')) {
         return false;
     }
-    let tok = |k: usize| v.get(toks[k].0..toks[k].1).unwrap_or(&[]);
-    let (a, b, c) = (tok(0), tok(1), tok(2));
-    let digits = (toks[0].2, toks[1].2, toks[2].2);
-    match digits {
+    let [t0, t1, t2] = toks;
+    let span = |(s, e, _, _): (usize, usize, bool, u8)| v.get(s..e).unwrap_or(&[]);
+    let (a, b, c) = (span(t0), span(t1), span(t2));
+    match (t0.2, t1.2, t2.2) {
         (true, true, true) => {
-            let same_sep = seps[0] == seps[1] && matches!(seps[0], b'-' | b'/' | b'.');
+            let same_sep = t0.3 == t1.3 && matches!(t0.3, b'-' | b'/' | b'.');
             if !same_sep {
                 return false;
             }
@@ -650,7 +656,7 @@ pub(crate) fn ipv4_at(t: &[u8], i: usize) -> Option<(usize, IpAddr)> {
             j += 1;
         }
         let part = t.get(start..j)?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part.starts_with(b"0")) {
             return None;
         }
         *o = u8::try_from(num(part)).ok()?;
@@ -693,8 +699,8 @@ pub(crate) fn jwt_at(t: &[u8], i: usize) -> Option<usize> {
         let b = at(t, j);
         if is_b64url(b) {
             j += 1;
-        } else if b == b'.' && n_dots < 2 {
-            dots[n_dots] = j;
+        } else if let (b'.', Some(dot)) = (b, dots.get_mut(n_dots)) {
+            *dot = j;
             n_dots += 1;
             j += 1;
         } else {

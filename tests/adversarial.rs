@@ -1,0 +1,318 @@
+//! Hostile captures made by `tests/common/craft.rs` and replayed through
+//! the real binary: each must replay without a panic (exit 0), keep peak
+//! memory under a bound, and move the named limit or anomaly counter that
+//! says what happened (from `--stats-json`).
+
+mod common;
+
+use common::craft::*;
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+
+/// Peak memory any of these replays may use (the whole sensor, default limits).
+const MAX_RSS_KB: i64 = 256 * 1024;
+
+/// Replays `p` (with extra `sensor.toml` text); returns the summary and the peak RSS (KiB).
+fn replay(p: &Pcap, config: &str) -> (Value, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("in.pcap");
+    p.write(&pcap);
+    let cfg = dir.path().join("sensor.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let stats = dir.path().join("stats.json");
+    let store = dir.path().join("store");
+    let mut child = std::process::Command::new(bin())
+        .args(["replay", "--no-progress", "--config", cfg.to_str().unwrap(), "--store", store.to_str().unwrap()])
+        .args(["--stats-json", stats.to_str().unwrap(), pcap.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: wait4 on our own child, with valid pointers to locals.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    assert_eq!(r, pid, "wait4");
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "replay failed (status {status}): {err}");
+    let s: Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    (s, ru.ru_maxrss)
+}
+
+fn n(s: &Value, path: &[&str]) -> u64 {
+    path.iter().fold(s, |v, k| &v[*k]).as_u64().unwrap_or(0)
+}
+
+fn check(name: &str, s: &Value, rss: i64, counter: &[&str]) {
+    eprintln!("{name}: {} = {}, peak RSS {} MiB", counter.join("."), n(s, counter), rss / 1024);
+    assert!(n(s, counter) > 0, "{name}: counter {} did not move: {s}", counter.join("."));
+    assert!(rss < MAX_RSS_KB, "{name}: peak RSS {rss} KiB over {MAX_RSS_KB}");
+}
+
+fn client(i: u32) -> (std::net::Ipv4Addr, u16) {
+    (client_ip(i), 40000 + (i % 20000) as u16)
+}
+
+fn server() -> (std::net::Ipv4Addr, u16) {
+    (server_ip(), 80)
+}
+
+#[test]
+fn syn_flood_over_a_million_flows_is_bounded_by_max_flows() {
+    let mut p = Pcap::new();
+    for i in 0..1_000_000u32 {
+        let (ip, port) = client(i);
+        p.tcp(ip, port, server_ip(), 80, i, 0, SYN, &[]);
+    }
+    let (s, rss) = replay(&p, "[flow]\nmax_flows = 100000\n");
+    check("syn flood", &s, rss, &["flow", "flows_evicted_limit"]);
+    assert!(n(&s, &["flow", "flows_created"]) >= 1_000_000 - 1);
+}
+
+#[test]
+fn overlapping_segments_with_different_data_are_counted() {
+    let mut p = Pcap::new();
+    let mut c = Conv::open(&mut p, client(1), server());
+    let seq = c.cseq;
+    c.client_at(&mut p, seq + 16, b"XXXXXXXXXXXXXXXX");
+    c.to_server(&mut p, b"GET /a HTTP/1.1\r\nHost: x.test\r\n\r\n");
+    c.client_at(&mut p, seq, b"GET /b HTTP/1.1\r\nHost: y.test\r\n\r\n");
+    c.to_client(&mut p, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    c.close(&mut p);
+    let (s, rss) = replay(&p, "");
+    check("overlap", &s, rss, &["flow", "overlap_conflicts"]);
+}
+
+#[test]
+fn out_of_order_storm_hits_the_per_direction_limit() {
+    let mut p = Pcap::new();
+    let c = Conv::open(&mut p, client(2), server());
+    // 5,000 one-byte segments in reverse order: everything arrives before its predecessor
+    for i in (1..5000u32).rev() {
+        c.client_at(&mut p, c.cseq + i, b"a");
+    }
+    let (s, rss) = replay(&p, "[flow]\nmax_ooo_segments_per_dir = 64\n");
+    check("ooo storm", &s, rss, &["flow", "ooo_dropped_dir_limit"]);
+    assert!(n(&s, &["flow", "out_of_order"]) > 0);
+}
+
+#[test]
+fn sequence_wrap_around_is_followed_and_huge_jumps_are_refused() {
+    let mut p = Pcap::new();
+    let mut c = Conv::open(&mut p, client(3), server());
+    // move the client's sequence to just below 2^32, as if 4 GB had passed
+    c.cseq = u32::MAX - 20;
+    let mut c2 = Conv { client: client(4), server: server(), cseq: u32::MAX - 20, sseq: 77 };
+    p.tcp(c2.client.0, c2.client.1, server_ip(), 80, c2.cseq - 1, 0, SYN, &[]);
+    p.tcp(server_ip(), 80, c2.client.0, c2.client.1, 76, c2.cseq, SYN | ACK, &[]);
+    c2.to_server(&mut p, b"GET /wrapped HTTP/1.1\r\nHost: w.test\r\n\r\n");
+    c2.to_client(&mut p, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    c2.close(&mut p);
+    // a jump of 2^31 on the first connection
+    let far = c.cseq.wrapping_add(1 << 31);
+    c.client_at(&mut p, far, b"GET /far HTTP/1.1\r\n\r\n");
+    let (s, rss) = replay(&p, "");
+    check("seq jump", &s, rss, &["flow", "segments_out_of_window"]);
+    assert_eq!(n(&s, &["transactions"]), 1, "the request across the wrap is parsed: {s}");
+}
+
+#[test]
+fn a_one_megabyte_header_line_hits_the_header_limit() {
+    let mut p = Pcap::new();
+    let mut c = Conv::open(&mut p, client(5), server());
+    let mut req = b"GET /h HTTP/1.1\r\nHost: h.test\r\nX-Long: ".to_vec();
+    req.extend(std::iter::repeat_n(b'a', 1 << 20));
+    req.extend_from_slice(b"\r\n\r\n");
+    c.to_server(&mut p, &req);
+    c.to_client(&mut p, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    c.close(&mut p);
+    let (s, rss) = replay(&p, "");
+    check("1 MB header", &s, rss, &["http", "header_limit_hit"]);
+}
+
+#[test]
+fn a_one_megabyte_jwt_is_not_decoded() {
+    let mut p = Pcap::new();
+    let mut c = Conv::open(&mut p, client(6), server());
+    let mut req = b"GET /j HTTP/1.1\r\nHost: j.test\r\nAuthorization: Bearer eyJhbGciOiJIUzI1NiJ9.".to_vec();
+    req.extend(std::iter::repeat_n(b'A', 1 << 20));
+    req.extend_from_slice(b".c2ln\r\n\r\n");
+    c.to_server(&mut p, &req);
+    c.to_client(&mut p, b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+    c.close(&mut p);
+    let (s, rss) = replay(&p, "");
+    check("1 MB JWT", &s, rss, &["http", "header_limit_hit"]);
+}
+
+#[test]
+fn ten_thousand_pipelined_requests_hit_the_pending_limit() {
+    let mut p = Pcap::new();
+    let mut c = Conv::open(&mut p, client(7), server());
+    let mut reqs = Vec::new();
+    for i in 0..10_000 {
+        reqs.extend_from_slice(format!("GET /p/{i} HTTP/1.1\r\nHost: p.test\r\n\r\n").as_bytes());
+    }
+    c.to_server(&mut p, &reqs);
+    let mut resps = Vec::new();
+    for _ in 0..10_000 {
+        resps.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    }
+    c.to_client(&mut p, &resps);
+    c.close(&mut p);
+    let (s, rss) = replay(&p, "");
+    check("pipelining", &s, rss, &["http", "pending_limit_dropped"]);
+}
+
+#[test]
+fn chunk_sizes_that_overflow_64_bits_are_an_anomaly() {
+    let mut p = Pcap::new();
+    let mut c = Conv::open(&mut p, client(8), server());
+    c.to_server(&mut p, b"POST /c HTTP/1.1\r\nHost: c.test\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffffffff\r\nxx\r\n0\r\n\r\n");
+    c.to_client(&mut p, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    c.close(&mut p);
+    let (s, rss) = replay(&p, "");
+    check("chunk overflow", &s, rss, &["http_anomalies"]);
+}
+
+#[test]
+fn conflicting_content_lengths_are_an_anomaly_and_a_smuggling_finding() {
+    let mut p = Pcap::new();
+    let mut c = Conv::open(&mut p, client(9), server());
+    c.to_server(&mut p, b"POST /s HTTP/1.1\r\nHost: s.test\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd");
+    c.to_client(&mut p, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    c.to_server(&mut p, b"POST /s HTTP/1.1\r\nHost: s.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    c.to_client(&mut p, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    c.close(&mut p);
+    let (s, rss) = replay(&p, "");
+    check("conflicting lengths", &s, rss, &["http_anomalies"]);
+    assert_eq!(n(&s, &["findings_by_kind", "request_smuggling_risk"]), 1, "{s}");
+}
+
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn h2_preface() -> Vec<u8> {
+    let mut v = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    v.extend(h2_frame(4, 0, 0, &[]));
+    v
+}
+
+/// :method GET, :scheme http, :path /, :authority h.test (literal, not indexed).
+const H2_GET: &[u8] = &[0x82, 0x86, 0x84, 0x01, 0x06, b'h', b'.', b't', b'e', b's', b't'];
+
+#[test]
+fn h2_continuation_flood_hits_the_header_block_limit() {
+    let mut p = Pcap::new();
+    let mut c = Conv::open(&mut p, client(10), (server_ip(), 8081));
+    let mut data = h2_preface();
+    data.extend(h2_frame(1, 0, 1, H2_GET));
+    // CONTINUATION frames without END_HEADERS, far beyond any header block limit
+    let filler = [0x40u8, 0x01, b'x', 0x7f, 0x7f];
+    let block: Vec<u8> = filler.iter().copied().cycle().take(16_000).collect();
+    for _ in 0..200 {
+        data.extend(h2_frame(9, 0, 1, &block));
+    }
+    c.to_server(&mut p, &data);
+    c.close(&mut p);
+    let (s, rss) = replay(&p, "");
+    check("continuation flood", &s, rss, &["http", "h2_header_limit_hit"]);
+}
+
+#[test]
+fn h2_one_hundred_thousand_streams_hit_the_stream_limit() {
+    let mut p = Pcap::new();
+    let mut c = Conv::open(&mut p, client(11), (server_ip(), 8081));
+    let mut data = h2_preface();
+    for i in 0..100_000u32 {
+        data.extend(h2_frame(1, 0x4 | 0x1, 2 * i + 1, H2_GET));
+    }
+    c.to_server(&mut p, &data);
+    c.close(&mut p);
+    let (s, rss) = replay(&p, "");
+    check("100k streams", &s, rss, &["http", "h2_stream_limit_hit"]);
+}
+
+#[test]
+fn hpack_table_size_abuse_and_integer_overflow_are_hpack_errors() {
+    let mut p = Pcap::new();
+    let mut c = Conv::open(&mut p, client(12), (server_ip(), 8081));
+    let mut data = h2_preface();
+    // a dynamic table size update to 2^31 (above SETTINGS_HEADER_TABLE_SIZE)
+    data.extend(h2_frame(1, 0x5, 1, &[0x3f, 0xe1, 0xff, 0xff, 0xff, 0x07, 0x82]));
+    // an integer that never ends (continuation bytes past 64 bits)
+    let mut overflow = vec![0x7f];
+    overflow.extend(std::iter::repeat_n(0xffu8, 12));
+    overflow.push(0x01);
+    data.extend(h2_frame(1, 0x5, 3, &overflow));
+    c.to_server(&mut p, &data);
+    c.close(&mut p);
+    let (s, rss) = replay(&p, "");
+    check("hpack abuse", &s, rss, &["http", "h2_hpack_errors"]);
+}
+
+#[test]
+fn a_gzip_bomb_stops_at_the_decompression_guard() {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![b'0'; 1 << 20];
+    for _ in 0..100 {
+        enc.write_all(&zeros).unwrap();
+    }
+    let bomb = enc.finish().unwrap();
+    let mut p = Pcap::new();
+    let mut c = Conv::open(&mut p, client(13), server());
+    c.to_server(&mut p, b"GET /bomb HTTP/1.1\r\nHost: b.test\r\n\r\n");
+    let mut resp = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", bomb.len()).into_bytes();
+    resp.extend_from_slice(&bomb);
+    c.to_client(&mut p, &resp);
+    c.close(&mut p);
+    // scan budget above the decompression budget: the bomb guard is what stops it
+    let (s, rss) = replay(&p, "[http]\nbody_scan_bytes = 1048576\n[sensitive]\nmax_scan_bytes = 16777216\n");
+    check("gzip bomb", &s, rss, &["http", "analyze", "scan", "bomb_guard_hit"]);
+}
+
+#[test]
+fn binary_garbage_on_port_80_is_an_unknown_connection() {
+    let mut p = Pcap::new();
+    let mut c = Conv::open(&mut p, client(14), server());
+    let mut x: u32 = 12345;
+    let garbage: Vec<u8> = (0..200_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x & 0xff) as u8
+        })
+        .collect();
+    c.to_server(&mut p, &garbage);
+    c.to_client(&mut p, &garbage[..50_000]);
+    c.close(&mut p);
+    let (s, rss) = replay(&p, "");
+    check("garbage", &s, rss, &["http", "unknown_connections"]);
+    assert_eq!(n(&s, &["transactions"]), 0);
+}
+
+/// The same hostile captures concatenated replay fine as one file too
+/// (state from one attack does not break the parsing of the next).
+#[test]
+fn crafted_captures_are_valid_pcap_for_libpcap() {
+    let mut p = Pcap::new();
+    let mut c = Conv::open(&mut p, client(20), server());
+    c.to_server(&mut p, b"GET /ok HTTP/1.1\r\nHost: ok.test\r\n\r\n");
+    c.to_client(&mut p, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    c.close(&mut p);
+    let (s, _) = replay(&p, "");
+    assert_eq!(n(&s, &["transactions"]), 1, "{s}");
+    assert_eq!(n(&s, &["packets"]), p.frames);
+    let _ = Path::new("");
+}
