@@ -59,7 +59,7 @@ pub enum StoreError {
     NewerSchema { path: PathBuf, found: u32, supported: u32 },
     #[error("the store at {path} has an unreadable schema version {found:?}; it may not be an apitap store, give another --store directory")]
     BadSchema { path: PathBuf, found: String },
-    #[error("store at {path}: {message}")]
+    #[error("store at {path}: {message}{}", io_hint(.message))]
     Io { path: PathBuf, message: String },
     #[error("store at {path}: record {key:?} is corrupt ({message})")]
     Corrupt { path: PathBuf, key: String, message: String },
@@ -82,6 +82,17 @@ pub struct Store {
     outbox_last: std::sync::atomic::AtomicU64,
 }
 
+/// What to do about a write error, when its cause is recognisable.
+fn io_hint(message: &str) -> &'static str {
+    if message.contains("No space left") {
+        "; the filesystem is full: free space (or move store.path) and run again; what was flushed before is kept"
+    } else if message.contains("ermission") || message.contains("Read-only file system") {
+        "; the store directory is not writable: check its owner, permissions and mount"
+    } else {
+        ""
+    }
+}
+
 fn open_error(path: &Path, e: &rocksdb::Error, access: Access) -> StoreError {
     let message = e.to_string();
     let hint = if message.contains("lock") || message.contains("LOCK") {
@@ -90,6 +101,8 @@ fn open_error(path: &Path, e: &rocksdb::Error, access: Access) -> StoreError {
         "the directory does not hold a store yet; run `apitap replay` or `apitap capture` with this --store first"
     } else if message.contains("ermission") {
         "check the directory's owner and permissions"
+    } else if message.contains("No space left") {
+        "the filesystem is full: free space (or move store.path) and run again; what the store held is kept"
     } else if access == Access::ReadOnly {
         "check that the path is an apitap store directory"
     } else {

@@ -430,3 +430,27 @@ fn a_full_outbox_drops_the_newest_events_in_capture_and_counts_them() {
     assert_eq!(s["sinks"][0]["spooled"].as_u64(), Some(spooled), "{}", s["sinks"]);
     assert_eq!(st.code(), Some(3), "undelivered events are reported: {log}");
 }
+
+#[test]
+fn an_unwritable_event_file_does_not_stop_capture() {
+    if !live_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let stats = dir.path().join("stats.json");
+    let lab = Lab::new("f");
+    let _nginx = nginx(&lab, dir.path());
+    // every write to /dev/full fails with ENOSPC
+    let mut cap = start_capture(&lab, dir.path(), &store, &["--transactions", "--events", "/dev/full", "--stats-json", stats.to_str().unwrap()]);
+    http1_requests(&lab, 100);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(cap.0.id(), "-TERM");
+    let st = wait_exit(&mut cap, 30);
+    let log = std::fs::read_to_string(dir.path().join("capture.log")).unwrap();
+    assert_eq!(requests_of(&dump(&store), "GET", "/api/items/{id}"), 100, "every request is in the inventory: {log}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    assert_eq!(s["events_written"], 0, "{s}");
+    assert!(s["events_failed"].as_u64().unwrap() >= 100, "the lost events are counted: {s}");
+    assert_eq!(st.code(), Some(3), "lost events are reported in the exit status: {log}");
+}
