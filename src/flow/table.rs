@@ -31,9 +31,52 @@ use super::{Direction, FlowHandler, FlowLimits, FlowStats};
 /// Ports taken as the server side at mid-stream pickup, besides all ports below 1024.
 pub(crate) const WELL_KNOWN_HTTP_PORTS: [u16; 10] = [80, 443, 8080, 8000, 8008, 8081, 8443, 3000, 5000, 9200];
 
-/// Flow slots (and map entries) reserved on the first flow; beyond it the
-/// table grows by doubling up to `max_flows`.
-pub const PRERESERVE_FLOWS: usize = 1 << 22;
+/// Slots per slab chunk: the table grows a chunk at a time and never moves
+/// (or copies) the slots it has.
+pub const SLAB_CHUNK: usize = 4096;
+
+/// Flow slots in fixed-size chunks, indexed like one vector.
+struct Slab<S> {
+    chunks: Vec<Vec<Slot<S>>>,
+    len: usize,
+}
+
+impl<S> Slab<S> {
+    fn new() -> Self {
+        Slab { chunks: Vec::new(), len: 0 }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, idx: usize) -> Option<&Slot<S>> {
+        self.chunks.get(idx / SLAB_CHUNK)?.get(idx % SLAB_CHUNK)
+    }
+
+    fn get_mut(&mut self, idx: usize) -> Option<&mut Slot<S>> {
+        self.chunks.get_mut(idx / SLAB_CHUNK)?.get_mut(idx % SLAB_CHUNK)
+    }
+
+    fn push(&mut self, slot: Slot<S>) {
+        if self.chunks.last().is_none_or(|c| c.len() == SLAB_CHUNK) {
+            self.chunks.push(Vec::with_capacity(SLAB_CHUNK));
+        }
+        if let Some(c) = self.chunks.last_mut() {
+            c.push(slot);
+            self.len += 1;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.chunks.clear();
+        self.len = 0;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Slot<S>> {
+        self.chunks.iter().flatten()
+    }
+}
 
 /// Stale heap entries tolerated beyond the number of live flows before a rebuild.
 const HEAP_SLACK: usize = 1024;
@@ -187,7 +230,7 @@ pub struct FlowTable<S> {
     /// `limits.max_flows`, clamped to `1..=u32::MAX`.
     max_flows: usize,
     map: KeyMap,
-    slots: Vec<Slot<S>>,
+    slots: Slab<S>,
     free: Vec<u32>,
     heap: BinaryHeap<Reverse<Entry>>,
     /// Out-of-order bytes buffered across all flows.
@@ -196,37 +239,19 @@ pub struct FlowTable<S> {
 }
 
 impl<S> FlowTable<S> {
-    /// An empty table. Nothing is allocated before the first flow (see
-    /// [`FlowTable::grow`]); a `max_flows` of 0 is treated as 1.
+    /// An empty table. Nothing is allocated before the first flow; a
+    /// `max_flows` of 0 is treated as 1.
     pub fn new(limits: FlowLimits) -> Self {
         let max_flows = limits.max_flows.clamp(1, u32::MAX as usize);
         FlowTable {
             limits,
             max_flows,
             map: KeyMap::default(),
-            slots: Vec::new(),
+            slots: Slab::new(),
             free: Vec::new(),
             heap: BinaryHeap::new(),
             ooo_total: 0,
             stats: FlowStats::default(),
-        }
-    }
-
-    /// Makes room for more slots. The first growth reserves room for every
-    /// flow the limit allows (up to [`PRERESERVE_FLOWS`]): address space
-    /// only, pages are touched as flows arrive, and a flood never pays for a
-    /// doubling copy of the whole table (the old and the new copy would be
-    /// live at once, briefly 3× the table's memory).
-    fn grow(&mut self) {
-        let want = if self.slots.capacity() == 0 {
-            self.max_flows.min(PRERESERVE_FLOWS)
-        } else {
-            self.slots.capacity().saturating_mul(2).min(self.max_flows)
-        };
-        let extra = want.saturating_sub(self.slots.len()).max(1);
-        self.slots.reserve_exact(extra);
-        if self.map.capacity() < want {
-            self.map.reserve(want.saturating_sub(self.map.len()));
         }
     }
 
@@ -407,9 +432,6 @@ impl<S> FlowTable<S> {
         let idx = match self.free.pop() {
             Some(idx) => idx,
             None => {
-                if self.slots.len() == self.slots.capacity() {
-                    self.grow();
-                }
                 self.slots.push(Slot { gen: 0, flow: None });
                 (self.slots.len() - 1) as u32
             }
@@ -559,7 +581,7 @@ impl<S> FlowTable<S> {
 }
 
 /// The flow a heap entry points to, if the entry is its valid one.
-fn live<S>(slots: &mut [Slot<S>], e: Entry) -> Option<&mut Flow<S>> {
+fn live<S>(slots: &mut Slab<S>, e: Entry) -> Option<&mut Flow<S>> {
     let slot = slots.get_mut(e.idx as usize)?;
     if slot.gen != e.gen {
         return None;
@@ -568,7 +590,7 @@ fn live<S>(slots: &mut [Slot<S>], e: Entry) -> Option<&mut Flow<S>> {
 }
 
 /// Rebuilds the heap from the live flows when stale entries dominate it.
-fn maybe_compact<S>(heap: &mut BinaryHeap<Reverse<Entry>>, slots: &[Slot<S>], live_flows: usize) {
+fn maybe_compact<S>(heap: &mut BinaryHeap<Reverse<Entry>>, slots: &Slab<S>, live_flows: usize) {
     if heap.len() <= live_flows.saturating_mul(2).saturating_add(HEAP_SLACK) {
         return;
     }
