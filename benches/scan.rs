@@ -33,6 +33,7 @@ fn tx(ct: &str, body: &[u8]) -> HttpTransaction {
         stream_id: None,
         pushed: false,
         grpc: None,
+        decrypted: false,
     }
 }
 

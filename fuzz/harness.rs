@@ -38,6 +38,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("bodies", bodies),
     ("template", template),
     ("analyze", analyze),
+    ("tls", tls),
 ];
 
 // ---------------------------------------------------------------------------
@@ -358,6 +359,7 @@ pub fn flow(data: &[u8]) {
     let cfg = ProtoConfig {
         http: if conf & 1 != 0 { small_http_config() } else { HttpConfig::default() },
         http2: if conf & 2 != 0 { small_http2_config() } else { Http2Config::default() },
+        keylog: None,
     };
     let mut handler = ProtoHandler { cfg, stats: ProtoStats::default(), txs: Vec::new(), open: 0 };
     let max_total = limits.max_ooo_bytes_total;
@@ -438,6 +440,7 @@ pub fn http1(data: &[u8]) {
     let cfg = ProtoConfig {
         http: if flags & 2 != 0 { small_http_config() } else { HttpConfig::default() },
         http2: Http2Config::default(),
+        keylog: None,
     };
     let unit = [1usize, 8, 64, 512][usize::from((flags >> 2) & 3)];
 
@@ -725,6 +728,7 @@ pub fn transaction(inp: &mut Input<'_>) -> HttpTransaction {
         stream_id: None,
         pushed: false,
         grpc: None,
+        decrypted: false,
     }
 }
 
@@ -827,4 +831,56 @@ pub fn analyze(data: &[u8]) {
     }
     std::hint::black_box(format!("{fs:?}").len());
     std::hint::black_box(inv.take_dirty().len());
+}
+
+// ---------------------------------------------------------------------------
+// tls: records and handshakes of both directions, with gaps, through
+// `proto::tls::TlsConnection` (with or without a key log naming the hello's
+// client random, so the key schedule and record decryption run too).
+// ---------------------------------------------------------------------------
+
+/// `tls`: `[flags][steps: [selector u8][len u16][bytes]]…`. Selector bit 0:
+/// direction (1 = to the server), bit 1: a gap instead of bytes. Flags bit
+/// 0: give a key log with TLS 1.2 and 1.3 secrets for the client random
+/// `0x01…01` (the seeds' ClientHellos use it), bit 1: end both directions.
+pub fn tls(data: &[u8]) {
+    use apitap::proto::tls::{KeyLog, TlsConnection};
+    let mut inp = Input::new(data);
+    let flags = inp.u8();
+    let (client, server) = client_server();
+    let keylog = (flags & 1 != 0).then(|| {
+        let cr = "01".repeat(32);
+        let text = format!(
+            "CLIENT_RANDOM {cr} {}\nCLIENT_HANDSHAKE_TRAFFIC_SECRET {cr} {}\nSERVER_HANDSHAKE_TRAFFIC_SECRET {cr} {}\nCLIENT_TRAFFIC_SECRET_0 {cr} {}\nSERVER_TRAFFIC_SECRET_0 {cr} {}\n",
+            "11".repeat(48), "22".repeat(32), "33".repeat(32), "44".repeat(48), "55".repeat(32)
+        );
+        KeyLog::parse(&text).0
+    });
+    let cfg = ProtoConfig { http: HttpConfig::default(), http2: Http2Config::default(), keylog: None };
+    let mut stats = ProtoStats::default();
+    let mut out = Vec::new();
+    let mut t = TlsConnection::new(client, server, 1);
+    let mut ts = 1u64;
+    while !inp.is_empty() {
+        let sel = inp.u8();
+        let len = usize::from(inp.u16());
+        let to_server = sel & 1 != 0;
+        ts += 1;
+        if sel & 2 != 0 {
+            t.on_chunk(to_server, Chunk::Gap(len as u64), ts, keylog.as_ref(), &cfg, &mut stats, &mut out);
+        } else {
+            let bytes = inp.bytes(len);
+            if !bytes.is_empty() {
+                t.on_chunk(to_server, Chunk::Data(bytes), ts, keylog.as_ref(), &cfg, &mut stats, &mut out);
+            }
+        }
+    }
+    if flags & 2 != 0 {
+        t.on_chunk(true, Chunk::End, ts, keylog.as_ref(), &cfg, &mut stats, &mut out);
+        t.on_chunk(false, Chunk::End, ts, keylog.as_ref(), &cfg, &mut stats, &mut out);
+    }
+    t.finish(ts, &cfg, &mut stats, &mut out);
+    let s = t.take_session();
+    std::hint::black_box(format!("{s:?}").len());
+    touch_transactions(&mut out);
 }

@@ -43,8 +43,18 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub outbox: OutboxConfig,
     pub findings: FindingsConfig,
+    pub tls: TlsConfig,
     /// SIEM sinks fed from the durable outbox: `[[sinks]] name = "siem" kind = "syslog" address = "siem.example.com:6514" ca_file = "/etc/apitap/siem-ca.pem"`.
     pub sinks: Vec<SinkConfig>,
+}
+
+/// TLS sessions.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// NSS key log (`SSLKEYLOGFILE` format) with the secrets of sessions to
+    /// decrypt; "" = none (TLS services are still inventoried from their handshakes).
+    pub keylog: PathBuf,
 }
 
 /// Findings: spec comparison, attack detectors, posture checks, drift.

@@ -49,6 +49,8 @@ impl SegmentMeta {
 #[derive(Default)]
 pub struct EngineOutput {
     pub observations: Vec<Observation>,
+    /// TLS sessions that ended (handshake facts and decryption outcome).
+    pub tls: Vec<crate::proto::tls::TlsSession>,
     /// Serialised event lines (JSON + '\n'), when transaction events are on.
     pub events: Vec<u8>,
     pub event_count: u64,
@@ -56,7 +58,7 @@ pub struct EngineOutput {
 
 impl EngineOutput {
     pub fn is_empty(&self) -> bool {
-        self.observations.is_empty() && self.events.is_empty()
+        self.observations.is_empty() && self.events.is_empty() && self.tls.is_empty()
     }
 }
 
@@ -65,6 +67,7 @@ struct Handler {
     http: ProtoConfig,
     stats: ProtoStats,
     txs: Vec<HttpTransaction>,
+    tls: Vec<crate::proto::tls::TlsSession>,
 }
 
 impl FlowHandler for Handler {
@@ -80,6 +83,9 @@ impl FlowHandler for Handler {
 
     fn close(&mut self, mut state: Connection, ts_us: u64) {
         state.on_close(ts_us, &self.http, &mut self.stats, &mut self.txs);
+        if let Some(s) = state.take_tls_session() {
+            self.tls.push(s);
+        }
     }
 }
 
@@ -111,13 +117,18 @@ impl Engine {
             scan_first: cfg.sensitive.body_scan_first,
             scan_every: cfg.sensitive.body_scan_every,
             table: FlowTable::new(cfg.flow_limits()),
-            handler: Handler { http: ProtoConfig { http: cfg.http.clone(), http2: cfg.http2.clone() }, stats: ProtoStats::default(), txs: Vec::new() },
+            handler: Handler { http: ProtoConfig { http: cfg.http.clone(), http2: cfg.http2.clone(), keylog: None }, stats: ProtoStats::default(), txs: Vec::new(), tls: Vec::new() },
             transactions,
             format: cfg.output.format,
             now_us: 0,
             next_expire_us: 0,
             out: EngineOutput::default(),
         }
+    }
+
+    /// Decrypts TLS sessions whose secrets `keylog` holds (replaces the previous key log).
+    pub fn set_keylog(&mut self, keylog: Option<std::sync::Arc<crate::proto::tls::KeyLog>>) {
+        self.handler.http.keylog = keylog;
     }
 
     /// Processes one segment.
@@ -132,7 +143,7 @@ impl Engine {
             }
             self.next_expire_us = self.now_us.saturating_add(EXPIRE_EVERY_US);
         }
-        if !self.handler.txs.is_empty() {
+        if !self.handler.txs.is_empty() || !self.handler.tls.is_empty() {
             self.drain();
         }
     }
@@ -144,6 +155,7 @@ impl Engine {
     }
 
     fn drain(&mut self) {
+        self.out.tls.append(&mut self.handler.tls);
         let seen = &mut self.per_endpoint;
         let (scan_first, scan_every) = (self.scan_first, self.scan_every.max(1));
         let mut depth = |host: &str, method: &str, template: &str| -> Depth {

@@ -10,10 +10,10 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             // output piped into `head` and the like: stop quietly
-            let broken_pipe = e
-                .chain()
-                .filter_map(|c| c.downcast_ref::<std::io::Error>())
-                .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+            let broken_pipe = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                    || c.downcast_ref::<serde_json::Error>().and_then(|j| j.io_error_kind()) == Some(std::io::ErrorKind::BrokenPipe)
+            });
             if broken_pipe {
                 std::process::exit(0);
             }

@@ -64,6 +64,8 @@ pub struct PipelineOptions {
     pub spec: crate::inventory::spec::Spec,
     /// Baseline to report drift against while running.
     pub baseline: Option<crate::inventory::baseline::Baseline>,
+    /// TLS secrets to decrypt sessions with.
+    pub keylog: Option<Arc<crate::proto::tls::KeyLog>>,
 }
 
 /// A batch of segments for one worker: metadata plus one buffer of payloads.
@@ -123,6 +125,9 @@ pub struct RunTotals {
     /// Open findings per kind after this run's deltas (new or updated in this run).
     pub findings_by_kind: std::collections::BTreeMap<String, u64>,
     pub detectors: crate::inventory::findings::DetectorStats,
+    /// TLS sessions seen, and those decrypted with the key log.
+    pub tls_sessions: u64,
+    pub tls_decrypted: u64,
 }
 
 struct AggReport {
@@ -146,6 +151,8 @@ struct AggReport {
     findings_reopened: u64,
     findings_by_kind: std::collections::BTreeMap<String, u64>,
     detectors: crate::inventory::findings::DetectorStats,
+    tls_sessions: u64,
+    tls_decrypted: u64,
 }
 
 /// Sink counters into the report and metrics. Totals of sinks replaced by a
@@ -239,6 +246,7 @@ impl Pipeline {
             let (tx, rx) = bounded::<Batch>(cfg.pipeline.queue_batches);
             senders.push(tx);
             let mut engine = Engine::new(&per_worker, opts.transactions, opts.fingerprint_key);
+            engine.set_keylog(opts.keylog.clone());
             let agg = agg_tx.clone();
             let free = free_tx.clone();
             let m = opts.metrics.clone();
@@ -412,6 +420,8 @@ impl Pipeline {
             findings_reopened: report.findings_reopened,
             findings_by_kind: report.findings_by_kind,
             detectors: report.detectors,
+            tls_sessions: report.tls_sessions,
+            tls_decrypted: report.tls_decrypted,
         })
     }
 }
@@ -471,6 +481,7 @@ fn aggregate(
     output: &crate::config::OutputConfig,
 ) -> Result<AggReport, PipelineError> {
     let mut inv = Inventory::with_learning(learn);
+    let mut tls_dirty: std::collections::HashMap<String, crate::inventory::tls::TlsServiceRecord> = std::collections::HashMap::new();
     let known: Vec<(String, String)> = store.endpoints()?.into_iter().map(|r| (r.host, r.path)).collect();
     inv.restore(store.rules()?, &known);
     let mut report = AggReport {
@@ -493,6 +504,8 @@ fn aggregate(
         findings_reopened: 0,
         findings_by_kind: std::collections::BTreeMap::new(),
         detectors: Default::default(),
+        tls_sessions: 0,
+        tls_decrypted: 0,
     };
     let mut last_flush = Instant::now();
     let mut em = Emitter {
@@ -504,7 +517,14 @@ fn aggregate(
         errors: OutputErrors { last_log: None },
         outbox_full_logged: false,
     };
-    let flush = |inv: &mut Inventory, det: &mut Detector, report: &mut AggReport, em: &mut Emitter| -> Result<(), PipelineError> {
+    let flush = |inv: &mut Inventory,
+                 det: &mut Detector,
+                 tls_dirty: &mut std::collections::HashMap<String, crate::inventory::tls::TlsServiceRecord>,
+                 report: &mut AggReport,
+                 em: &mut Emitter|
+     -> Result<(), PipelineError> {
+        let tls: Vec<crate::inventory::tls::TlsServiceRecord> = tls_dirty.drain().map(|(_, r)| r).collect();
+        store.merge_tls(&tls)?;
         let rules = inv.take_new_rules();
         if !rules.is_empty() {
             report.endpoints_retemplated += store.apply_rules(&rules, |h, p| inv.template(h, p))?;
@@ -531,7 +551,7 @@ fn aggregate(
         // (deltas that now share a template become one)
         let mut coalesced: std::collections::BTreeMap<String, crate::inventory::findings::Finding> = std::collections::BTreeMap::new();
         for mut f in det.take() {
-            if f.method != "*" {
+            if f.method != "*" && f.method != "TLS" {
                 let t = inv.template(&f.host, &f.path);
                 if t != f.path {
                     f.path = t;
@@ -600,6 +620,18 @@ fn aggregate(
                         m.transaction(o.protocol);
                     }
                 }
+                for t in &out.tls {
+                    det.observe_tls(t);
+                    if let Some(mut rec) = crate::inventory::tls::TlsServiceRecord::for_session(t) {
+                        let e = tls_dirty.entry(rec.key()).or_insert_with(|| {
+                            rec.sessions = 0;
+                            rec
+                        });
+                        e.observe(t);
+                    }
+                }
+                report.tls_sessions += out.tls.len() as u64;
+                report.tls_decrypted += out.tls.iter().filter(|t| t.decryption == crate::proto::tls::Decryption::Decrypted).count() as u64;
                 em.emit(store, &mut report, metrics, &out.events, out.event_count)?;
             }
             Ok(AggMsg::Reopen(None)) => {
@@ -635,11 +667,11 @@ fn aggregate(
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
         if inv.dirty_len() >= max_dirty || last_flush.elapsed() >= flush_every {
-            flush(&mut inv, &mut det, &mut report, &mut em)?;
+            flush(&mut inv, &mut det, &mut tls_dirty, &mut report, &mut em)?;
             last_flush = Instant::now();
         }
     }
-    flush(&mut inv, &mut det, &mut report, &mut em)?;
+    flush(&mut inv, &mut det, &mut tls_dirty, &mut report, &mut em)?;
     report.detectors = det.stats().clone();
     store.flush()?;
     Ok(report)

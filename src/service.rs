@@ -96,6 +96,7 @@ fn last_os_error(what: &'static str) -> ServiceError {
 
 fn lookup_user(user: &str) -> Result<(u32, u32), ServiceError> {
     let name = std::ffi::CString::new(user).map_err(|_| ServiceError::NoSuchUser { user: user.to_string() })?;
+    // SAFETY: passwd is plain old data; all zeroes is a valid value.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     let mut result: *mut libc::passwd = std::ptr::null_mut();

@@ -13,6 +13,8 @@
 //! - `findings`: key = finding uid, value = one format byte + the JSON of a
 //!   [`Finding`] (merged by uid: one record per finding across runs);
 //!   baselines live in `meta` under `baseline:<name>` (JSON);
+//! - `tls`: the TLS service inventory, key `ip \0 port \0 sni`, value = one
+//!   format byte + the JSON of a [`TlsServiceRecord`];
 //! - `outbox`: events waiting for SIEM sinks, key = 8-byte big-endian
 //!   sequence number (from 1), value = one serialised event (JSON, no newline).
 //!   Entries every sink has delivered are deleted.
@@ -33,6 +35,7 @@ use crate::analyze::fingerprint::KEY_LEN;
 use crate::inventory::templates::Rule;
 use crate::inventory::baseline::Baseline;
 use crate::inventory::findings::{finding_uid, Finding, State};
+use crate::inventory::tls::TlsServiceRecord;
 use crate::inventory::EndpointRecord;
 
 /// Schema version this build writes and understands.
@@ -45,7 +48,8 @@ pub const CF_META: &str = "meta";
 pub const CF_TEMPLATES: &str = "templates";
 pub const CF_OUTBOX: &str = "outbox";
 pub const CF_FINDINGS: &str = "findings";
-const ALL_CFS: [&str; 5] = [CF_ENDPOINTS, CF_META, CF_TEMPLATES, CF_OUTBOX, CF_FINDINGS];
+pub const CF_TLS: &str = "tls";
+const ALL_CFS: [&str; 6] = [CF_ENDPOINTS, CF_META, CF_TEMPLATES, CF_OUTBOX, CF_FINDINGS, CF_TLS];
 const KEY_BASELINE_PREFIX: &str = "baseline:";
 const KEY_CURSOR_PREFIX: &str = "outbox_cursor:";
 const KEY_SCHEMA: &[u8] = b"schema_version";
@@ -489,6 +493,45 @@ impl Store {
         }
         self.db.write(batch).map_err(|e| self.io(e))?;
         Ok(out)
+    }
+
+    /// Merges TLS service records (by server, port and SNI) in one atomic write.
+    pub fn merge_tls(&self, changes: &[TlsServiceRecord]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let cf = self.cf(CF_TLS)?;
+        let keys: Vec<String> = changes.iter().map(TlsServiceRecord::key).collect();
+        let existing = self.db.multi_get_cf(keys.iter().map(|k| (cf, k.as_bytes())));
+        let mut batch = WriteBatch::default();
+        for ((rec, key), old) in changes.iter().zip(&keys).zip(existing) {
+            let mut merged = rec.clone();
+            if let Some(bytes) = old.map_err(|e| self.io(e))? {
+                merged.merge(&self.decode_json::<TlsServiceRecord>(key.as_bytes(), &bytes)?);
+            }
+            batch.put_cf(cf, key.as_bytes(), encode_json(&merged));
+        }
+        self.db.write(batch).map_err(|e| self.io(e))
+    }
+
+    /// Every TLS service (a store made before the TLS inventory existed has none).
+    pub fn tls_services(&self) -> Result<Vec<TlsServiceRecord>, StoreError> {
+        let Some(cf) = self.db.cf_handle(CF_TLS) else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            out.push(self.decode_json(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn decode_json<T: serde::de::DeserializeOwned>(&self, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+        let corrupt = |message: String| StoreError::Corrupt { path: self.path.clone(), key: String::from_utf8_lossy(key).replace('\0', " "), message };
+        match bytes.split_first() {
+            Some((&VALUE_FORMAT, json)) => serde_json::from_slice(json).map_err(|e| corrupt(e.to_string())),
+            Some((f, _)) => Err(corrupt(format!("unknown value format {f}"))),
+            None => Err(corrupt("empty value".into())),
+        }
     }
 
     /// Every finding, by uid (a store made before findings existed has none).

@@ -1205,6 +1205,7 @@ mod tests {
             stream_id: None,
             pushed: false,
             grpc: None,
+            decrypted: false,
         }
     }
 
@@ -1884,7 +1885,7 @@ mod tests {
             let mut decoder = Decoder::new(cfg.decode_limits());
             let mut table = FlowTable::new(cfg.flow_limits());
             let mut h = Collect {
-                cfg: ProtoConfig { http: cfg.http.clone(), http2: cfg.http2.clone() },
+                cfg: ProtoConfig { http: cfg.http.clone(), http2: cfg.http2.clone(), keylog: None },
                 stats: ProtoStats::default(),
                 txs: Vec::new(),
             };

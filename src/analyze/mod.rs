@@ -65,6 +65,8 @@ pub struct Observation {
     /// Sensitive kinds found in the request's path or query string.
     pub url_sensitive: Vec<sensitive::SensitiveKind>,
     pub posture: posture::PostureFlags,
+    /// Read from a TLS session decrypted with key-log secrets.
+    pub decrypted: bool,
 }
 
 impl Observation {
@@ -94,6 +96,7 @@ impl Observation {
             object_id: None,
             url_sensitive: Vec::new(),
             posture: posture::PostureFlags::default(),
+            decrypted: false,
         }
     }
 }
@@ -333,6 +336,7 @@ pub fn observe(
         object_id,
         url_sensitive,
         posture: posture::flags(tx),
+        decrypted: tx.decrypted,
         key: EndpointKey { host, method: tx.method.to_ascii_uppercase(), path: template },
         fixed,
         status: tx.status,

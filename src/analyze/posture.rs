@@ -150,6 +150,7 @@ mod tests {
             stream_id: None,
             pushed: false,
             grpc: None,
+            decrypted: false,
         }
     }
 

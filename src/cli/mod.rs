@@ -115,6 +115,9 @@ pub struct RunArgs {
     /// Report drift against this saved baseline while running (overrides findings.baseline).
     #[arg(long, value_name = "NAME")]
     pub baseline: Option<String>,
+    /// Decrypt TLS sessions whose secrets this NSS key log holds (overrides tls.keylog).
+    #[arg(long, value_name = "FILE")]
+    pub tls_keylog: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -132,6 +135,9 @@ impl RunArgs {
         cfg.findings.specs.extend(self.spec.iter().cloned());
         if let Some(b) = &self.baseline {
             cfg.findings.baseline = b.clone();
+        }
+        if let Some(k) = &self.tls_keylog {
+            cfg.tls.keylog = k.clone();
         }
         worker_count(cfg, self.workers)
     }
@@ -182,6 +188,9 @@ pub struct DumpArgs {
     pub store: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: DumpFormat,
+    /// The TLS service inventory instead of the API endpoints.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config> {
@@ -204,6 +213,28 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Drift(a) => posture::drift(a),
         Command::Report(a) => posture::report(a),
     }
+}
+
+/// The configured TLS key log, read and parsed.
+fn load_keylog(cfg: &Config) -> Result<Option<std::sync::Arc<crate::proto::tls::KeyLog>>> {
+    let p = &cfg.tls.keylog;
+    if p.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(p).with_context(|| format!("cannot read the TLS key log {}; check --tls-keylog / tls.keylog", p.display()))?;
+    let (kl, st) = crate::proto::tls::KeyLog::parse(&text);
+    eprintln!(
+        "apitap: TLS key log {}: secrets of {} sessions ({} lines, {} malformed, {} unused labels)",
+        p.display(),
+        st.sessions,
+        st.lines,
+        st.malformed,
+        st.unused
+    );
+    if kl.is_empty() {
+        eprintln!("apitap: note: the key log holds no usable secret; TLS sessions are inventoried, not decrypted");
+    }
+    Ok(Some(std::sync::Arc::new(kl)))
 }
 
 /// RFC 3339 UTC time of a µs timestamp.
@@ -271,6 +302,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         metrics: None,
         spec,
         baseline,
+        keylog: load_keylog(&cfg)?,
     };
     let mut pipeline = Pipeline::start(&cfg, &opts, std::sync::Arc::clone(&store), sink)?;
 
@@ -408,6 +440,7 @@ fn capture(a: CaptureArgs) -> Result<i32> {
         metrics: Some(Arc::clone(&metrics)),
         spec,
         baseline,
+        keylog: load_keylog(&cfg)?,
     };
     let mut pipeline = Pipeline::start(&cfg, &opts, Arc::clone(&store), sink)?;
     eprintln!(
@@ -650,6 +683,8 @@ fn summary_json(reports: &[FileReport], t: &RunTotals, elapsed: f64, workers: us
         "events_failed": t.events_failed,
         "outbox_appended": t.outbox_appended,
         "outbox_dropped": t.outbox_dropped,
+        "tls_sessions": t.tls_sessions,
+        "tls_decrypted": t.tls_decrypted,
         "findings_new": t.findings_new,
         "findings_reopened": t.findings_reopened,
         "findings_by_kind": t.findings_by_kind,
@@ -693,6 +728,15 @@ fn print_summary(s: &Value) {
         .and_then(Value::as_object)
         .map(|o| o.iter().map(|(k, v)| format!("{k}={v}")).collect())
         .unwrap_or_default();
+    if g("tls_sessions") > 0 {
+        eprintln!(
+            "  tls: {} sessions, {} decrypted, {} plaintext bytes, {} decryption failures",
+            g("tls_sessions"),
+            g("tls_decrypted"),
+            get_u64(s, &["http", "tls_plaintext_bytes"]),
+            get_u64(s, &["http", "tls_decrypt_failures"])
+        );
+    }
     eprintln!(
         "  findings: {} new, {} reopened{}{}",
         g("findings_new"),
@@ -713,6 +757,85 @@ fn print_summary(s: &Value) {
             eprintln!("  limits hit: {}", hit.join(", "));
         }
     }
+}
+
+/// The JSON form of one TLS service in `dump --tls`.
+pub fn tls_json(r: &crate::inventory::tls::TlsServiceRecord) -> Value {
+    let alpn: Vec<&String> = if r.alpn.is_empty() { r.alpn_offered.keys().collect() } else { r.alpn.keys().collect() };
+    json!({
+        "server_ip": r.server_ip,
+        "port": r.port,
+        "sni": if r.sni.is_empty() { Value::Null } else { json!(r.sni) },
+        "alpn": alpn,
+        "alpn_negotiated": !r.alpn.is_empty(),
+        "alpn_offered": r.alpn_offered.keys().collect::<Vec<_>>(),
+        "tls_versions": r.versions.keys().collect::<Vec<_>>(),
+        "tls_versions_offered": r.versions_offered,
+        "cipher_suites": r.cipher_suites.keys().collect::<Vec<_>>(),
+        "ja4": r.ja4.keys().collect::<Vec<_>>(),
+        "clients": r.clients.len(),
+        "clients_capped": r.clients_capped,
+        "sessions": r.sessions,
+        "sessions_decrypted": r.sessions_decrypted,
+        "sessions_without_keys": r.sessions_without_keys,
+        "sessions_failed": r.sessions_failed,
+        "sessions_not_attempted": r.sessions_not_attempted,
+        "failures": r.failures,
+        "certificate": {
+            "subject_cn": r.cert_subject,
+            "issuer_cn": r.cert_issuer,
+            "not_after": r.cert_not_after.and_then(|s| u64::try_from(s).ok()).map(|s| rfc3339(s.saturating_mul(1_000_000))),
+        },
+        "first_seen": rfc3339(r.first_seen_us),
+        "last_seen": rfc3339(r.last_seen_us),
+    })
+}
+
+fn dump_tls(store: &Store, format: DumpFormat) -> Result<i32> {
+    let mut list = store.tls_services()?;
+    list.sort_by(|x, y| (&x.sni, &x.server_ip, x.port).cmp(&(&y.sni, &y.server_ip, y.port)));
+    let mut out = std::io::stdout().lock();
+    match format {
+        DumpFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &list.iter().map(tls_json).collect::<Vec<_>>())?;
+            writeln!(out)?;
+        }
+        DumpFormat::Table => {
+            let head = ["SERVER", "SNI", "ALPN", "VERSIONS", "CIPHERS", "CLIENTS", "SESSIONS", "DECRYPTED", "NO KEYS", "FAILED"];
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|r| {
+                    let alpn = if r.alpn.is_empty() { r.alpn_offered.keys().cloned().collect::<Vec<_>>().join(",") + " (offered)" } else { r.alpn.keys().cloned().collect::<Vec<_>>().join(",") };
+                    vec![
+                        format!("{}:{}", r.server_ip, r.port),
+                        if r.sni.is_empty() { "-".into() } else { r.sni.clone() },
+                        alpn,
+                        r.versions.keys().cloned().collect::<Vec<_>>().join(","),
+                        r.cipher_suites.keys().cloned().collect::<Vec<_>>().join(","),
+                        r.clients.len().to_string(),
+                        r.sessions.to_string(),
+                        r.sessions_decrypted.to_string(),
+                        r.sessions_without_keys.to_string(),
+                        r.sessions_failed.to_string(),
+                    ]
+                })
+                .collect();
+            let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+            for r in &rows {
+                for (i, c) in r.iter().enumerate() {
+                    if let Some(x) = w.get_mut(i) {
+                        *x = (*x).max(c.chars().count());
+                    }
+                }
+            }
+            let line = |cells: Vec<String>| cells.iter().zip(&w).map(|(c, n)| format!("{c:n$}")).collect::<Vec<_>>().join("  ").trim_end().to_string();
+            writeln!(out, "{}", line(head.iter().map(|s| s.to_string()).collect()))?;
+            for r in rows {
+                writeln!(out, "{}", line(r))?;
+            }
+        }
+    }
+    Ok(0)
 }
 
 /// The JSON form of one endpoint in `dump`.
@@ -815,6 +938,9 @@ fn dump(a: DumpArgs) -> Result<i32> {
         cfg.store.path = s;
     }
     let store = Store::open(&cfg.store.path, Access::ReadOnly)?;
+    if a.tls {
+        return dump_tls(&store, a.format);
+    }
     let mut eps = store.endpoints()?;
     eps.sort_by(|x, y| (&x.host, &x.path, &x.method).cmp(&(&y.host, &y.path, &y.method)));
     let mut out = std::io::stdout().lock();

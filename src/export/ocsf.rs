@@ -152,6 +152,9 @@ pub fn http_activity(tx: &HttpTransaction, obs: Option<&Observation>) -> Value {
         }
         unmapped.insert("client_class".into(), Value::String(obs.client_class.into()));
     }
+    if tx.decrypted {
+        unmapped.insert("decrypted".into(), Value::Bool(true));
+    }
     if !tx.anomalies.is_empty() {
         unmapped.insert("anomalies".into(), Value::Array(tx.anomalies.names().map(|n| Value::String(n.into())).collect()));
     }

@@ -105,6 +105,9 @@ kinds! {
     DriftAuthChange => "drift_auth_change", "Authentication changed since the baseline", false, Medium;
     DriftNewSensitiveData => "drift_new_sensitive_data", "New sensitive data since the baseline", false, Medium;
     DriftNewClientClass => "drift_new_client_class", "New client class since the baseline", false, Low;
+    WeakTls => "weak_tls", "Weak TLS version or cipher suite negotiated", false, Medium;
+    ExpiredCertificate => "expired_certificate", "Expired server certificate", false, High;
+    PlaintextAndTls => "plaintext_and_tls", "Host served over both cleartext HTTP and TLS", false, Low;
 }
 
 impl Kind {
@@ -131,6 +134,9 @@ impl Kind {
             Kind::DriftAuthChange => "Check why the endpoint's authentication changed; approve with a new baseline if intended.",
             Kind::DriftNewSensitiveData => "Check why the endpoint now carries this data; approve with a new baseline if intended.",
             Kind::DriftNewClientClass => "Check why new kinds of clients reach the endpoint (exposure changed?).",
+            Kind::WeakTls => "Disable TLS 1.1 and older and weak cipher suites (RC4, 3DES, NULL, export) on the server.",
+            Kind::ExpiredCertificate => "Renew the server certificate.",
+            Kind::PlaintextAndTls => "Serve the host over TLS only (redirect cleartext HTTP, enable HSTS).",
         }
     }
 
@@ -397,6 +403,9 @@ pub struct Detector {
     recon: Tracker<(IpAddr, u64), Recon>,
     rates: Tracker<u64, Rate>,
     mix: Tracker<u64, Mix>,
+    /// Hosts answered over cleartext HTTP, and hosts named in TLS (bounded by `max_tracked`).
+    plain_hosts: HashSet<String>,
+    tls_hosts: HashMap<String, (IpAddr, u16)>,
     stats: DetectorStats,
 }
 
@@ -453,6 +462,8 @@ impl Detector {
             recon: Tracker::new(max),
             rates: Tracker::new(max),
             mix: Tracker::new(max),
+            plain_hosts: HashSet::new(),
+            tls_hosts: HashMap::new(),
             stats: DetectorStats::default(),
         }
     }
@@ -511,6 +522,14 @@ impl Detector {
     /// Runs every check on one observation of endpoint `ep`.
     pub fn observe(&mut self, o: &Observation, ep: &Endpoint<'_>) {
         self.stats.observations += 1;
+        if !o.decrypted && o.status.is_some() && !self.plain_hosts.contains(ep.host) {
+            if self.plain_hosts.len() < self.cfg.max_tracked {
+                self.plain_hosts.insert(ep.host.to_string());
+            }
+            if let Some((ip, port)) = self.tls_hosts.get(ep.host).copied() {
+                self.plaintext_and_tls(ep.host, ip, port, o.client, o.ts_us);
+            }
+        }
         self.spec_checks(o, ep);
         self.posture(o, ep);
         self.drift(o, ep);
@@ -873,6 +892,49 @@ impl Detector {
         if errs {
             let ev = [("errors_in_window", errn.to_string()), ("baseline_mean", format!("{me:.1}"))];
             self.hit(Kind::ErrorSpike, Severity::Medium, ep, Some(top), top, ts, &ev);
+        }
+    }
+
+    fn plaintext_and_tls(&mut self, host: &str, _ip: IpAddr, port: u16, client: IpAddr, ts: u64) {
+        let ep = Endpoint { host, method: "*", path: "/*" };
+        self.hit(Kind::PlaintextAndTls, Severity::Low, &ep, None, client, ts, &[("tls_port", port.to_string())]);
+    }
+
+    /// Posture of one TLS session: weak version or suite, expired
+    /// certificate, the same host also served in cleartext. The finding's
+    /// endpoint is the service (`TLS sni:port`).
+    pub fn observe_tls(&mut self, s: &crate::proto::tls::TlsSession) {
+        let Some(server) = s.server else { return };
+        let client = s.client.map(|c| c.ip()).unwrap_or(server.ip());
+        let host = s.sni.clone().unwrap_or_else(|| server.ip().to_string());
+        let path = format!(":{}", server.port());
+        let ep = Endpoint { host: &host, method: "TLS", path: &path };
+        let ts = s.ts_us;
+        let old_version = s.version.is_some_and(|v| v < 0x0303);
+        let weak_suite = s.cipher.is_some_and(crate::proto::tls::weak_cipher);
+        if old_version || weak_suite {
+            let mut ev = vec![];
+            if let Some(v) = s.version {
+                ev.push(("version", crate::proto::tls::version_name(v)));
+            }
+            if let Some(c) = s.cipher {
+                ev.push(("cipher_suite", format!("0x{c:04x}")));
+            }
+            self.hit(Kind::WeakTls, Severity::Medium, &ep, None, client, ts, &ev);
+        }
+        if let Some(na) = s.cert.as_ref().and_then(|c| c.not_after) {
+            let now_s = i64::try_from(ts / 1_000_000).unwrap_or(i64::MAX);
+            if ts > 0 && na < now_s {
+                self.hit(Kind::ExpiredCertificate, Severity::High, &ep, None, client, ts, &[("not_after_epoch", na.to_string())]);
+            }
+        }
+        if let Some(sni) = s.sni.as_deref() {
+            if !self.tls_hosts.contains_key(sni) && self.tls_hosts.len() < self.cfg.max_tracked {
+                self.tls_hosts.insert(sni.to_string(), (server.ip(), server.port()));
+            }
+            if self.plain_hosts.contains(sni) {
+                self.plaintext_and_tls(sni, server.ip(), server.port(), client, ts);
+            }
         }
     }
 

@@ -10,6 +10,7 @@ pub mod baseline;
 pub mod findings;
 pub mod spec;
 pub mod templates;
+pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

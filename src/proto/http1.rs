@@ -620,6 +620,7 @@ impl Http1Connection {
             stream_id: None,
             pushed: false,
             grpc: None,
+            decrypted: false,
         };
         if !anomalies.is_empty() {
             stats.anomalies += 1;

@@ -949,6 +949,7 @@ impl H2Connection {
             stream_id: Some(stream),
             pushed: st.pushed,
             grpc,
+            decrypted: false,
         })
     }
 

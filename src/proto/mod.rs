@@ -10,6 +10,7 @@
 pub mod hpack;
 pub mod http1;
 pub mod http2;
+pub mod tls;
 
 use std::net::SocketAddr;
 
@@ -150,6 +151,8 @@ pub struct HttpTransaction {
     pub pushed: bool,
     /// gRPC details when the request's content type is `application/grpc*`.
     pub grpc: Option<GrpcInfo>,
+    /// Read from a TLS session decrypted with key-log secrets.
+    pub decrypted: bool,
 }
 
 /// What was seen of a gRPC call.
@@ -213,6 +216,16 @@ pub struct ProtoStats {
     pub h2_header_limit_hit: u64,
     pub h2_stream_limit_hit: u64,
     pub h2_frames_limit_hit: u64,
+    /// TLS: sessions whose plaintext went to the HTTP parsers.
+    pub tls_decrypted_sessions: u64,
+    /// TLS: decrypted application bytes.
+    pub tls_plaintext_bytes: u64,
+    /// TLS: records that failed authentication with the key log's keys.
+    pub tls_decrypt_failures: u64,
+    /// TLS: malformed or oversized records (that direction is no longer read).
+    pub tls_bad_records: u64,
+    /// TLS: gaps in a TLS stream (record framing is lost there).
+    pub tls_gaps: u64,
 }
 
 /// The protocol a connection was recognised as.
@@ -239,8 +252,11 @@ pub struct Connection {
     midstream: bool,
     http1: Option<Box<http1::Http1Connection>>,
     http2: Option<Box<http2::H2Connection>>,
+    tls: Option<Box<tls::TlsConnection>>,
     /// Bytes looked at while detecting a connection joined mid-stream.
     probed: usize,
+    /// The plaintext of a decrypted TLS session: TLS inside is not decrypted again.
+    pub(crate) inside_tls: bool,
 }
 
 /// Bytes of a connection joined mid-stream examined for a recognisable
@@ -251,13 +267,15 @@ const MIDSTREAM_PROBE_BYTES: usize = 256 * 1024;
 pub struct ProtoConfig {
     pub http: HttpConfig,
     pub http2: Http2Config,
+    /// TLS secrets (NSS key log) to decrypt sessions with; `None` = none.
+    pub keylog: Option<std::sync::Arc<tls::KeyLog>>,
 }
 
 impl Connection {
     /// A new connection between `client` and `server` as the flow layer guessed them.
     pub fn new(client: SocketAddr, server: SocketAddr, midstream: bool, stats: &mut ProtoStats) -> Connection {
         stats.connections += 1;
-        Connection { client, server, swapped: false, detected: Detected::Pending, midstream, http1: None, http2: None, probed: 0 }
+        Connection { client, server, swapped: false, detected: Detected::Pending, midstream, http1: None, http2: None, tls: None, probed: 0, inside_tls: false }
     }
 
     fn detect(&mut self, dir: Direction, data: &[u8], cfg: &ProtoConfig, stats: &mut ProtoStats) {
@@ -279,6 +297,9 @@ impl Connection {
             Detected::H2
         } else if matches!(data, [0x16, 0x03, minor, ..] if *minor <= 0x04) {
             stats.tls_connections += 1;
+            if !self.inside_tls {
+                self.tls = Some(Box::new(tls::TlsConnection::new(client, server, 0)));
+            }
             Detected::Tls
         } else if looks_request || looks_response {
             stats.http1_connections += 1;
@@ -320,6 +341,11 @@ impl Connection {
         }
     }
 
+    /// The TLS session summary of a TLS connection (taken once, after `on_close`).
+    pub fn take_tls_session(&mut self) -> Option<tls::TlsSession> {
+        self.tls.as_mut().map(|t| t.take_session())
+    }
+
     /// Feeds one chunk of one direction; finished transactions are appended to `out`.
     pub fn on_chunk(
         &mut self,
@@ -347,6 +373,10 @@ impl Connection {
             }
         }
         let to_server = (dir == Direction::ToServer) != self.swapped;
+        if let Some(t) = self.tls.as_mut() {
+            t.on_chunk(to_server, chunk, ts_us, cfg.keylog.as_deref(), cfg, stats, out);
+            return;
+        }
         if let Some(h2) = self.http2.as_mut() {
             h2.on_chunk(to_server, chunk, ts_us, &cfg.http, stats, out);
             return;
@@ -385,6 +415,9 @@ impl Connection {
 
     /// The connection ended: pending requests are reported without a response.
     pub fn on_close(&mut self, ts_us: u64, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        if let Some(t) = self.tls.as_mut() {
+            t.finish(ts_us, cfg, stats, out);
+        }
         if let Some(h1) = self.http1.as_mut() {
             h1.finish(ts_us, &cfg.http, stats, out);
         }
@@ -399,7 +432,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> ProtoConfig {
-        ProtoConfig { http: HttpConfig::default(), http2: Http2Config::default() }
+        ProtoConfig { http: HttpConfig::default(), http2: Http2Config::default(), keylog: None }
     }
 
     #[test]

@@ -121,7 +121,7 @@ fn transactions(bytes: &[u8]) -> Vec<HttpTransaction> {
     let cfg = Config::default();
     let mut decoder = Decoder::new(cfg.decode_limits());
     let mut table: FlowTable<Connection> = FlowTable::new(cfg.flow_limits());
-    let mut h = Collect { cfg: ProtoConfig { http: cfg.http.clone(), http2: cfg.http2.clone() }, stats: ProtoStats::default(), txs: Vec::new() };
+    let mut h = Collect { cfg: ProtoConfig { http: cfg.http.clone(), http2: cfg.http2.clone(), keylog: None }, stats: ProtoStats::default(), txs: Vec::new() };
     let records: Vec<(i32, u64, &[u8])> = match pcap_records(bytes) {
         (0, _) => pcapng_records(bytes),
         (dlt, r) => r.into_iter().map(|(ts, f)| (dlt, ts, f)).collect(),
@@ -227,7 +227,7 @@ fn calibrate_sample_pcap() {
         .unwrap_or_default();
     let endpoints = truth["endpoints"].as_array().cloned().unwrap_or_default();
 
-    let h = Collect { cfg: ProtoConfig { http: Config::default().http, http2: Config::default().http2 }, stats: ProtoStats::default(), txs: transactions(&pcap) };
+    let h = Collect { cfg: ProtoConfig { http: Config::default().http, http2: Config::default().http2, keylog: None }, stats: ProtoStats::default(), txs: transactions(&pcap) };
 
     let fp = Fingerprinter::new([1; KEY_LEN]);
     let limits = ScanLimits::default();

@@ -49,6 +49,7 @@ fn tx(method: &str, target: &str, req_h: &[(&str, &str)], req_b: &[u8], resp_h: 
         stream_id: None,
         pushed: false,
         grpc: None,
+        decrypted: false,
     }
 }
 
