@@ -47,6 +47,12 @@ pub struct Metrics {
     pub store_write_errors: AtomicU64,
     pub outbox_appended: AtomicU64,
     pub outbox_dropped: AtomicU64,
+    /// TLS sessions by decryption outcome.
+    pub tls_decrypted: AtomicU64,
+    pub tls_without_keys: AtomicU64,
+    pub tls_failed: AtomicU64,
+    pub tls_not_attempted: AtomicU64,
+    pub findings_new: AtomicU64,
     pub workers: Vec<WorkerMetrics>,
     /// SIEM sinks by name (their threads own the counters).
     pub sinks: Vec<(String, Arc<crate::ship::SinkCounters>)>,
@@ -131,6 +137,18 @@ impl Metrics {
             "counter",
             &[("sink=\"file\",result=\"ok\"", self.events_written.load(Relaxed)), ("sink=\"file\",result=\"error\"", self.events_failed.load(Relaxed))],
         );
+        counter(
+            "apitap_tls_sessions_total",
+            "TLS sessions seen, by decryption outcome (decrypted with the key log, no keys for them, failed, not attempted).",
+            "counter",
+            &[
+                ("result=\"decrypted\"", self.tls_decrypted.load(Relaxed)),
+                ("result=\"without_keys\"", self.tls_without_keys.load(Relaxed)),
+                ("result=\"failed\"", self.tls_failed.load(Relaxed)),
+                ("result=\"not_attempted\"", self.tls_not_attempted.load(Relaxed)),
+            ],
+        );
+        counter("apitap_findings_new_total", "Findings first seen (or reopened) and emitted.", "counter", &[("", self.findings_new.load(Relaxed))]);
         counter("apitap_store_writes_total", "Batched writes to the inventory store.", "counter", &[("", self.store_writes.load(Relaxed))]);
         counter("apitap_store_write_errors_total", "Failed writes to the inventory store.", "counter", &[("", self.store_write_errors.load(Relaxed))]);
         counter(

@@ -128,6 +128,8 @@ pub struct RunTotals {
     /// TLS sessions seen, and those decrypted with the key log.
     pub tls_sessions: u64,
     pub tls_decrypted: u64,
+    pub tls_without_keys: u64,
+    pub tls_failed: u64,
 }
 
 struct AggReport {
@@ -153,6 +155,8 @@ struct AggReport {
     detectors: crate::inventory::findings::DetectorStats,
     tls_sessions: u64,
     tls_decrypted: u64,
+    tls_without_keys: u64,
+    tls_failed: u64,
 }
 
 /// Sink counters into the report and metrics. Totals of sinks replaced by a
@@ -223,6 +227,16 @@ pub struct Pipeline {
     control: Option<Sender<AggMsg>>,
     metrics: Option<Arc<Metrics>>,
     stats: PipelineStats,
+    keylog: Arc<KeylogShare>,
+}
+
+/// The key log the workers decrypt with, replaceable while they run (a
+/// re-read of an append-only key-log file): workers look at `generation`
+/// once per batch and take the new one when it moved.
+#[derive(Default)]
+struct KeylogShare {
+    generation: std::sync::atomic::AtomicU64,
+    current: std::sync::Mutex<Option<Arc<crate::proto::tls::KeyLog>>>,
 }
 
 fn new_batch(cap: usize) -> Batch {
@@ -237,6 +251,10 @@ impl Pipeline {
         let (free_tx, free_rx) = bounded::<Batch>(n * (cfg.pipeline.queue_batches + 2));
         let mut senders = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
+        let keylog = Arc::new(KeylogShare::default());
+        if let Ok(mut k) = keylog.current.lock() {
+            k.clone_from(&opts.keylog);
+        }
         // flow.max_flows and flow.max_ooo_bytes_total are sensor-wide: each
         // worker owns its share of the flows (sharding spreads them evenly)
         let mut per_worker = cfg.clone();
@@ -250,9 +268,10 @@ impl Pipeline {
             let agg = agg_tx.clone();
             let free = free_tx.clone();
             let m = opts.metrics.clone();
+            let share = Arc::clone(&keylog);
             let h = std::thread::Builder::new()
                 .name(format!("apitap-worker-{i}"))
-                .spawn(move || worker_loop(&mut engine, &rx, &agg, &free, m.as_deref().and_then(|m| m.workers.get(i))))
+                .spawn(move || worker_loop(&mut engine, &rx, &agg, &free, m.as_deref().and_then(|m| m.workers.get(i)), &share))
                 .map_err(PipelineError::Spawn)?;
             workers.push(h);
         }
@@ -288,7 +307,16 @@ impl Pipeline {
             control,
             metrics: opts.metrics.clone(),
             stats: PipelineStats::default(),
+            keylog,
         })
+    }
+
+    /// Replaces the key log the workers decrypt new TLS sessions with.
+    pub fn set_keylog(&self, keylog: Arc<crate::proto::tls::KeyLog>) {
+        if let Ok(mut k) = self.keylog.current.lock() {
+            *k = Some(keylog);
+        }
+        self.keylog.generation.fetch_add(1, Relaxed);
     }
 
     /// Decodes one frame and queues its TCP segment for the worker that owns the flow.
@@ -422,6 +450,8 @@ impl Pipeline {
             detectors: report.detectors,
             tls_sessions: report.tls_sessions,
             tls_decrypted: report.tls_decrypted,
+            tls_without_keys: report.tls_without_keys,
+            tls_failed: report.tls_failed,
         })
     }
 }
@@ -432,8 +462,17 @@ fn worker_loop(
     agg: &Sender<AggMsg>,
     free: &Sender<Batch>,
     metrics: Option<&crate::metrics::WorkerMetrics>,
+    keylog: &KeylogShare,
 ) {
+    let mut keylog_seen = 0u64;
     for batch in rx.iter() {
+        let generation = keylog.generation.load(Relaxed);
+        if generation != keylog_seen {
+            keylog_seen = generation;
+            if let Ok(k) = keylog.current.lock() {
+                engine.set_keylog(k.clone());
+            }
+        }
         for m in &batch.metas {
             let start = m.offset as usize;
             let end = start.saturating_add(m.len as usize);
@@ -452,6 +491,12 @@ fn worker_loop(
         let out = engine.take_output();
         if !out.is_empty() && agg.send(AggMsg::Output(out)).is_err() {
             return; // the aggregator stopped (it reports why)
+        }
+    }
+    // a key log re-read after the last batch still counts for the sessions flushed now
+    if keylog.generation.load(Relaxed) != keylog_seen {
+        if let Ok(k) = keylog.current.lock() {
+            engine.set_keylog(k.clone());
         }
     }
     engine.finish();
@@ -506,6 +551,8 @@ fn aggregate(
         detectors: Default::default(),
         tls_sessions: 0,
         tls_decrypted: 0,
+        tls_without_keys: 0,
+        tls_failed: 0,
     };
     let mut last_flush = Instant::now();
     let mut em = Emitter {
@@ -579,6 +626,9 @@ fn aggregate(
             }
             if before.is_none() || reopened {
                 *report.findings_by_kind.entry(now.kind.as_str().to_string()).or_default() += 1;
+                if let Some(m) = metrics {
+                    m.findings_new.fetch_add(1, Relaxed);
+                }
                 if em.sink.is_some() || em.outbox.is_some() {
                     push_line(&mut finding_lines, &crate::export::in_format(crate::export::ocsf::finding_event(now, reopened), em.format));
                     finding_count += 1;
@@ -630,7 +680,21 @@ fn aggregate(
                         e.observe(t);
                     }
                 }
+                if let Some(m) = metrics {
+                    use crate::proto::tls::Decryption as D;
+                    for t in &out.tls {
+                        let c = match t.decryption {
+                            D::Decrypted => &m.tls_decrypted,
+                            D::NoKeys => &m.tls_without_keys,
+                            D::Failed(_) => &m.tls_failed,
+                            D::NotAttempted => &m.tls_not_attempted,
+                        };
+                        c.fetch_add(1, Relaxed);
+                    }
+                }
                 report.tls_sessions += out.tls.len() as u64;
+                report.tls_without_keys += out.tls.iter().filter(|t| t.decryption == crate::proto::tls::Decryption::NoKeys).count() as u64;
+                report.tls_failed += out.tls.iter().filter(|t| matches!(t.decryption, crate::proto::tls::Decryption::Failed(_))).count() as u64;
                 report.tls_decrypted += out.tls.iter().filter(|t| t.decryption == crate::proto::tls::Decryption::Decrypted).count() as u64;
                 em.emit(store, &mut report, metrics, &out.events, out.event_count)?;
             }

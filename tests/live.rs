@@ -123,13 +123,24 @@ impl Drop for Guard {
 fn nginx(lab: &Lab, dir: &Path) -> Guard {
     let conf = dir.join("nginx.conf");
     let d = dir.display();
+    // a self-signed certificate for the TLS listener (8443)
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=api.lab.test"])
+        .arg("-keyout")
+        .arg(dir.join("tls.key"))
+        .arg("-out")
+        .arg(dir.join("tls.crt"))
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "openssl could not make the test certificate");
     std::fs::write(
         &conf,
         format!(
             "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\nevents {{ worker_connections 1024; }}\n\
              http {{\n access_log off;\n keepalive_requests 100000;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n fastcgi_temp_path {d}/fcgi;\n\
              uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-             server {{\n  listen 8080;\n  listen 8081 http2;\n\
+             server {{\n  listen 8080;\n  listen 8081 http2;\n  listen 8443 ssl http2;\n  ssl_certificate {d}/tls.crt;\n  ssl_certificate_key {d}/tls.key;\n  ssl_protocols TLSv1.2 TLSv1.3;\n\
              location / {{ default_type application/json; return 200 '{{\"id\": 7, \"name\": \"widget\"}}'; }}\n }}\n}}\n"
         ),
     )
@@ -165,7 +176,7 @@ fn start_capture_env(lab: &Lab, dir: &Path, store: &Path, extra: &[&str], env: &
     for (k, v) in env {
         c.env(k, v);
     }
-    c.args(["capture", "-i", &lab.iface, "-f", "tcp port 8080 or tcp port 8081", "--config", cfg.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+    c.args(["capture", "-i", &lab.iface, "-f", "tcp port 8080 or tcp port 8081 or tcp port 8443", "--config", cfg.to_str().unwrap(), "--store", store.to_str().unwrap()]);
     c.args(extra);
     c.stderr(std::fs::File::create(dir.join("capture.log")).unwrap());
     let g = Guard(c.spawn().expect("start apitap capture"));
@@ -453,4 +464,46 @@ fn an_unwritable_event_file_does_not_stop_capture() {
     assert_eq!(s["events_written"], 0, "{s}");
     assert!(s["events_failed"].as_u64().unwrap() >= 100, "the lost events are counted: {s}");
     assert_eq!(st.code(), Some(3), "lost events are reported in the exit status: {log}");
+}
+
+#[test]
+fn tls_sessions_are_decrypted_with_a_key_log_written_while_capturing() {
+    if !live_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let stats = dir.path().join("stats.json");
+    let keylog = dir.path().join("keys.log");
+    std::fs::write(&keylog, "").unwrap();
+    let lab = Lab::new("t");
+    let _nginx = nginx(&lab, dir.path());
+    let mut cap = start_capture(&lab, dir.path(), &store, &["--tls-keylog", keylog.to_str().unwrap(), "--stats-json", stats.to_str().unwrap()]);
+    // curl writes the session's secrets to the key log as it connects: the
+    // sensor sees the handshake first and the secrets a moment later
+    for (version, n) in [(["--tlsv1.3", "--tls-max", "1.3"], 30), (["--tlsv1.2", "--tls-max", "1.2"], 20)] {
+        let url = format!("https://api.lab.test:8443/api/tls/[1-{n}]");
+        let o = lab
+            .cli("curl")
+            .env("SSLKEYLOGFILE", &keylog)
+            .args(["-sS", "-k", version[0], version[1], version[2], "--resolve", "api.lab.test:8443:10.77.0.1", "-o", "/dev/null", "-w", "%{http_code}\\n", &url])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout).lines().filter(|l| *l == "200").count(), n, "curl {version:?}: {} {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    }
+    std::thread::sleep(Duration::from_millis(3000));
+    signal(cap.0.id(), "-TERM");
+    let st = wait_exit(&mut cap, 30);
+    let log = std::fs::read_to_string(dir.path().join("capture.log")).unwrap();
+    assert_eq!(st.code(), Some(0), "{log}");
+    assert_eq!(requests_of(&dump(&store), "GET", "/api/tls/{id}"), 50, "every TLS request decrypted and inventoried: {log}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    assert_eq!(s["tls_decrypted"], 2, "{s}");
+    let o = run_ok(&["dump", "--tls", "--store", store.to_str().unwrap(), "--format", "json"]);
+    let tls: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let svc = tls.iter().find(|t| t["sni"] == "api.lab.test").unwrap_or_else(|| panic!("{tls:?}"));
+    assert_eq!(svc["sessions_decrypted"], 2, "{svc}");
+    assert_eq!(svc["certificate"]["subject_cn"], "api.lab.test", "the TLS 1.2 certificate is read: {svc}");
+    let versions: Vec<&str> = svc["tls_versions"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(versions, ["TLSv1.2", "TLSv1.3"], "{svc}");
 }

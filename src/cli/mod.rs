@@ -215,6 +215,78 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// Re-reads an append-only key log (written by clients while apitap
+/// captures): only the complete lines added since the last read.
+struct KeylogWatcher {
+    path: PathBuf,
+    offset: u64,
+    keylog: crate::proto::tls::KeyLog,
+    stats: crate::proto::tls::KeyLogStats,
+    last_check: Instant,
+    error_logged: bool,
+}
+
+impl KeylogWatcher {
+    fn new(cfg: &Config) -> Option<KeylogWatcher> {
+        let path = cfg.tls.keylog.clone();
+        if path.as_os_str().is_empty() {
+            return None;
+        }
+        let mut w = KeylogWatcher {
+            path,
+            offset: 0,
+            keylog: Default::default(),
+            stats: Default::default(),
+            last_check: Instant::now(),
+            error_logged: false,
+        };
+        let _ = w.read_new();
+        Some(w)
+    }
+
+    /// Reads what was appended; `Ok(true)` when new lines were added.
+    fn read_new(&mut self) -> std::io::Result<bool> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&self.path)?;
+        let len = f.metadata()?.len();
+        if len < self.offset {
+            // truncated or replaced: read it all again
+            self.offset = 0;
+        }
+        if len == self.offset {
+            return Ok(false);
+        }
+        f.seek(SeekFrom::Start(self.offset))?;
+        let mut buf = Vec::new();
+        f.take(len - self.offset).read_to_end(&mut buf)?;
+        // complete lines only; a partly written last line is read next time
+        let Some(end) = buf.iter().rposition(|b| *b == b'\n') else { return Ok(false) };
+        let text = String::from_utf8_lossy(buf.get(..=end).unwrap_or_default()).into_owned();
+        self.offset += end as u64 + 1;
+        self.keylog.add(&text, &mut self.stats);
+        Ok(true)
+    }
+
+    /// Checks the file twice a second; the new key log when it grew.
+    fn poll(&mut self) -> Option<std::sync::Arc<crate::proto::tls::KeyLog>> {
+        if self.last_check.elapsed() < std::time::Duration::from_millis(500) {
+            return None;
+        }
+        self.last_check = Instant::now();
+        match self.read_new() {
+            Ok(true) => Some(std::sync::Arc::new(self.keylog.clone())),
+            Ok(false) => None,
+            Err(e) => {
+                if !self.error_logged {
+                    eprintln!("apitap: cannot re-read the TLS key log {}: {e}; the secrets read so far stay in use", self.path.display());
+                    self.error_logged = true;
+                }
+                None
+            }
+        }
+    }
+}
+
 /// The configured TLS key log, read and parsed.
 fn load_keylog(cfg: &Config) -> Result<Option<std::sync::Arc<crate::proto::tls::KeyLog>>> {
     let p = &cfg.tls.keylog;
@@ -459,6 +531,7 @@ fn capture(a: CaptureArgs) -> Result<i32> {
     let mut since_check = 0u32;
     let mut failure = None;
     let mut live_stats = capture::LiveStats::default();
+    let mut keylog_watch = KeylogWatcher::new(&cfg);
     loop {
         let idle = match live.next(|link, ts, frame| pipeline.packet(link, ts, frame)) {
             Ok(capture::LiveNext::Packet) => false,
@@ -509,6 +582,9 @@ fn capture(a: CaptureArgs) -> Result<i32> {
         if last_partial.elapsed() >= batch_wait {
             pipeline.flush_partial();
             last_partial = Instant::now();
+        }
+        if let Some(k) = keylog_watch.as_mut().and_then(KeylogWatcher::poll) {
+            pipeline.set_keylog(k);
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
             live_stats = live.stats();
@@ -685,6 +761,8 @@ fn summary_json(reports: &[FileReport], t: &RunTotals, elapsed: f64, workers: us
         "outbox_dropped": t.outbox_dropped,
         "tls_sessions": t.tls_sessions,
         "tls_decrypted": t.tls_decrypted,
+        "tls_without_keys": t.tls_without_keys,
+        "tls_failed": t.tls_failed,
         "findings_new": t.findings_new,
         "findings_reopened": t.findings_reopened,
         "findings_by_kind": t.findings_by_kind,
@@ -730,11 +808,12 @@ fn print_summary(s: &Value) {
         .unwrap_or_default();
     if g("tls_sessions") > 0 {
         eprintln!(
-            "  tls: {} sessions, {} decrypted, {} plaintext bytes, {} decryption failures",
+            "  tls: {} sessions: {} decrypted, {} without keys, {} failed; {} plaintext bytes",
             g("tls_sessions"),
             g("tls_decrypted"),
-            get_u64(s, &["http", "tls_plaintext_bytes"]),
-            get_u64(s, &["http", "tls_decrypt_failures"])
+            g("tls_without_keys"),
+            g("tls_failed"),
+            get_u64(s, &["http", "tls_plaintext_bytes"])
         );
     }
     eprintln!(

@@ -1077,6 +1077,34 @@ mod tests {
     }
 
     #[test]
+    fn tls_posture_weak_versions_expired_certificates_and_mixed_serving() {
+        use crate::proto::tls::{CertInfo, TlsSession};
+        let mut d = Detector::new(&FindingsConfig::default(), Spec::default(), None);
+        let now_s = 1_800_000_000i64;
+        let session = |sni: &str, version: u16, cipher: u16, not_after: i64| TlsSession {
+            client: Some("198.18.10.11:40000".parse().unwrap()),
+            server: Some("198.18.0.10:443".parse().unwrap()),
+            sni: Some(sni.into()),
+            version: Some(version),
+            cipher: Some(cipher),
+            cert: Some(CertInfo { not_after: Some(not_after), ..CertInfo::default() }),
+            ts_us: now_s as u64 * 1_000_000,
+            ..TlsSession::default()
+        };
+        d.observe_tls(&session("good.test", 0x0304, 0x1301, now_s + 86_400));
+        assert!(d.take().is_empty());
+        d.observe_tls(&session("old.test", 0x0301, 0xc013, now_s + 86_400));
+        d.observe_tls(&session("rc4.test", 0x0303, 0x0005, now_s + 86_400));
+        d.observe_tls(&session("expired.test", 0x0303, 0xc02f, now_s - 1));
+        let mut got: Vec<(Kind, String)> = d.take().into_iter().map(|f| (f.kind, f.host)).collect();
+        got.sort();
+        assert_eq!(got, vec![(Kind::WeakTls, "old.test".into()), (Kind::WeakTls, "rc4.test".into()), (Kind::ExpiredCertificate, "expired.test".into())]);
+        // the same host answered in cleartext too
+        run(&mut d, &Observation { key: crate::analyze::EndpointKey { host: "good.test".into(), method: "GET".into(), path: "/".into() }, ..obs("198.18.10.11", "GET", "/", 200, now_s as u64) });
+        assert_eq!(kinds(&d.take()), vec![(Kind::PlaintextAndTls, None)]);
+    }
+
+    #[test]
     fn merge_reopens_a_resolved_finding_and_keeps_one_record() {
         let mut a = Finding { uid: "u".into(), count: 3, first_seen_us: 5, last_seen_us: 9, state: State::Resolved, resolved_ms: Some(1), ..Finding::default() };
         let d = Finding { count: 1, first_seen_us: 20, last_seen_us: 20, ..Finding::default() };

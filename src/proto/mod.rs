@@ -226,6 +226,9 @@ pub struct ProtoStats {
     pub tls_bad_records: u64,
     /// TLS: gaps in a TLS stream (record framing is lost there).
     pub tls_gaps: u64,
+    /// TLS: protected records dropped while waiting for their secrets
+    /// (`tls::MAX_PENDING_BYTES` per connection).
+    pub tls_pending_dropped: u64,
 }
 
 /// The protocol a connection was recognised as.

@@ -37,6 +37,10 @@ use super::{Chunk, Connection, Direction, HttpTransaction, ProtoConfig, ProtoSta
 pub const MAX_HANDSHAKE_BYTES: usize = 64 * 1024;
 /// Longest record accepted (2^14 + 256 of ciphertext expansion, and the 5-byte header).
 pub const MAX_RECORD: usize = (1 << 14) + 256 + 5;
+/// Protected bytes held per connection while its secrets are not yet in
+/// the key log (a key log written by the client as it connects reaches the
+/// sensor after the handshake); beyond it they are dropped and counted.
+pub const MAX_PENDING_BYTES: usize = 256 * 1024;
 /// Lines of a key log kept (each a few hundred bytes).
 pub const MAX_KEYLOG_ENTRIES: usize = 1 << 20;
 
@@ -679,6 +683,9 @@ pub struct TlsConnection {
     inner: Option<Box<Connection>>,
     secrets: Option<Secrets>,
     decrypted_records: u64,
+    /// Protected records waiting for their secrets (to the server?, header, fragment).
+    pending: Vec<(bool, [u8; 5], Vec<u8>)>,
+    pending_bytes: usize,
 }
 
 /// Index of a direction in `dirs` (0 = to the server).
@@ -689,7 +696,19 @@ fn di(to_server: bool) -> usize {
 impl TlsConnection {
     pub fn new(client: SocketAddr, server: SocketAddr, ts_us: u64) -> TlsConnection {
         let session = TlsSession { client: Some(client), server: Some(server), ts_us, ..TlsSession::default() };
-        TlsConnection { client, server, dirs: Default::default(), client_random: None, server_random: None, session, inner: None, secrets: None, decrypted_records: 0 }
+        TlsConnection {
+            client,
+            server,
+            dirs: Default::default(),
+            client_random: None,
+            server_random: None,
+            session,
+            inner: None,
+            secrets: None,
+            decrypted_records: 0,
+            pending: Vec::new(),
+            pending_bytes: 0,
+        }
     }
 
     /// What the session showed so far.
@@ -701,6 +720,7 @@ impl TlsConnection {
     #[allow(clippy::too_many_arguments)]
     pub fn on_chunk(&mut self, to_server: bool, chunk: Chunk<'_>, ts_us: u64, keylog: Option<&KeyLog>, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
         let i = di(to_server);
+        self.late_secrets(keylog, ts_us, cfg, stats, out);
         match chunk {
             Chunk::Data(d) => {
                 let Some(dir) = self.dirs.get_mut(i) else { return };
@@ -732,6 +752,34 @@ impl TlsConnection {
                     inner.on_chunk(dir, Chunk::End, ts_us, cfg, stats, out);
                 }
             }
+        }
+    }
+
+    /// Secrets that reached the key log after the handshake was seen: derive
+    /// the keys now and decrypt the records held for them.
+    fn late_secrets(&mut self, keylog: Option<&KeyLog>, ts_us: u64, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        if self.secrets.is_some() {
+            return;
+        }
+        let (Some(kl), Some(cr)) = (keylog, self.client_random) else { return };
+        let Some(sec) = kl.get(&cr) else { return };
+        self.secrets = Some(sec.clone());
+        if self.session.decryption == Decryption::NoKeys {
+            self.session.decryption = Decryption::NotAttempted;
+        }
+        if self.session.version == Some(0x0304) {
+            self.start_tls13();
+        } else {
+            for to_server in [true, false] {
+                if self.dirs.get(di(to_server)).is_some_and(|d| d.ccs) {
+                    self.start_tls12(to_server, keylog);
+                }
+            }
+        }
+        let held = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        for (to_server, head, fragment) in held {
+            self.record(to_server, head, &fragment, ts_us, keylog, cfg, stats, out);
         }
     }
 
@@ -825,7 +873,17 @@ impl TlsConnection {
             return;
         }
         if encrypted_unkeyed {
-            return; // protected, and no keys for it
+            // protected, and no keys for it (yet: hold a bounded amount while a
+            // key log is in use, its secrets may arrive a moment later)
+            if keylog.is_some() && self.secrets.is_none() && self.client_random.is_some() {
+                if self.pending_bytes + fragment.len() <= MAX_PENDING_BYTES {
+                    self.pending_bytes += fragment.len() + 5;
+                    self.pending.push((to_server, head, fragment.to_vec()));
+                } else {
+                    stats.tls_pending_dropped += 1;
+                }
+            }
+            return;
         }
         if ct == CT_HANDSHAKE {
             self.handshake(to_server, fragment, false, ts_us, keylog);
@@ -966,6 +1024,7 @@ impl TlsConnection {
 
     /// The connection ended.
     pub fn finish(&mut self, ts_us: u64, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        self.late_secrets(cfg.keylog.as_deref(), ts_us, cfg, stats, out);
         if let Some(inner) = self.inner.as_mut() {
             let before = out.len();
             inner.on_close(ts_us, cfg, stats, out);
@@ -1024,6 +1083,62 @@ mod tests {
         let s = kl.get(&[0xaa; 32]).unwrap();
         assert_eq!(s.master.as_deref(), Some(&[0x11u8; 48][..]));
         assert_eq!(s.server_traffic0.as_deref(), Some(&[0x22u8; 32][..]));
+    }
+
+    /// A ClientHello record: SNI, ALPN h2 + http/1.1, supported_versions
+    /// 1.3/1.2, and a key_share of `share` bytes (post-quantum sized when large).
+    fn client_hello(share: usize) -> Vec<u8> {
+        let ext = |t: u16, body: &[u8]| -> Vec<u8> {
+            let mut e = t.to_be_bytes().to_vec();
+            e.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            e.extend_from_slice(body);
+            e
+        };
+        let name = b"api.example.test";
+        let mut sni = ((name.len() + 3) as u16).to_be_bytes().to_vec();
+        sni.push(0);
+        sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        sni.extend_from_slice(name);
+        let alpn = [0, 12, 2, b'h', b'2', 8, b'h', b't', b't', b'p', b'/', b'1', b'.', b'1'];
+        let mut exts = ext(0, &sni);
+        exts.extend(ext(16, &alpn));
+        exts.extend(ext(43, &[4, 3, 4, 3, 3]));
+        exts.extend(ext(51, &vec![0x42; share]));
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.push(0);
+        body.extend_from_slice(&[0, 4, 0x13, 0x01, 0x13, 0x02, 1, 0]);
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend(exts);
+        let mut hs = vec![1, 0, (body.len() >> 8) as u8, body.len() as u8];
+        hs.extend(body);
+        let mut rec = vec![22, 3, 1];
+        rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+        rec.extend(hs);
+        rec
+    }
+
+    #[test]
+    fn a_client_hello_over_several_segments_is_read_whole() {
+        let cfg = ProtoConfig { http: Default::default(), http2: Default::default(), keylog: None };
+        let (c, s): (SocketAddr, SocketAddr) = ("10.0.0.1:1000".parse().unwrap(), "10.0.0.2:443".parse().unwrap());
+        let rec = client_hello(1700);
+        assert!(rec.len() > 1700);
+        let mut whole = TlsConnection::new(c, s, 0);
+        let (mut st, mut out) = (ProtoStats::default(), Vec::new());
+        whole.on_chunk(true, Chunk::Data(&rec), 1, None, &cfg, &mut st, &mut out);
+        for seg in [1usize, 7, 536, 1448] {
+            let mut t = TlsConnection::new(c, s, 0);
+            for part in rec.chunks(seg) {
+                t.on_chunk(true, Chunk::Data(part), 1, None, &cfg, &mut st, &mut out);
+            }
+            assert_eq!(t.session(), whole.session(), "segments of {seg}");
+        }
+        let ses = whole.session();
+        assert_eq!(ses.sni.as_deref(), Some("api.example.test"));
+        assert_eq!(ses.alpn_offered, ["h2", "http/1.1"]);
+        assert_eq!(ses.versions_offered, [0x0304, 0x0303]);
+        assert!(ses.ja4.as_deref().is_some_and(|j| j.starts_with("t13d0204h2_")), "{:?}", ses.ja4);
     }
 
     #[test]
