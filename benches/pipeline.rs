@@ -32,7 +32,7 @@ fn main() {
         let store = std::sync::Arc::new(Store::open(&dir, Access::ReadWrite).expect("open bench store"));
         let sink = if transactions { Some(apitap::export::JsonLinesSink::open("/dev/null").expect("sink")) } else { None };
         let fingerprint_key = store.fingerprint_key().expect("fingerprint key");
-        let opts = PipelineOptions { workers, fingerprint_key, transactions, policy: FullPolicy::Block, metrics: None, spec: Default::default(), baseline: None };
+        let opts = PipelineOptions { workers, fingerprint_key, transactions, policy: FullPolicy::Block, metrics: None, spec: Default::default(), baseline: None, keylog: None };
         let mut p = Pipeline::start(&cfg, &opts, store, sink).expect("start pipeline");
         let t0 = Instant::now();
         let rep = capture::replay_file(&pcap, |l, ts, f| p.packet(l, ts, f), |_| {}).expect("replay");

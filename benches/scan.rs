@@ -10,30 +10,15 @@ use std::time::Instant;
 
 use apitap::analyze::fingerprint::{Fingerprinter, KEY_LEN};
 use apitap::analyze::sensitive::{scan_response, ScanLimits, ScanStats};
-use apitap::proto::{Anomalies, BodyInfo, Header, HttpTransaction, HttpVersion};
+use apitap::proto::{BodyInfo, Header, HttpTransaction};
 
 fn tx(ct: &str, body: &[u8]) -> HttpTransaction {
     HttpTransaction {
-        client: "10.0.0.1:40000".parse().expect("address"),
-        server: "10.0.0.2:80".parse().expect("address"),
-        version: HttpVersion::Http11,
-        method: "GET".into(),
-        target: "/".into(),
         host: Some("bench.test".into()),
-        request_headers: Vec::new(),
         response_headers: vec![Header { name: "content-type".into(), value: ct.as_bytes().to_vec() }],
         status: Some(200),
-        interim_statuses: Vec::new(),
-        request_ts_us: 1,
-        response_ts_us: Some(2),
-        request_body: BodyInfo::default(),
         response_body: BodyInfo { length: body.len() as u64, sample: body.to_vec(), gap_bytes: 0 },
-        upgrade: None,
-        anomalies: Anomalies::default(),
-        stream_id: None,
-        pushed: false,
-        grpc: None,
-        decrypted: false,
+        ..HttpTransaction::new("10.0.0.1:40000".parse().expect("address"), "10.0.0.2:80".parse().expect("address"), "GET", "/")
     }
 }
 

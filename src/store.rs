@@ -420,16 +420,7 @@ impl Store {
     }
 
     fn decode(&self, key: &[u8], bytes: &[u8]) -> Result<EndpointRecord, StoreError> {
-        let corrupt = |message: String| StoreError::Corrupt {
-            path: self.path.clone(),
-            key: String::from_utf8_lossy(key).replace('\0', " "),
-            message,
-        };
-        match bytes.split_first() {
-            Some((&VALUE_FORMAT, json)) => serde_json::from_slice(json).map_err(|e| corrupt(e.to_string())),
-            Some((f, _)) => Err(corrupt(format!("unknown value format {f}"))),
-            None => Err(corrupt("empty value".into())),
-        }
+        self.decode_json(key, bytes)
     }
 
     /// Every endpoint record, in key order.
@@ -456,15 +447,6 @@ impl Store {
         &self.path
     }
 
-    fn decode_finding(&self, key: &[u8], bytes: &[u8]) -> Result<Finding, StoreError> {
-        let corrupt = |message: String| StoreError::Corrupt { path: self.path.clone(), key: String::from_utf8_lossy(key).into_owned(), message };
-        match bytes.split_first() {
-            Some((&VALUE_FORMAT, json)) => serde_json::from_slice(json).map_err(|e| corrupt(e.to_string())),
-            Some((f, _)) => Err(corrupt(format!("unknown value format {f}"))),
-            None => Err(corrupt("empty value".into())),
-        }
-    }
-
     /// Merges finding deltas by uid in one atomic write; returns, for each,
     /// the finding as stored now and as it was (`None`: new).
     pub fn merge_findings(&self, deltas: &[Finding]) -> Result<Vec<(Finding, Option<Finding>)>, StoreError> {
@@ -477,7 +459,7 @@ impl Store {
         let mut out = Vec::with_capacity(deltas.len());
         for (d, old) in deltas.iter().zip(existing) {
             let before = match old.map_err(|e| self.io(e))? {
-                Some(bytes) => Some(self.decode_finding(d.uid.as_bytes(), &bytes)?),
+                Some(bytes) => Some(self.decode_json::<Finding>(d.uid.as_bytes(), &bytes)?),
                 None => None,
             };
             let now = match &before {
@@ -540,7 +522,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self.db.iterator_cf(cf, IteratorMode::Start) {
             let (k, v) = item.map_err(|e| self.io(e))?;
-            out.push(self.decode_finding(&k, &v)?);
+            out.push(self.decode_json(&k, &v)?);
         }
         Ok(out)
     }

@@ -14,26 +14,6 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// `{anything}` → `{}` so templates compare by shape.
-fn norm(p: &str) -> String {
-    let mut out = String::new();
-    let mut depth = 0;
-    for c in p.chars() {
-        match c {
-            '{' => {
-                depth += 1;
-                if depth == 1 {
-                    out.push_str("{}");
-                }
-            }
-            '}' => depth -= 1,
-            _ if depth > 0 => {}
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 fn replay(store: &Path, pcap: &Path, spec: &Path, events: Option<&Path>, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["replay", "--store", store.to_str().unwrap(), "--spec", spec.to_str().unwrap()];
     if let Some(e) = events {
@@ -60,7 +40,7 @@ fn s(v: &Value) -> String {
 type Ep = (String, String, String);
 
 fn ep(f: &Value) -> Ep {
-    (s(&f["host"]), s(&f["method"]), norm(&s(&f["path"])))
+    (s(&f["host"]), s(&f["method"]), norm_template(&s(&f["path"])))
 }
 
 /// Scores the findings of one capture against its truth; returns the
@@ -69,7 +49,7 @@ fn score(name: &str, truth_path: &Path, fs: &[Value]) {
     let truth: Value = serde_json::from_slice(&std::fs::read(truth_path).unwrap()).unwrap();
     let observed = |e: &Value| e["observed"]["requests"].as_u64().unwrap_or(0) > 0;
     let endpoints = truth["endpoints"].as_array().unwrap();
-    let key = |e: &Value| (s(&e["host"]), s(&e["method"]), norm(&s(&e["path"])));
+    let key = |e: &Value| (s(&e["host"]), s(&e["method"]), norm_template(&s(&e["path"])));
     let want_shadow: BTreeSet<Ep> = endpoints.iter().filter(|e| e["documented"] == false && observed(e)).map(key).collect();
     let want_zombie: BTreeSet<Ep> = endpoints.iter().filter(|e| e["deprecated"] == true && observed(e)).map(key).collect();
     let got = |kind: &str| -> BTreeSet<Ep> { fs.iter().filter(|f| f["kind"] == kind).map(ep).collect() };
@@ -243,7 +223,7 @@ fn drift_against_a_baseline_lists_exactly_the_endpoints_the_truths_differ_by() {
                 let plain = bp["http1"].as_u64().unwrap_or(0) + bp["h2c"].as_u64().unwrap_or(0) > 0;
                 plain && e["observed"]["by_status"].as_object().unwrap().keys().any(|k| k != "404")
             })
-            .map(|e| (s(&e["host"]), s(&e["method"]), norm(&s(&e["path"]))))
+            .map(|e| (s(&e["host"]), s(&e["method"]), norm_template(&s(&e["path"]))))
             .collect()
     };
     let want: BTreeSet<Ep> = answered("small.truth.json").difference(&answered("benign.truth.json")).cloned().collect();
@@ -254,7 +234,7 @@ fn drift_against_a_baseline_lists_exactly_the_endpoints_the_truths_differ_by() {
     let live: BTreeSet<Ep> = read_jsonl(&ev)
         .iter()
         .filter(|e| e["class_uid"] == 2007 && e["finding_info"]["types"][0] == "drift_new_endpoint")
-        .map(|e| (s(&e["resources"][0]["hostname"]), s(&e["resources"][0]["data"]["method"]), norm(&s(&e["resources"][0]["data"]["path_template"]))))
+        .map(|e| (s(&e["resources"][0]["hostname"]), s(&e["resources"][0]["data"]["method"]), norm_template(&s(&e["resources"][0]["data"]["path_template"]))))
         .collect();
     assert!(want.is_subset(&live), "live drift events {live:?} miss some of {want:?}");
     // and the report's KPIs carry the drift detection time
@@ -308,9 +288,9 @@ fn report_has_the_kpis_and_orphans_and_bad_specs_are_clear_errors() {
             let bp = &e["observed"]["by_protocol"];
             bp["http1"].as_u64().unwrap_or(0) + bp["h2c"].as_u64().unwrap_or(0) == 0
         })
-        .map(|e| (s(&e["method"]), norm(&s(&e["path"]))))
+        .map(|e| (s(&e["method"]), norm_template(&s(&e["path"]))))
         .collect();
-    let orphans: BTreeSet<(String, String)> = r["orphan_operations"].as_array().unwrap().iter().map(|o| (s(&o["method"]), norm(&s(&o["path"])))).collect();
+    let orphans: BTreeSet<(String, String)> = r["orphan_operations"].as_array().unwrap().iter().map(|o| (s(&o["method"]), norm_template(&s(&o["path"])))).collect();
     assert_eq!(orphans, never, "orphan operations");
     for fmt in ["table", "markdown"] {
         let o = run_ok(&["report", "--store", store.to_str().unwrap(), "--format", fmt]);

@@ -8,24 +8,6 @@ use common::*;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-fn norm(p: &str) -> String {
-    let mut out = String::new();
-    let mut depth = 0;
-    for c in p.chars() {
-        match c {
-            '{' => {
-                depth += 1;
-                if depth == 1 {
-                    out.push_str("{}");
-                }
-            }
-            '}' => depth -= 1,
-            _ if depth > 0 => {}
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 fn replay(store: &Path, extra: &[&str]) {
     let mut args = vec!["replay", "--store", store.to_str().unwrap()];
@@ -52,7 +34,7 @@ fn templates_auth_and_sensitive_data_match_ground_truth() {
     let mut t: HashMap<Key, &serde_json::Value> = HashMap::new();
     let mut plaintext = Vec::new();
     for e in truth["endpoints"].as_array().unwrap() {
-        let k = (e["host"].as_str().unwrap().to_string(), e["method"].as_str().unwrap().to_string(), norm(e["path"].as_str().unwrap()));
+        let k = (e["host"].as_str().unwrap().to_string(), e["method"].as_str().unwrap().to_string(), norm_template(e["path"].as_str().unwrap()));
         let bp = &e["observed"]["by_protocol"];
         if bp["http1"].as_u64().unwrap_or(0) + bp["h2c"].as_u64().unwrap_or(0) > 0 {
             plaintext.push(k.clone());
@@ -61,7 +43,7 @@ fn templates_auth_and_sensitive_data_match_ground_truth() {
     }
     let mut dumped: HashMap<Key, &serde_json::Value> = HashMap::new();
     for e in &d {
-        let k = (e["host"].as_str().unwrap().to_string(), e["method"].as_str().unwrap().to_string(), norm(e["path"].as_str().unwrap()));
+        let k = (e["host"].as_str().unwrap().to_string(), e["method"].as_str().unwrap().to_string(), norm_template(e["path"].as_str().unwrap()));
         assert!(dumped.insert(k.clone(), e).is_none(), "template listed twice: {k:?}");
     }
     // templates

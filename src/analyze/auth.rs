@@ -1171,7 +1171,7 @@ mod tests {
 
     use super::*;
     use crate::analyze::fingerprint::KEY_LEN;
-    use crate::proto::{Anomalies, BodyInfo, Header, HttpVersion};
+    use crate::proto::Header;
 
     /// Packet time of the requests below (seconds).
     const NOW: i64 = 1_795_457_662;
@@ -1186,26 +1186,12 @@ mod tests {
         let client: SocketAddr = "198.18.10.11:40000".parse().unwrap();
         let server: SocketAddr = "198.18.0.10:80".parse().unwrap();
         HttpTransaction {
-            client,
-            server,
-            version: HttpVersion::Http11,
-            method: "GET".into(),
-            target: target.into(),
             host: Some("api.shop.test".into()),
             request_headers: headers,
-            response_headers: Vec::new(),
             status,
-            interim_statuses: Vec::new(),
             request_ts_us: NOW_US,
             response_ts_us: Some(NOW_US + 1000),
-            request_body: BodyInfo::default(),
-            response_body: BodyInfo::default(),
-            upgrade: None,
-            anomalies: Anomalies::default(),
-            stream_id: None,
-            pushed: false,
-            grpc: None,
-            decrypted: false,
+            ..HttpTransaction::new(client, server, "GET", target)
         }
     }
 

@@ -126,31 +126,17 @@ fn cors_credentials(tx: &HttpTransaction) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{BodyInfo, Header, HttpVersion};
+    use crate::proto::{BodyInfo, Header};
 
     fn tx(status: u16, req: &[(&str, &str)], resp: &[(&str, &str)], body: &[u8]) -> HttpTransaction {
         let h = |v: &[(&str, &str)]| v.iter().map(|(n, v)| Header { name: n.to_string(), value: v.as_bytes().to_vec() }).collect();
         HttpTransaction {
-            client: "198.18.10.11:40000".parse().unwrap(),
-            server: "198.18.0.10:80".parse().unwrap(),
-            version: HttpVersion::Http11,
-            method: "GET".into(),
-            target: "/x".into(),
             host: Some("api.shop.test".into()),
             request_headers: h(req),
             response_headers: h(resp),
             status: Some(status),
-            interim_statuses: Vec::new(),
-            request_ts_us: 1,
-            response_ts_us: Some(2),
-            request_body: BodyInfo::default(),
             response_body: BodyInfo { length: body.len() as u64, sample: body.to_vec(), gap_bytes: 0 },
-            upgrade: None,
-            anomalies: Anomalies::default(),
-            stream_id: None,
-            pushed: false,
-            grpc: None,
-            decrypted: false,
+            ..HttpTransaction::new("198.18.10.11:40000".parse().unwrap(), "198.18.0.10:80".parse().unwrap(), "GET", "/x")
         }
     }
 

@@ -169,6 +169,33 @@ pub struct GrpcInfo {
 }
 
 impl HttpTransaction {
+    /// A transaction with only its endpoints, method and target set (no
+    /// headers, bodies, status or times), for code that builds one by hand.
+    pub fn new(client: SocketAddr, server: SocketAddr, method: &str, target: &str) -> HttpTransaction {
+        HttpTransaction {
+            client,
+            server,
+            version: HttpVersion::Http11,
+            method: method.to_string(),
+            target: target.to_string(),
+            host: None,
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            status: None,
+            interim_statuses: Vec::new(),
+            request_ts_us: 0,
+            response_ts_us: None,
+            request_body: BodyInfo::default(),
+            response_body: BodyInfo::default(),
+            upgrade: None,
+            anomalies: Anomalies::default(),
+            stream_id: None,
+            pushed: false,
+            grpc: None,
+            decrypted: false,
+        }
+    }
+
     /// The first request header with this (lower-case) name.
     pub fn request_header(&self, name: &str) -> Option<&[u8]> {
         self.request_headers.iter().find(|h| h.name == name).map(|h| h.value.as_slice())

@@ -140,3 +140,24 @@ pub fn score(truth: &[Key], seen: &[Key]) -> (f64, f64, usize) {
     let precision = if seen.is_empty() { if truth.is_empty() { 1.0 } else { 0.0 } } else { matched as f64 / seen.len() as f64 };
     (recall, precision, matched)
 }
+
+/// A path template with every `{parameter}` written `{}`, so templates
+/// compare by shape whatever their parameter names.
+pub fn norm_template(p: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0;
+    for c in p.chars() {
+        match c {
+            '{' => {
+                depth += 1;
+                if depth == 1 {
+                    out.push_str("{}");
+                }
+            }
+            '}' => depth -= 1,
+            _ if depth > 0 => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}

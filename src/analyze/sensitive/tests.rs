@@ -8,7 +8,7 @@ use base64::Engine as _;
 
 use super::*;
 use crate::analyze::fingerprint::{Fingerprinter, KEY_LEN};
-use crate::proto::{Anomalies, BodyInfo, Header, HttpTransaction, HttpVersion};
+use crate::proto::{BodyInfo, Header, HttpTransaction};
 
 use SensitiveKind as K;
 
@@ -30,26 +30,14 @@ fn addr(s: &str) -> SocketAddr {
 
 fn tx(method: &str, target: &str, req_h: &[(&str, &str)], req_b: &[u8], resp_h: &[(&str, &str)], resp_b: &[u8]) -> HttpTransaction {
     HttpTransaction {
-        client: addr("198.18.10.11:40000"),
-        server: addr("198.18.0.10:80"),
-        version: HttpVersion::Http11,
-        method: method.to_string(),
-        target: target.to_string(),
         host: Some("api.shop.test".into()),
         request_headers: headers(req_h),
         response_headers: headers(resp_h),
         status: Some(200),
-        interim_statuses: Vec::new(),
-        request_ts_us: 0,
         response_ts_us: Some(1),
         request_body: body(req_b),
         response_body: body(resp_b),
-        upgrade: None,
-        anomalies: Anomalies::default(),
-        stream_id: None,
-        pushed: false,
-        grpc: None,
-        decrypted: false,
+        ..HttpTransaction::new(addr("198.18.10.11:40000"), addr("198.18.0.10:80"), method, target)
     }
 }
 
