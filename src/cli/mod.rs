@@ -880,7 +880,7 @@ fn dump_tls(store: &Store, format: DumpFormat) -> Result<i32> {
             writeln!(out)?;
         }
         DumpFormat::Table => {
-            let head = ["SERVER", "SNI", "ALPN", "VERSIONS", "CIPHERS", "CLIENTS", "SESSIONS", "DECRYPTED", "NO KEYS", "FAILED"];
+            let head = ["SERVER", "SNI", "ALPN", "VERSIONS", "CIPHERS", "CLIENTS", "SESSIONS", "DECRYPTED", "NO KEYS", "FAILED", "NO KEY LOG"];
             let rows: Vec<Vec<String>> = list
                 .iter()
                 .map(|r| {
@@ -896,6 +896,7 @@ fn dump_tls(store: &Store, format: DumpFormat) -> Result<i32> {
                         r.sessions_decrypted.to_string(),
                         r.sessions_without_keys.to_string(),
                         r.sessions_failed.to_string(),
+                        r.sessions_not_attempted.to_string(),
                     ]
                 })
                 .collect();

@@ -660,6 +660,9 @@ impl Keys {
 struct Dir {
     /// Bytes of an incomplete record.
     rec: Vec<u8>,
+    /// Bytes of a record that is not read (protected, no keys) still to come:
+    /// they are skipped, never buffered.
+    skip: usize,
     /// Handshake bytes of an incomplete message (plaintext).
     hs: Vec<u8>,
     keys: Option<Keys>,
@@ -725,6 +728,12 @@ impl TlsConnection {
             Chunk::Data(d) => {
                 let Some(dir) = self.dirs.get_mut(i) else { return };
                 if dir.dead {
+                    return;
+                }
+                let n = dir.skip.min(d.len());
+                dir.skip -= n;
+                let d = d.get(n..).unwrap_or_default();
+                if d.is_empty() {
                     return;
                 }
                 dir.rec.extend_from_slice(d);
@@ -805,6 +814,18 @@ impl TlsConnection {
                 if dir.keys.is_some() {
                     self.fail("bad record framing");
                 }
+                return;
+            }
+            // protected records nobody can read are skipped, not buffered
+            let holding = keylog.is_some() && self.secrets.is_none() && self.client_random.is_some();
+            let readable = matches!(head[0], CT_HANDSHAKE | CT_CCS) && !(dir.ccs && self.session.version != Some(0x0304)) || dir.keys.is_some() || holding;
+            if !readable {
+                if dir.rec.len() >= len + 5 {
+                    dir.rec.drain(..len + 5);
+                    continue;
+                }
+                dir.skip = len + 5 - dir.rec.len();
+                dir.rec.clear();
                 return;
             }
             if dir.rec.len() < len + 5 {
