@@ -2,7 +2,8 @@
 //! look for them everywhere apitap writes — the store's files on disk
 //! (written uncompressed for this test), events in OCSF and ECS (transactions,
 //! inventory, findings, call summaries), `dump`, `findings`, `report`,
-//! `openapi`, the run summary and the log. Zero hits.
+//! `openapi`, `dump --tls`, the run summary and the log. Zero hits. The TLS
+//! sessions are decrypted with their key logs, whose secrets are searched for too.
 //!
 //! The credentials come from the generator's truth (`credentials`); the card
 //! numbers are found in the capture itself by this test (16-digit runs with
@@ -71,14 +72,19 @@ fn all_bytes_under(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
     }
 }
 
-fn check_capture(pcap: &Path, truth: &Path, spec: &Path) {
+fn check_capture(pcap: &Path, truth: &Path, spec: &Path, keylog: &Path) {
     let dir = tempfile::tempdir().unwrap();
     let mut secrets = credentials(truth);
+    // the TLS secrets of the key log (the sessions are decrypted: their
+    // credentials are analysed too) must not leak either
+    let tls_secrets: Vec<String> = std::fs::read_to_string(keylog).unwrap().lines().filter_map(|l| l.split(' ').nth(2).map(str::to_string)).collect();
+    assert!(!tls_secrets.is_empty());
     let cards = card_numbers(&std::fs::read(pcap).unwrap());
     eprintln!("{}: {} credentials from the truth, {} card numbers found in the capture", pcap.display(), secrets.len(), cards.len());
     assert!(secrets.len() >= 10, "the truth lists the credentials used");
     assert!(!cards.is_empty(), "the capture carries card numbers");
     secrets.extend(cards);
+    secrets.extend(tls_secrets);
 
     let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
     for (format, calls) in [("ocsf", true), ("ecs", false)] {
@@ -90,13 +96,14 @@ fn check_capture(pcap: &Path, truth: &Path, spec: &Path) {
         let s = store.to_str().unwrap();
         let o = run_ok(&[
             "replay", "--config", cfg.to_str().unwrap(), "--store", s, "--events", ev.to_str().unwrap(), "--transactions",
-            "--stats-json", stats.to_str().unwrap(), "--spec", spec.to_str().unwrap(), pcap.to_str().unwrap(),
+            "--stats-json", stats.to_str().unwrap(), "--spec", spec.to_str().unwrap(), "--tls-keylog", keylog.to_str().unwrap(), pcap.to_str().unwrap(),
         ]);
         outputs.push(("replay log".into(), o.stderr));
         run_ok(&["baseline", "save", "b", "--store", s]);
         for args in [
             vec!["dump", "--store", s, "--format", "json"],
             vec!["dump", "--store", s],
+            vec!["dump", "--tls", "--store", s, "--format", "json"],
             vec!["findings", "--store", s, "--format", "json", "--all"],
             vec!["report", "--store", s, "--format", "json"],
             vec!["drift", "--store", s, "--baseline", "b", "--format", "json"],
@@ -123,12 +130,12 @@ fn check_capture(pcap: &Path, truth: &Path, spec: &Path) {
 
 #[test]
 fn no_credential_or_card_number_is_written_anywhere() {
-    check_capture(&fixture("sample.pcap"), &fixture("sample.truth.json"), &fixture("sample.openapi.json"));
+    check_capture(&fixture("sample.pcap"), &fixture("sample.truth.json"), &fixture("sample.openapi.json"), &fixture("sample.keylog"));
 }
 
 #[test]
 fn no_secret_from_the_trafficgen_capture_is_written_anywhere() {
     let Some(shared) = shared() else { return };
     let tg = shared.join("trafficgen");
-    check_capture(&tg.join("small.pcap"), &tg.join("small.truth.json"), &tg.join("openapi.json"));
+    check_capture(&tg.join("small.pcap"), &tg.join("small.truth.json"), &tg.join("openapi.json"), &tg.join("small.keylog"));
 }
