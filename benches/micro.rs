@@ -1,0 +1,151 @@
+//! Criterion micro-benchmarks of the hot paths, each on realistic input:
+//! frame decode, one HTTP/1.1 keep-alive exchange through the worker engine
+//! (flow lookup, reassembly, head parsing, analysis), HPACK decoding, path
+//! templating, credential classification, the sensitive-data scan of a
+//! JSON body, and a batch of endpoint writes to RocksDB.
+//!
+//! cargo bench --bench micro            (add `-- NAME` to run one)
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+use apitap::analyze::fingerprint::{Fingerprinter, KEY_LEN};
+use apitap::config::Config;
+use apitap::decode::{DecodeLimits, Decoded, Decoder, LinkType, TcpFlags, TcpSegment};
+use apitap::proto::{BodyInfo, Header, HttpTransaction};
+
+/// An Ethernet/IPv4/TCP frame carrying `payload`.
+fn frame(seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00, 0x45, 0];
+    f.extend_from_slice(&((40 + payload.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    f.extend_from_slice(&40000u16.to_be_bytes());
+    f.extend_from_slice(&80u16.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&1u32.to_be_bytes());
+    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+const REQUEST: &[u8] = b"GET /v2/users/1842/orders?page=2 HTTP/1.1\r\nHost: api.shop.test\r\nUser-Agent: okhttp/4.12\r\nAccept: application/json\r\nAuthorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxODQyIiwiZXhwIjoyMDI5OTEwNDAwfQ.c2lnbmF0dXJlc2lnbmF0dXJlc2ln\r\nCookie: sid=702b0a921ab7b55c7a121ca06c119f78\r\n\r\n";
+const BODY: &[u8] = br#"{"orders":[{"id":"0f8fad5b-d9cb-469f-a165-70867728950e","email":"ann@example.com","phone":"+14155550123","card":"4111111111111111","total":42.5,"items":[{"sku":"SKU-000108","qty":2}]},{"id":"7c9e6679-7425-40de-944b-e07fc1f90ae7","email":"bob@example.com","total":13.0,"items":[]}],"page":2,"next":"/v2/users/1842/orders?page=3"}"#;
+
+fn response() -> Vec<u8> {
+    let mut r = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nServer: nginx\r\n\r\n", BODY.len()).into_bytes();
+    r.extend_from_slice(BODY);
+    r
+}
+
+fn tx() -> HttpTransaction {
+    let h = |n: &str, v: &[u8]| Header { name: n.into(), value: v.to_vec() };
+    HttpTransaction {
+        host: Some("api.shop.test".into()),
+        request_headers: vec![
+            h("authorization", b"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxODQyIiwiZXhwIjoyMDI5OTEwNDAwfQ.c2lnbmF0dXJlc2lnbmF0dXJlc2ln"),
+            h("cookie", b"sid=702b0a921ab7b55c7a121ca06c119f78"),
+            h("user-agent", b"okhttp/4.12"),
+        ],
+        response_headers: vec![h("content-type", b"application/json")],
+        status: Some(200),
+        response_body: BodyInfo { length: BODY.len() as u64, sample: BODY.to_vec(), gap_bytes: 0 },
+        ..HttpTransaction::new("10.0.0.1:40000".parse().expect("address"), "10.0.0.2:80".parse().expect("address"), "GET", "/v2/users/1842/orders?page=2")
+    }
+}
+
+fn decode(c: &mut Criterion) {
+    let f = frame(1, 0x18, REQUEST);
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Bytes(f.len() as u64));
+    let mut d = Decoder::new(DecodeLimits::default());
+    g.bench_function("ethernet_ipv4_tcp_frame", |b| {
+        b.iter(|| matches!(d.decode(LinkType::from_dlt(1), 1, std::hint::black_box(&f)), Decoded::Tcp(_)))
+    });
+    g.finish();
+}
+
+fn engine_exchange(c: &mut Criterion) {
+    // one keep-alive connection: each iteration is one request and its response
+    let cfg = Config::default();
+    let mut e = apitap::engine::Engine::new(&cfg, false, [7; KEY_LEN]);
+    let (cli, srv) = ("10.0.0.1:40000".parse().expect("address"), "10.0.0.2:80".parse().expect("address"));
+    let seg = |src, dst, seq: u32, ack: u32, flags: u8, payload: &'static [u8]| TcpSegment { src, dst, seq, ack, flags: TcpFlags(flags), window: 65535, payload };
+    e.segment(&seg(cli, srv, 0, 0, 0x02, b""), 1);
+    e.segment(&seg(srv, cli, 0, 1, 0x12, b""), 2);
+    let resp: &'static [u8] = Box::leak(response().into_boxed_slice());
+    let (mut cseq, mut sseq, mut ts) = (1u32, 1u32, 3u64);
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Bytes((REQUEST.len() + resp.len()) as u64));
+    g.bench_function("http1_exchange_with_analysis", |b| {
+        b.iter(|| {
+            e.segment(&seg(cli, srv, cseq, sseq, 0x18, REQUEST), ts);
+            cseq = cseq.wrapping_add(REQUEST.len() as u32);
+            e.segment(&seg(srv, cli, sseq, cseq, 0x18, resp), ts + 100);
+            sseq = sseq.wrapping_add(resp.len() as u32);
+            ts += 1000;
+            std::hint::black_box(e.take_output().observations.len())
+        })
+    });
+    g.finish();
+}
+
+fn hpack(c: &mut Criterion) {
+    // :method GET, :scheme https, :path /, :authority (literal, indexed), user-agent (literal, indexed)
+    let mut block = vec![0x82, 0x87, 0x84, 0x41, 0x0d];
+    block.extend_from_slice(b"api.shop.test");
+    block.extend_from_slice(&[0x7a, 0x0b]);
+    block.extend_from_slice(b"okhttp/4.12");
+    let mut g = c.benchmark_group("hpack");
+    g.throughput(Throughput::Bytes(block.len() as u64));
+    g.bench_function("request_block_then_indexed_repeat", |b| {
+        b.iter(|| {
+            let mut d = apitap::proto::hpack::Decoder::new(4096, 65536);
+            let mut out = Vec::new();
+            let _ = d.decode(&block, 1 << 20, &mut out);
+            out.clear();
+            let _ = d.decode(&[0x82, 0x87, 0x84, 0xbe, 0xbf], 1 << 20, &mut out);
+            std::hint::black_box(out.len())
+        })
+    });
+    g.finish();
+}
+
+fn analysis(c: &mut Criterion) {
+    let t = tx();
+    let fp = Fingerprinter::new([7; KEY_LEN]);
+    let auth_cfg = apitap::analyze::auth::AuthConfig::default();
+    let limits = apitap::analyze::sensitive::ScanLimits::default();
+    let paths = ["/v2/users/1842/orders", "/v2/orders/0f8fad5b-d9cb-469f-a165-70867728950e/items", "/v2/products/blue-widget-42/reviews", "/static/app.3f2a.js"];
+    let mut g = c.benchmark_group("analyze");
+    g.bench_function("typed_template_4_paths", |b| b.iter(|| paths.iter().map(|p| apitap::analyze::template::typed_template(std::hint::black_box(p)).len()).sum::<usize>()));
+    g.bench_function("auth_classify_bearer_jwt_and_cookie", |b| b.iter(|| apitap::analyze::auth::classify(std::hint::black_box(&t), &auth_cfg, &fp, false).len()));
+    g.throughput(Throughput::Bytes(BODY.len() as u64));
+    g.bench_function("sensitive_scan_json_response", |b| {
+        b.iter(|| {
+            let mut st = apitap::analyze::sensitive::ScanStats::default();
+            apitap::analyze::sensitive::scan_response(std::hint::black_box(&t), &limits, &fp, &mut st).len()
+        })
+    });
+    g.finish();
+}
+
+fn store(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("apitap-micro-{}", std::process::id()));
+    let st = apitap::store::Store::open(&dir, apitap::store::Access::ReadWrite).expect("bench store");
+    let records: Vec<apitap::inventory::EndpointRecord> = (0..1000)
+        .map(|i| {
+            let key = apitap::analyze::EndpointKey { host: format!("h{}.test", i % 10), method: "GET".into(), path: format!("/v2/r{i}/{{id}}") };
+            let mut r = apitap::inventory::EndpointRecord::new(&key);
+            r.requests = 1;
+            r
+        })
+        .collect();
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(records.len() as u64));
+    g.bench_function("merge_1000_endpoint_records", |b| b.iter(|| st.merge_endpoints(std::hint::black_box(&records)).is_ok()));
+    g.finish();
+    drop(st);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, decode, engine_exchange, hpack, analysis, store);
+criterion_main!(benches);
