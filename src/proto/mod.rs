@@ -255,7 +255,7 @@ pub struct ProtoStats {
     pub tls_gaps: u64,
     /// TLS: protected records dropped while waiting for their secrets
     /// (`tls::MAX_PENDING_BYTES` per connection).
-    pub tls_pending_dropped: u64,
+    pub tls_pending_limit_dropped: u64,
 }
 
 /// The protocol a connection was recognised as.

@@ -901,7 +901,7 @@ impl TlsConnection {
                     self.pending_bytes += fragment.len() + 5;
                     self.pending.push((to_server, head, fragment.to_vec()));
                 } else {
-                    stats.tls_pending_dropped += 1;
+                    stats.tls_pending_limit_dropped += 1;
                 }
             }
             return;
