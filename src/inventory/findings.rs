@@ -530,13 +530,15 @@ impl Detector {
                 self.plaintext_and_tls(ep.host, ip, port, o.client, o.ts_us);
             }
         }
-        self.spec_checks(o, ep);
-        self.posture(o, ep);
+        // the endpoint's hash, for every per-endpoint table
+        let eh = key_hash(ep.host, ep.method, ep.path);
+        self.spec_checks(o, ep, eh);
+        self.posture(o, ep, eh);
         self.drift(o, ep);
-        self.bola(o, ep);
-        self.stuffing(o, ep);
+        self.bola(o, ep, eh);
+        self.stuffing(o, ep, eh);
         self.recon(o, ep);
-        self.spikes(o, ep);
+        self.spikes(o, ep, eh);
     }
 
     /// The endpoint answered: something exists behind it.
@@ -544,7 +546,7 @@ impl Detector {
         o.status.is_some_and(|s| s != 404 && s != 410)
     }
 
-    fn spec_checks(&mut self, o: &Observation, ep: &Endpoint<'_>) {
+    fn spec_checks(&mut self, o: &Observation, ep: &Endpoint<'_>, eh: u64) {
         if !Self::exists(o) {
             return;
         }
@@ -552,7 +554,7 @@ impl Detector {
         let unauth_sensitive = o.credentials.is_empty() && o.resp_sensitive.iter().any(|k| !issued_on_login(*k));
         let sev = if unauth_sensitive { Severity::High } else { Severity::Medium };
         if !self.spec.is_empty() {
-            let h = key_hash(ep.host, ep.method, ep.path);
+            let h = eh;
             let verdict = match self.verdicts.get(&h) {
                 Some(v) => v.clone(),
                 None => {
@@ -579,7 +581,7 @@ impl Detector {
         }
     }
 
-    fn posture(&mut self, o: &Observation, ep: &Endpoint<'_>) {
+    fn posture(&mut self, o: &Observation, ep: &Endpoint<'_>, eh: u64) {
         let ts = o.ts_us;
         let c = o.client;
         let ok = o.status.is_some_and(|s| (200..300).contains(&s));
@@ -640,7 +642,7 @@ impl Detector {
             self.hit(Kind::RequestSmugglingRisk, Severity::Medium, ep, None, c, ts, &[]);
         }
         if ok {
-            let h = key_hash(ep.host, ep.method, ep.path);
+            let h = eh;
             let mut full = 0;
             let fire = match self.mix.get(&h, ts, u64::MAX, &mut full) {
                 Some(m) => {
@@ -699,14 +701,14 @@ impl Detector {
         }
     }
 
-    fn bola(&mut self, o: &Observation, ep: &Endpoint<'_>) {
+    fn bola(&mut self, o: &Observation, ep: &Endpoint<'_>, eh: u64) {
         let Some(id) = o.object_id.as_deref() else { return };
         let Ok(n) = id.parse::<u64>() else { return };
         let ts = o.ts_us;
         let w = self.window_us;
         let min = self.cfg.bola_min_ids;
         let mut full = 0;
-        let k = (o.client, key_hash(ep.host, ep.method, ep.path));
+        let k = (o.client, eh);
         let Some(s) = self.bola.get(&k, ts, w, &mut full) else {
             self.stats.detector_table_full += full;
             return;
@@ -747,7 +749,7 @@ impl Detector {
         }
     }
 
-    fn stuffing(&mut self, o: &Observation, ep: &Endpoint<'_>) {
+    fn stuffing(&mut self, o: &Observation, ep: &Endpoint<'_>, eh: u64) {
         if !is_login(o, ep.path) {
             return;
         }
@@ -756,7 +758,6 @@ impl Detector {
         let ok = (200..300).contains(&status);
         let ts = o.ts_us;
         let w = self.window_us;
-        let eh = key_hash(ep.host, ep.method, ep.path);
         let mut full = 0;
         let mut fire: Option<(bool, u64, u64, u64)> = None;
         if let Some(s) = self.stuffing.get(&(o.client, eh), ts, w, &mut full) {
@@ -837,11 +838,11 @@ impl Detector {
         }
     }
 
-    fn spikes(&mut self, o: &Observation, ep: &Endpoint<'_>) {
+    fn spikes(&mut self, o: &Observation, ep: &Endpoint<'_>, eh: u64) {
         let ts = o.ts_us;
         let w = self.window_us;
         let mut full = 0;
-        let k = key_hash(ep.host, ep.method, ep.path);
+        let k = eh;
         let Some(s) = self.rates.get(&k, ts, u64::MAX, &mut full) else {
             self.stats.detector_table_full += full;
             return;
