@@ -14,7 +14,6 @@
 #![deny(unsafe_code)]
 
 pub mod config;
-#[cfg(feature = "sensor")]
 #[allow(unsafe_code)]
 pub mod capture;
 pub mod decode;

@@ -64,3 +64,26 @@ fn every_fuzz_target_has_seeds() {
         assert!(n <= 50, "fuzz/seeds/{target} holds {n} files; keep at most 50");
     }
 }
+
+/// The `auth` target's contract accepts exactly the two shapes the redaction
+/// makes (checked against `fingerprint::redact` itself) and rejects samples
+/// that show more of a value.
+#[test]
+fn auth_contract_accepts_the_redaction_and_rejects_longer_reveals() {
+    use apitap::analyze::fingerprint::redact;
+    for v in ["short", "4111111111111111", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "ab…cd (11 chars)…(11", "ééééééééééééééééé"] {
+        let s = redact(v, 4);
+        assert!(harness::redaction_is_bounded(&s), "{v:?} -> {s:?} refused");
+    }
+    for bad in [
+        "4111111111111111",
+        "41111…1111 (16 chars)",
+        "4111…1111 (15 chars)",
+        "4111…1111 (x chars)",
+        "4111-1111 (16 chars)",
+        "<redacted 6 chars",
+        "",
+    ] {
+        assert!(!harness::redaction_is_bounded(bad), "{bad:?} accepted");
+    }
+}

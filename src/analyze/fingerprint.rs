@@ -6,8 +6,6 @@
 //! fingerprint within one store (so reuse and sharing are visible), and
 //! without the key a fingerprint cannot be checked against guesses.
 
-use std::fmt::Write as _;
-
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -17,7 +15,10 @@ pub const KEY_LEN: usize = 32;
 /// Computes keyed fingerprints.
 #[derive(Clone)]
 pub struct Fingerprinter {
-    key: [u8; KEY_LEN],
+    /// HMAC state after the key (its two padded key blocks hashed once, not
+    /// once per fingerprint).
+    /// (`None` only if HMAC refused the key, which it never does for 32 bytes.)
+    keyed: Option<Hmac<Sha256>>,
 }
 
 impl std::fmt::Debug for Fingerprinter {
@@ -28,24 +29,22 @@ impl std::fmt::Debug for Fingerprinter {
 
 impl Fingerprinter {
     pub fn new(key: [u8; KEY_LEN]) -> Fingerprinter {
-        Fingerprinter { key }
+        Fingerprinter { keyed: Hmac::<Sha256>::new_from_slice(&key).ok() }
     }
 
     /// The fingerprint of `value` in the domain `kind` (so that equal bytes of
     /// different kinds do not collide), as 32 hex digits.
     pub fn fingerprint(&self, kind: &str, value: &[u8]) -> String {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
-            // HMAC accepts keys of any length; this branch is unreachable
-            return String::new();
-        };
+        let Some(mut mac) = self.keyed.clone() else { return String::new() };
         mac.update(kind.as_bytes());
         mac.update(&[0]);
         mac.update(value);
         let out = mac.finalize().into_bytes();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(32);
         for b in out.iter().take(16) {
-            // writing to a String cannot fail
-            let _ = write!(s, "{b:02x}");
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 15)]));
         }
         s
     }

@@ -1,10 +1,11 @@
-//! Packet sources: pcap and pcapng files (and directories of them) through
-//! libpcap's offline reader.
+//! Capture files and directories for `replay` (read by [`super::file`]), and
+//! live interfaces through libpcap.
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use super::file;
 use crate::decode::LinkType;
 
 #[derive(Debug, Error)]
@@ -13,7 +14,7 @@ pub enum CaptureError {
     NotFound { path: PathBuf },
     #[error("{path}: cannot read it ({source}); check its permissions")]
     Unreadable { path: PathBuf, source: std::io::Error },
-    #[error("{path}: not a capture file libpcap can read ({message}); give a pcap or pcapng file")]
+    #[error("{path}: not a capture file apitap can read ({message}); give a pcap or pcapng file")]
     NotCapture { path: PathBuf, message: String },
     #[error("{path}: link type {dlt} ({name}) is not supported; capture on Ethernet, Linux cooked (SLL/SLL2), raw IP, NFLOG or loopback, or convert the file with editcap")]
     UnsupportedLink { path: PathBuf, dlt: i32, name: String },
@@ -28,7 +29,7 @@ pub struct FileReport {
     pub link_type: &'static str,
     pub packets: u64,
     pub bytes: u64,
-    /// Set when reading stopped early: libpcap's message, after `packets` packets.
+    /// Set when reading stopped early: where and why, after `packets` packets.
     pub stopped: Option<String>,
 }
 
@@ -106,16 +107,80 @@ fn packet_time_us(h: &pcap::PacketHeader) -> u64 {
     secs.saturating_mul(1_000_000).saturating_add(usecs)
 }
 
-/// Per-record overhead used to estimate file progress (pcap record header).
-const RECORD_OVERHEAD: u64 = 16;
+/// Packets between two progress calls.
+const PROGRESS_EVERY: u64 = 65_536;
 
-/// Replays one capture file, calling `on_packet(link, ts_us, frame)` for every
-/// packet and `progress(bytes_read_estimate)` now and then.
+/// The link type apitap decodes for a `LINKTYPE_` value, else its number and
+/// name (libpcap's name for it, for the error message).
+fn supported_linktype(lt: u32) -> Result<LinkType, (i32, String)> {
+    supported_link(pcap::Linktype(i32::try_from(lt).unwrap_or(i32::MAX)))
+}
+
+/// Replays one capture file (or pipe) with apitap's own reader, calling
+/// `on_packet(link, ts_us, frame)` for every packet and `progress(bytes_read)`
+/// now and then. A damaged or truncated file delivers what precedes the damage
+/// and says where it stopped in [`FileReport::stopped`].
 pub fn replay_file(
     path: &Path,
     mut on_packet: impl FnMut(LinkType, u64, &[u8]),
     mut progress: impl FnMut(u64),
 ) -> Result<FileReport, CaptureError> {
+    let f = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => CaptureError::NotFound { path: path.to_path_buf() },
+        _ => CaptureError::Unreadable { path: path.to_path_buf(), source: e },
+    })?;
+    let not_capture = |e: file::FileError| CaptureError::NotCapture { path: path.to_path_buf(), message: e.to_string() };
+    let mut reader = file::Reader::new(f).map_err(not_capture)?;
+    // the file's (first interface's) link type must be one apitap decodes;
+    // packets of further pcapng interfaces with other link types are decoded
+    // as their own link type says (the decoder counts those it cannot read)
+    let first = reader.link().map(supported_linktype).transpose().map_err(|(dlt, name)| CaptureError::UnsupportedLink { path: path.to_path_buf(), dlt, name })?;
+    let mut report = FileReport {
+        path: path.to_path_buf(),
+        link_type: first.map_or("none", LinkType::name),
+        packets: 0,
+        bytes: 0,
+        stopped: None,
+    };
+    let mut cached: Option<(u32, LinkType)> = None;
+    loop {
+        match reader.next_packet() {
+            Ok(Some(pkt)) => {
+                let link = match cached {
+                    Some((lt, l)) if lt == pkt.link => l,
+                    _ => {
+                        let l = LinkType::from_dlt(i32::try_from(pkt.link).unwrap_or(i32::MAX));
+                        cached = Some((pkt.link, l));
+                        l
+                    }
+                };
+                report.packets += 1;
+                report.bytes += pkt.data.len() as u64;
+                on_packet(link, pkt.ts_us, pkt.data);
+                if report.packets % PROGRESS_EVERY == 0 {
+                    progress(reader.position());
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                report.stopped = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    if report.link_type == "none" {
+        if let Some(l) = cached {
+            report.link_type = l.1.name();
+        }
+    }
+    progress(reader.position());
+    Ok(report)
+}
+
+/// Replays one capture file through libpcap's offline reader (the reader
+/// `replay` used before [`replay_file`]; kept to check the two agree and to
+/// compare their speed in `benches/`).
+pub fn replay_file_libpcap(path: &Path, mut on_packet: impl FnMut(LinkType, u64, &[u8])) -> Result<FileReport, CaptureError> {
     let mut cap = pcap::Capture::from_file(path).map_err(|e| {
         if !path.exists() {
             CaptureError::NotFound { path: path.to_path_buf() }
@@ -127,18 +192,12 @@ pub fn replay_file(
         .map_err(|(dlt, name)| CaptureError::UnsupportedLink { path: path.to_path_buf(), dlt, name })?;
     let mut report =
         FileReport { path: path.to_path_buf(), link_type: link.name(), packets: 0, bytes: 0, stopped: None };
-    let mut read: u64 = 24;
     loop {
         match cap.next_packet() {
             Ok(pkt) => {
-                let ts_us = packet_time_us(pkt.header);
                 report.packets += 1;
                 report.bytes += pkt.data.len() as u64;
-                read += pkt.data.len() as u64 + RECORD_OVERHEAD;
-                on_packet(link, ts_us, pkt.data);
-                if report.packets % 65_536 == 0 {
-                    progress(read);
-                }
+                on_packet(link, packet_time_us(pkt.header), pkt.data);
             }
             Err(pcap::Error::NoMorePackets) => break,
             Err(e) => {
@@ -147,7 +206,6 @@ pub fn replay_file(
             }
         }
     }
-    progress(read);
     Ok(report)
 }
 
