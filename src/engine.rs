@@ -150,8 +150,17 @@ impl Engine {
 
     /// End of input: flush every flow.
     pub fn finish(&mut self) {
-        self.table.flush_all(self.now_us, &mut self.handler);
+        while !self.finish_some(usize::MAX) {}
+    }
+
+    /// End of input, a step at a time: flushes at most `max` flows and
+    /// analyses their transactions; `true` once every flow is flushed. The
+    /// caller takes the output between steps (memory stays bounded by the
+    /// step, not by the number of open flows).
+    pub fn finish_some(&mut self, max: usize) -> bool {
+        let done = self.table.flush_some(self.now_us, &mut self.handler, max);
         self.drain();
+        done
     }
 
     fn drain(&mut self) {

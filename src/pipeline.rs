@@ -74,6 +74,9 @@ struct Batch {
     data: Vec<u8>,
 }
 
+/// Flows ended per step when the input ends (see `worker_loop`).
+const FINISH_STEP_FLOWS: usize = 1024;
+
 /// Bytes of payload after which a batch is sent even if not full.
 const BATCH_MAX_BYTES: usize = 512 * 1024;
 
@@ -499,10 +502,17 @@ fn worker_loop(
             engine.set_keylog(k.clone());
         }
     }
-    engine.finish();
-    let out = engine.take_output();
-    if !out.is_empty() {
-        let _ = agg.send(AggMsg::Output(out));
+    // flows still open end in steps, each step's output handed on before the
+    // next: a million open flows never become a million transactions held at once
+    loop {
+        let done = engine.finish_some(FINISH_STEP_FLOWS);
+        let out = engine.take_output();
+        if !out.is_empty() && agg.send(AggMsg::Output(out)).is_err() {
+            break;
+        }
+        if done {
+            break;
+        }
     }
     let flow = serde_json::to_value(engine.flow_stats()).unwrap_or(Value::Null);
     let mut proto = serde_json::to_value(engine.proto_stats()).unwrap_or(Value::Null);

@@ -69,9 +69,16 @@ fn syn_flood_over_a_million_flows_is_bounded_by_max_flows() {
         let (ip, port) = client(i);
         p.tcp(ip, port, server_ip(), 80, i, 0, SYN, &[]);
     }
-    let (s, rss) = replay(&p, "[flow]\nmax_flows = 100000\n");
+    // the default limits (sensor.toml: flow.max_flows = 131072, split over the workers)
+    let (s, rss) = replay(&p, "");
     check("syn flood", &s, rss, &["flow", "flows_evicted_limit"]);
-    assert!(n(&s, &["flow", "flows_created"]) >= 1_000_000 - 1);
+    let created = n(&s, &["flow", "flows_created"]);
+    assert!(created >= 1_000_000 - 1);
+    let max_flows = apitap::config::Config::default().flow.max_flows as u64;
+    assert_eq!(max_flows, 131_072, "the default this test documents");
+    // every flow beyond the limit evicted one (a worker's share rounds up)
+    let evicted = n(&s, &["flow", "flows_evicted_limit"]);
+    assert!(evicted + max_flows + 16 >= created && evicted <= created - max_flows / 2, "{evicted} evicted of {created}");
 }
 
 #[test]

@@ -745,6 +745,7 @@ fn scheme_of(word: &[u8]) -> AuthScheme {
 // ---------------------------------------------------------------------------
 // JWT
 
+#[derive(Clone)]
 enum JwtParse {
     /// Not shaped like a JWT.
     NotJwt,
@@ -755,11 +756,27 @@ enum JwtParse {
     Jwt { info: JwtInfo, payload_ok: bool },
 }
 
-/// Decodes (never verifies) a JWS compact serialisation.
+std::thread_local! {
+    /// Tokens decoded on this thread, by fingerprint key and token (a token
+    /// comes back on every request of its session).
+    static JWTS: std::cell::RefCell<crate::analyze::fingerprint::Memo<JwtParse>> = std::cell::RefCell::new(crate::analyze::fingerprint::Memo::new());
+}
+
+/// A token decoded as a JWT (memoised: see [`decode_jwt`]).
 fn parse_jwt(token: &[u8], fp: &Fingerprinter) -> JwtParse {
-    if token.len() > MAX_JWT_LEN || token.len() < 5 {
+    if token.len() > MAX_JWT_LEN || token.len() < 5 || !token.contains(&b'.') {
         return JwtParse::NotJwt;
     }
+    let id = fp.id().to_le_bytes();
+    JWTS.with(|m| match m.try_borrow_mut() {
+        Ok(mut m) => m.get_or(&[&id, token], || decode_jwt(token, fp)),
+        Err(_) => decode_jwt(token, fp),
+    })
+}
+
+/// Decodes (never verifies) a JWS compact serialisation: header and claims; the
+/// subject only as a fingerprint.
+fn decode_jwt(token: &[u8], fp: &Fingerprinter) -> JwtParse {
     let mut parts = token.split(|&b| b == b'.');
     let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return JwtParse::NotJwt;

@@ -19,6 +19,58 @@ pub struct Fingerprinter {
     /// once per fingerprint).
     /// (`None` only if HMAC refused the key, which it never does for 32 bytes.)
     keyed: Option<Hmac<Sha256>>,
+    /// Tells memo entries made under this key from those of another key.
+    id: u64,
+}
+
+/// Entries a [`Memo`] holds before it starts again.
+pub const MEMO_ENTRIES: usize = 4096;
+
+/// A bounded memo of values derived from wire bytes (a fingerprint, a decoded
+/// token), so that a value seen on every request is worked out once. Keys are
+/// two SipHashes under random keys (128 bits: a collision cannot be steered
+/// from the wire); the bytes themselves are not kept. Full → emptied.
+pub struct Memo<V> {
+    map: std::collections::HashMap<u128, V>,
+    a: std::collections::hash_map::RandomState,
+    b: std::collections::hash_map::RandomState,
+}
+
+impl<V: Clone> Memo<V> {
+    pub fn new() -> Memo<V> {
+        Memo { map: std::collections::HashMap::new(), a: Default::default(), b: Default::default() }
+    }
+
+    fn key(&self, parts: &[&[u8]]) -> u128 {
+        use std::hash::BuildHasher;
+        let (x, y) = (self.a.hash_one(parts), self.b.hash_one(parts));
+        (u128::from(x) << 64) | u128::from(y)
+    }
+
+    /// The value for `parts`, made by `make` when not held.
+    pub fn get_or(&mut self, parts: &[&[u8]], make: impl FnOnce() -> V) -> V {
+        let k = self.key(parts);
+        if let Some(v) = self.map.get(&k) {
+            return v.clone();
+        }
+        let v = make();
+        if self.map.len() >= MEMO_ENTRIES {
+            self.map.clear();
+        }
+        self.map.insert(k, v.clone());
+        v
+    }
+}
+
+impl<V: Clone> Default for Memo<V> {
+    fn default() -> Self {
+        Memo::new()
+    }
+}
+
+std::thread_local! {
+    /// Fingerprints worked out on this thread (see [`Memo`]).
+    static FINGERPRINTS: std::cell::RefCell<Memo<String>> = std::cell::RefCell::new(Memo::new());
 }
 
 impl std::fmt::Debug for Fingerprinter {
@@ -29,12 +81,28 @@ impl std::fmt::Debug for Fingerprinter {
 
 impl Fingerprinter {
     pub fn new(key: [u8; KEY_LEN]) -> Fingerprinter {
-        Fingerprinter { keyed: Hmac::<Sha256>::new_from_slice(&key).ok() }
+        let mut f = Fingerprinter { keyed: Hmac::<Sha256>::new_from_slice(&key).ok(), id: 0 };
+        let tag = f.compute("memo-id", b"");
+        f.id = u64::from_str_radix(tag.get(..16).unwrap_or("0"), 16).unwrap_or(0);
+        f
+    }
+
+    /// Tells values derived under this key from those of another (for memos).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The fingerprint of `value` in the domain `kind` (so that equal bytes of
     /// different kinds do not collide), as 32 hex digits.
     pub fn fingerprint(&self, kind: &str, value: &[u8]) -> String {
+        let id = self.id.to_le_bytes();
+        FINGERPRINTS.with(|m| match m.try_borrow_mut() {
+            Ok(mut m) => m.get_or(&[&id, kind.as_bytes(), value], || self.compute(kind, value)),
+            Err(_) => self.compute(kind, value),
+        })
+    }
+
+    fn compute(&self, kind: &str, value: &[u8]) -> String {
         let Some(mut mac) = self.keyed.clone() else { return String::new() };
         mac.update(kind.as_bytes());
         mac.update(&[0]);
@@ -55,6 +123,16 @@ impl Fingerprinter {
 /// `keep` leading and trailing characters survive, and only when the value is
 /// long enough that they reveal little (at least 4× `keep`).
 pub fn redact(value: &str, keep: usize) -> String {
+    if value.is_ascii() {
+        // one byte per character: no character list to build
+        let n = value.len();
+        if keep == 0 || n < keep.saturating_mul(4) {
+            return format!("<redacted {n} chars>");
+        }
+        let head = value.get(..keep).unwrap_or("");
+        let tail = value.get(n - keep..).unwrap_or("");
+        return format!("{head}…{tail} ({n} chars)");
+    }
     let chars: Vec<char> = value.chars().collect();
     let n = chars.len();
     if keep == 0 || n < keep.saturating_mul(4) {

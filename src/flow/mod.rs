@@ -217,10 +217,10 @@ pub struct FlowLimits {
 impl Default for FlowLimits {
     fn default() -> Self {
         FlowLimits {
-            max_flows: 262_144,
+            max_flows: 131_072,
             max_ooo_bytes_per_dir: 256 * 1024,
             max_ooo_segments_per_dir: 256,
-            max_ooo_bytes_total: 256 * 1024 * 1024,
+            max_ooo_bytes_total: 64 * 1024 * 1024,
             idle_timeout_us: 120_000_000,
             closed_timeout_us: 5_000_000,
             syn_timeout_us: 30_000_000,
@@ -259,7 +259,7 @@ impl FlowLimits {
         if self.max_flows == 0 {
             return Err(FlowLimitsError::Zero {
                 name: "max_flows",
-                hint: "track at least one flow (262144 is the default)",
+                hint: "track at least one flow (131072 is the default)",
             });
         }
         if self.idle_timeout_us == 0 {

@@ -236,6 +236,8 @@ pub struct FlowTable<S> {
     /// Out-of-order bytes buffered across all flows.
     ooo_total: usize,
     stats: FlowStats,
+    /// Where [`FlowTable::flush_some`] goes on.
+    flush_cursor: usize,
 }
 
 impl<S> FlowTable<S> {
@@ -251,6 +253,7 @@ impl<S> FlowTable<S> {
             free: Vec::new(),
             heap: BinaryHeap::new(),
             ooo_total: 0,
+            flush_cursor: 0,
             stats: FlowStats::default(),
         }
     }
@@ -372,14 +375,31 @@ impl<S> FlowTable<S> {
     /// End of input: every flow delivers what it holds (holes as gaps), ends
     /// both directions and is closed (`flows_flushed`). The table is empty after.
     pub fn flush_all<H: FlowHandler<State = S>>(&mut self, now_us: u64, handler: &mut H) {
-        for idx in 0..self.slots.len() {
+        while !self.flush_some(now_us, handler, usize::MAX) {}
+    }
+
+    /// Ends at most `max` flows as [`FlowTable::flush_all`] does; `true` once
+    /// none is left (the table is then empty). Lets the caller take what the
+    /// handler produced between steps instead of holding every flow's last
+    /// transactions at once.
+    pub fn flush_some<H: FlowHandler<State = S>>(&mut self, now_us: u64, handler: &mut H, max: usize) -> bool {
+        let mut ended = 0usize;
+        while self.flush_cursor < self.slots.len() {
+            let idx = self.flush_cursor;
             if self.slots.get(idx).is_some_and(|s| s.flow.is_some()) {
+                if ended >= max {
+                    return false;
+                }
                 self.remove(idx as u32, Removal::Flushed, now_us, handler);
+                ended += 1;
             }
+            self.flush_cursor += 1;
         }
         self.heap.clear();
         self.slots.clear();
         self.free.clear();
+        self.flush_cursor = 0;
+        true
     }
 
     /// Whether a SYN on the 4-tuple of flow `idx` starts a new connection,

@@ -233,8 +233,13 @@ pub fn finding_uid(kind: Kind, host: &str, method: &str, path: &str, actor: Opti
         h.update(a.to_string().as_bytes());
     }
     let d = h.finalize();
-    let hex: String = d.iter().take(12).map(|b| format!("{b:02x}")).collect();
-    format!("apitap-{}-{hex}", kind.as_str())
+    let mut uid = format!("apitap-{}-", kind.as_str());
+    for b in d.iter().take(12) {
+        for nibble in [b >> 4, b & 15] {
+            uid.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+        }
+    }
+    uid
 }
 
 impl Finding {
@@ -396,7 +401,9 @@ pub struct Detector {
     spec: Spec,
     baseline: Option<Baseline>,
     verdicts: HashMap<u64, Verdict>,
-    pending: HashMap<String, Finding>,
+    /// Findings of this run not yet taken, by kind, a keyed hash of the
+    /// endpoint (host, method, path) and actor; each holds its stable uid.
+    pending: HashMap<(Kind, u64, Option<IpAddr>), Finding>,
     bola: Tracker<(IpAddr, u64), Bola>,
     stuffing: Tracker<(IpAddr, u64), Stuffing>,
     spread: Tracker<u64, Spread>,
@@ -488,13 +495,15 @@ impl Detector {
     fn hit(&mut self, kind: Kind, sev: Severity, ep: &Endpoint<'_>, actor: Option<IpAddr>, client: IpAddr, ts: u64, evidence: &[(&str, String)]) {
         self.stats.hits += 1;
         let (method, path) = if kind == Kind::ReconScanning { ("*", "/*") } else { (ep.method, ep.path) };
-        let uid = finding_uid(kind, ep.host, method, path, actor);
-        if !self.pending.contains_key(&uid) && self.pending.len() >= MAX_PENDING {
+        let key = (kind, std::hash::BuildHasher::hash_one(self.pending.hasher(), (ep.host, method, path)), actor);
+        if !self.pending.contains_key(&key) && self.pending.len() >= MAX_PENDING {
             self.stats.pending_full += 1;
             return;
         }
-        let f = self.pending.entry(uid.clone()).or_insert_with(|| Finding {
-            uid,
+        // one occurrence merged in place (as Finding::merge would a delta of
+        // count 1): the uid, a SHA-1, is computed once per pending finding
+        let f = self.pending.entry(key).or_insert_with(|| Finding {
+            uid: finding_uid(kind, ep.host, method, path, actor),
             kind,
             severity: sev,
             host: ep.host.to_string(),
@@ -506,17 +515,24 @@ impl Detector {
             detected_us: ts,
             ..Finding::default()
         });
-        let delta = Finding {
-            count: 1,
-            severity: sev,
-            first_seen_us: ts,
-            last_seen_us: ts,
-            detected_us: ts,
-            clients: [client].into_iter().collect(),
-            evidence: evidence.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect(),
-            ..Finding::default()
-        };
-        f.merge(&delta);
+        f.count = f.count.saturating_add(1);
+        let min_nz = |a: u64, b: u64| if a == 0 { b } else if b == 0 { a } else { a.min(b) };
+        f.first_seen_us = min_nz(f.first_seen_us, ts);
+        f.detected_us = min_nz(f.detected_us, ts);
+        f.last_seen_us = f.last_seen_us.max(ts);
+        f.severity = f.severity.max(sev);
+        if f.clients.len() < MAX_FINDING_CLIENTS {
+            f.clients.insert(client);
+        }
+        for (k, v) in evidence {
+            match f.evidence.get_mut(*k) {
+                Some(old) if old == v => {}
+                Some(old) => old.clone_from(v),
+                None => {
+                    f.evidence.insert((*k).to_string(), v.clone());
+                }
+            }
+        }
     }
 
     /// Runs every check on one observation of endpoint `ep`.

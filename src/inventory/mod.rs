@@ -300,7 +300,14 @@ pub struct Inventory {
     /// Rules learned since the last [`Inventory::take_new_rules`].
     new_rules: Vec<templates::Rule>,
     stats: InventoryStats,
+    /// Templates already worked out, by a keyed hash of (host, path): valid
+    /// while no rule is learned (learning again from a path already learned
+    /// from changes nothing), cleared when one is; at most [`MEMO_LIMIT`].
+    memo: HashMap<u64, (String, String, String)>,
 }
+
+/// Entries of the template memo before it starts again.
+const MEMO_LIMIT: usize = 65_536;
 
 /// Re-learning after a new rule converges in a step or two; this bounds it.
 const MAX_RELEARN: usize = 8;
@@ -317,6 +324,7 @@ impl Inventory {
 
     /// Restores rules and the paths known from a previous run (from the store).
     pub fn restore(&mut self, rules: Vec<templates::Rule>, known: &[(String, String)]) {
+        self.memo.clear();
         for r in rules {
             self.templater.add_rule(r);
         }
@@ -335,19 +343,37 @@ impl Inventory {
     pub fn observe(&mut self, o: &Observation) -> String {
         self.stats.observations += 1;
         let host = o.key.host.as_str();
-        let mut path = if o.fixed { o.key.path.clone() } else { self.templater.apply(host, &o.key.path) };
-        if !o.fixed {
-            // learning may enable further learning; bounded by MAX_RELEARN
-            for _ in 0..MAX_RELEARN {
-                let learned = self.templater.learn(host, &path);
-                if learned.is_empty() {
-                    break;
+        let memo_key = std::hash::BuildHasher::hash_one(self.memo.hasher(), (host, o.key.path.as_str()));
+        let memoised = match self.memo.get(&memo_key) {
+            Some((h, p, t)) if !o.fixed && h == host && *p == o.key.path => Some(t.clone()),
+            _ => None,
+        };
+        let path = match memoised {
+            Some(t) => t,
+            None if o.fixed => o.key.path.clone(),
+            None => {
+                let mut path = self.templater.apply(host, &o.key.path);
+                // learning may enable further learning; bounded by MAX_RELEARN
+                let mut learned_any = false;
+                for _ in 0..MAX_RELEARN {
+                    let learned = self.templater.learn(host, &path);
+                    if learned.is_empty() {
+                        break;
+                    }
+                    learned_any = true;
+                    self.new_rules.extend(learned);
+                    self.retemplate_dirty(host);
+                    path = self.templater.apply(host, &o.key.path);
                 }
-                self.new_rules.extend(learned);
-                self.retemplate_dirty(host);
-                path = self.templater.apply(host, &o.key.path);
+                if learned_any || self.memo.len() >= MEMO_LIMIT {
+                    self.memo.clear();
+                }
+                if !learned_any {
+                    self.memo.insert(memo_key, (host.to_string(), o.key.path.clone(), path.clone()));
+                }
+                path
             }
-        }
+        };
         let key = EndpointKey { host: o.key.host.clone(), method: o.key.method.clone(), path };
         let filed = key.path.clone();
         match self.dirty.get_mut(&key) {

@@ -174,7 +174,9 @@ impl Side {
 
 /// A request waiting for its response.
 struct Pending {
-    tx: HttpTransaction,
+    /// Boxed: a queue of a few waiting requests stays a few words per
+    /// connection (a transaction is several hundred bytes).
+    tx: Box<HttpTransaction>,
     /// HTTP/0.9 request: the response is a bare body, no status line.
     http09: bool,
     /// Request body still being read (the request is not complete yet).
@@ -642,7 +644,7 @@ impl Http1Connection {
             // the client speaks the tunnelled protocol (or waits for a bare body) from now on
             self.req.state = State::Tunnel;
         }
-        self.pending.push_back(Pending { tx, http09, body_open });
+        self.pending.push_back(Pending { tx: Box::new(tx), http09, body_open });
     }
 
     fn complete_response_head(&mut self, head: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
@@ -688,7 +690,7 @@ impl Http1Connection {
                 // the request becomes HTTP/2 stream 1; its final response comes there
                 self.response = None;
                 if let Some(p) = self.pending.pop_front() {
-                    self.h2c_upgrade = Some(p.tx);
+                    self.h2c_upgrade = Some(*p.tx);
                 }
             } else {
                 self.finish_response(stats, out, Some(proto));
@@ -750,14 +752,14 @@ impl Http1Connection {
             stats.anomalies += 1;
         }
         stats.transactions += 1;
-        out.push(p.tx);
+        out.push(*p.tx);
     }
 
     fn emit_unanswered(&mut self, mut p: Pending, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
         p.tx.anomalies.set(Anomalies::NO_RESPONSE);
         stats.requests_without_response += 1;
         stats.transactions += 1;
-        out.push(p.tx);
+        out.push(*p.tx);
     }
 
     /// The request body in progress is complete.
@@ -993,7 +995,7 @@ impl Http1Connection {
                 if self.pending.front().is_some_and(|p| p.http09) {
                     if let Some(p) = self.pending.pop_front() {
                         stats.transactions += 1;
-                        out.push(p.tx);
+                        out.push(*p.tx);
                     }
                 }
             }
@@ -1017,7 +1019,7 @@ impl Http1Connection {
         while let Some(p) = self.pending.pop_front() {
             if p.http09 {
                 stats.transactions += 1;
-                out.push(p.tx);
+                out.push(*p.tx);
             } else {
                 self.emit_unanswered(p, stats, out);
             }

@@ -193,6 +193,35 @@ const ID_WORDS: &[&str] = &[
 
 /// Classifies a name (JSON key, form field, header, XML element, CSV column).
 pub(crate) fn classify(name: &[u8]) -> Hint {
+    if name.len() > MEMO_NAME_BYTES {
+        return classify_words(name);
+    }
+    NAMES.with(|m| match m.try_borrow_mut() {
+        Ok(mut m) => {
+            if let Some(h) = m.get(name) {
+                return *h;
+            }
+            let h = classify_words(name);
+            if m.len() >= MEMO_NAMES {
+                m.clear();
+            }
+            m.insert(name.into(), h);
+            h
+        }
+        Err(_) => classify_words(name),
+    })
+}
+
+/// Names remembered per thread with their hints (field names repeat in
+/// every message of an API), and the longest one remembered.
+const MEMO_NAMES: usize = 4096;
+const MEMO_NAME_BYTES: usize = 64;
+
+std::thread_local! {
+    static NAMES: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, Hint>> = std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn classify_words(name: &[u8]) -> Hint {
     let w = Words::split(name);
     let c = w.compact();
     if c.is_empty() {

@@ -155,6 +155,15 @@ pub(crate) fn scan_text(ctx: &mut Ctx<'_>, t: &[u8], loc: &Loc<'_>, opts: TextOp
             }
             _ => {}
         }
+        if b.is_ascii_alphanumeric() {
+            // every pattern but '@', '-' and ':' (not alphanumeric) starts at
+            // a word boundary: nothing starts inside the rest of this word
+            let mut j = i + 1;
+            while j < n && at(t, j).is_ascii_alphanumeric() {
+                j += 1;
+            }
+            next = next.max(j);
+        }
         i = next.max(i + 1);
     }
 }
