@@ -1,8 +1,10 @@
 //! Criterion micro-benchmarks of the hot paths, each on realistic input:
-//! frame decode, one HTTP/1.1 keep-alive exchange through the worker engine
-//! (flow lookup, reassembly, head parsing, analysis), HPACK decoding, path
-//! templating, credential classification, the sensitive-data scan of a
-//! JSON body, and a batch of endpoint writes to RocksDB.
+//! frame decode; flow lookup and in-order reassembly over 10,000 open flows;
+//! out-of-order reassembly; HTTP/1 head parsing; HTTP/2 frames with HPACK;
+//! one HTTP/1.1 keep-alive exchange through the whole worker engine (flow,
+//! reassembly, parsing, analysis); HPACK decoding; path templating;
+//! credential classification; the sensitive-data scan of a JSON body; and a
+//! batch of endpoint writes to RocksDB.
 //!
 //! cargo bench --bench micro            (add `-- NAME` to run one)
 
@@ -147,5 +149,133 @@ fn store(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, decode, engine_exchange, hpack, analysis, store);
+/// A flow handler that only counts what reassembly delivers.
+struct Count(u64);
+
+impl apitap::flow::FlowHandler for Count {
+    type State = ();
+    fn open(&mut self, _: &apitap::decode::FlowKey, _: std::net::SocketAddr, _: std::net::SocketAddr, _: bool, _: u64) {}
+    fn chunk(&mut self, _: &mut (), _: apitap::flow::Direction, c: apitap::flow::Chunk<'_>, _: u64) {
+        if let apitap::flow::Chunk::Data(d) = c {
+            self.0 += d.len() as u64;
+        }
+    }
+    fn close(&mut self, _: (), _: u64) {}
+}
+
+fn flows(c: &mut Criterion) {
+    const FLOWS: u32 = 10_000;
+    let addr = |i: u32, port: u16| std::net::SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], port));
+    let srv = std::net::SocketAddr::from(([10, 0, 0, 2], 80));
+    let seg = |src, dst, seq: u32, ack: u32, flags: u8, payload: &'static [u8]| TcpSegment { src, dst, seq, ack, flags: TcpFlags(flags), window: 65535, payload };
+    let mut t = apitap::flow::FlowTable::<()>::new(Config::default().flow_limits());
+    let mut h = Count(0);
+    for i in 0..FLOWS {
+        t.process(&seg(addr(i, 40000), srv, 0, 0, 0x02, b""), 1, &mut h);
+        t.process(&seg(srv, addr(i, 40000), 0, 1, 0x12, b""), 2, &mut h);
+    }
+    let mut seqs = vec![1u32; FLOWS as usize];
+    let (mut i, mut ts) = (0usize, 3u64);
+    let mut g = c.benchmark_group("flow");
+    g.throughput(Throughput::Bytes(REQUEST.len() as u64));
+    g.bench_function("lookup_and_in_order_segment_10k_flows", |b| {
+        b.iter(|| {
+            i = (i + 7919) % FLOWS as usize;
+            let s = seqs[i];
+            t.process(&seg(addr(i as u32, 40000), srv, s, 1, 0x18, REQUEST), ts, &mut h);
+            seqs[i] = s.wrapping_add(REQUEST.len() as u32);
+            ts += 1;
+            std::hint::black_box(h.0)
+        })
+    });
+    // three segments arriving last-first: two are buffered, then all delivered
+    let mut t = apitap::flow::FlowTable::<()>::new(Config::default().flow_limits());
+    let (cli, srv1) = (addr(1, 40001), srv);
+    t.process(&seg(cli, srv1, 0, 0, 0x02, b""), 1, &mut h);
+    t.process(&seg(srv1, cli, 0, 1, 0x12, b""), 2, &mut h);
+    let part = &REQUEST[..64];
+    let mut base = 1u32;
+    g.throughput(Throughput::Bytes(3 * part.len() as u64));
+    g.bench_function("out_of_order_3_segments", |b| {
+        b.iter(|| {
+            for k in [2u32, 1, 0] {
+                t.process(&seg(cli, srv1, base.wrapping_add(k * part.len() as u32), 1, 0x18, part), ts, &mut h);
+            }
+            base = base.wrapping_add(3 * part.len() as u32);
+            ts += 1;
+            std::hint::black_box(h.0)
+        })
+    });
+    g.finish();
+}
+
+fn parsers(c: &mut Criterion) {
+    use apitap::flow::Chunk;
+    use apitap::proto::http1::Http1Connection;
+    use apitap::proto::http2::H2Connection;
+    let cfg = Config::default();
+    let (cli, srv) = ("10.0.0.1:40000".parse().expect("address"), "10.0.0.2:80".parse().expect("address"));
+    let resp = response();
+    let mut stats = apitap::proto::ProtoStats::default();
+    let mut out = Vec::new();
+    let mut g = c.benchmark_group("proto");
+    let mut h1 = Http1Connection::new(cli, srv, false, &cfg.http);
+    g.throughput(Throughput::Bytes((REQUEST.len() + resp.len()) as u64));
+    g.bench_function("http1_request_and_response", |b| {
+        b.iter(|| {
+            h1.on_chunk(true, Chunk::Data(REQUEST), 1, &cfg.http, &mut stats, &mut out);
+            h1.on_chunk(false, Chunk::Data(&resp), 2, &cfg.http, &mut stats, &mut out);
+            let n = out.len();
+            out.clear();
+            std::hint::black_box(n)
+        })
+    });
+    // HTTP/2: a request HEADERS (HPACK: static indexes, literals added to the
+    // table, then indexed repeats) and a response HEADERS + DATA per stream
+    let frame = |kind: u8, flags: u8, stream: u32, payload: &[u8]| {
+        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[kind, flags]);
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    };
+    let mut first = vec![0x82, 0x86, 0x44, 0x0c];
+    first.extend_from_slice(b"/v2/users/18");
+    first.extend_from_slice(&[0x41, 0x0d]);
+    first.extend_from_slice(b"api.shop.test");
+    first.extend_from_slice(&[0x7a, 0x0b]);
+    first.extend_from_slice(b"okhttp/4.12");
+    let repeat = [0x82, 0x86, 0xc0, 0xbf, 0xbe];
+    let resp_block = [0x88, 0x5f, 0x10];
+    let mut resp_block = resp_block.to_vec();
+    resp_block.extend_from_slice(b"application/json");
+    let mut client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    client.extend(frame(4, 0, 0, &[]));
+    client.extend(frame(1, 5, 1, &first));
+    let mut server = frame(4, 0, 0, &[]);
+    server.extend(frame(1, 4, 1, &resp_block));
+    server.extend(frame(0, 1, 1, BODY));
+    let mut h2 = H2Connection::new(cli, srv, false, &cfg.http2);
+    h2.on_chunk(true, Chunk::Data(&client), 1, &cfg.http, &mut stats, &mut out);
+    h2.on_chunk(false, Chunk::Data(&server), 2, &cfg.http, &mut stats, &mut out);
+    out.clear();
+    let mut stream = 3u32;
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("http2_stream_headers_hpack_and_data", |b| {
+        b.iter(|| {
+            let req = frame(1, 5, stream, &repeat);
+            let mut rsp = frame(1, 4, stream, &resp_block);
+            rsp.extend(frame(0, 1, stream, BODY));
+            h2.on_chunk(true, Chunk::Data(&req), 3, &cfg.http, &mut stats, &mut out);
+            h2.on_chunk(false, Chunk::Data(&rsp), 4, &cfg.http, &mut stats, &mut out);
+            stream = stream.wrapping_add(2) & 0x7fff_ffff;
+            let n = out.len();
+            out.clear();
+            std::hint::black_box(n)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, flows, parsers, engine_exchange, hpack, analysis, store);
 criterion_main!(benches);

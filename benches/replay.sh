@@ -45,7 +45,7 @@ if [ ! -f "$pcap" ]; then
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/apitap-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-size=$(stat -c %s "$pcap")
+size=$(stat -L -c %s "$pcap")
 frames=$(capinfos -c -M "$pcap" 2>/dev/null | awk '/Number of packets/ {print $NF}')
 cat "$pcap" >/dev/null # page cache warm for every run alike
 echo "capture: $pcap, $size bytes, ${frames:-?} frames"
@@ -98,14 +98,13 @@ if [ "$tshark_runs" -gt 0 ] && command -v tshark >/dev/null; then
     summarise "tshark (HTTP + HTTP/2)" "$work/tshark" 0
 fi
 echo
-echo "ratios (wall time of the peer / wall time of apitap, medians):"
-while read -r label wall cpu; do :; done <"$work/summary"
+echo "ratios: time of the peer / time of apitap (medians; above 1: apitap is faster):"
 awk '
     { n = $0; sub(/ [^ ]+ [^ ]+$/, "", n); w[n] = $(NF-1); c[n] = $NF; order[++k] = n }
     END {
         for (i = 1; i <= k; i++) if (order[i] ~ /^apitap/)
             for (j = 1; j <= k; j++) if (order[j] !~ /^apitap/)
-                printf "  %-26s vs %-26s  %6.2fx faster (wall), %6.2fx (CPU)\n", order[i], order[j], w[order[j]] / w[order[i]], c[order[j]] / c[order[i]]
+                printf "  %-26s vs %-26s  wall %6.2f, CPU %6.2f\n", order[i], order[j], w[order[j]] / w[order[i]], c[order[j]] / c[order[i]]
         if (("apitap replay, 1 worker(s)" in w) && ("apitap replay, 2 worker(s)" in w))
             printf "  scaling 1 -> 2 workers: %.2fx\n", w["apitap replay, 1 worker(s)"] / w["apitap replay, 2 worker(s)"]
     }' "$work/summary"

@@ -1090,22 +1090,47 @@ impl EndpointAuth {
     pub fn observe(&mut self, creds: &[Credential], status: Option<u16>) {
         self.requests = self.requests.saturating_add(1);
         let success = matches!(status, Some(200..=399));
-        for scheme in request_schemes(creds) {
-            if success {
-                bump(self.schemes_success.entry(scheme.clone()).or_default(), 1);
+        // (counted once per request: a scheme, flag or carrier seen twice in
+        // one request counts once; keys are allocated only when new)
+        let mut schemes: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(creds.len().max(1));
+        if creds.is_empty() {
+            schemes.push(AuthScheme::None.as_str());
+        }
+        for c in creds {
+            let s = c.scheme.as_str();
+            if !schemes.contains(&s) {
+                schemes.push(s);
             }
-            bump(self.schemes_seen.entry(scheme).or_default(), 1);
         }
-        let flags: BTreeSet<&'static str> = creds.iter().flat_map(|c| c.flags.names()).collect();
+        for scheme in &schemes {
+            if success {
+                bump_key(&mut self.schemes_success, scheme, 1);
+            }
+            bump_key(&mut self.schemes_seen, scheme, 1);
+        }
+        let mut flags: Vec<&'static str> = Vec::new();
+        for f in creds.iter().flat_map(|c| c.flags.names()) {
+            if !flags.contains(&f) {
+                flags.push(f);
+            }
+        }
         for f in flags {
-            bump(self.flags.entry(f.to_string()).or_default(), 1);
+            bump_key(&mut self.flags, f, 1);
         }
-        let carriers: BTreeSet<(String, &str)> = creds.iter().map(|c| (c.scheme.as_str().into_owned(), c.carrier.as_str())).collect();
+        let mut carriers: Vec<(std::borrow::Cow<'_, str>, &str)> = Vec::with_capacity(creds.len());
+        for c in creds {
+            let k = (c.scheme.as_str(), c.carrier.as_str());
+            if !carriers.contains(&k) {
+                carriers.push(k);
+            }
+        }
         for (scheme, carrier) in carriers {
             self.add_carrier(&scheme, carrier, 1);
         }
         for p in creds.iter().filter_map(|c| c.principal_fingerprint.as_ref()) {
-            self.principal_fingerprints.insert(p.clone());
+            if !self.principal_fingerprints.contains(p) {
+                self.principal_fingerprints.insert(p.clone());
+            }
         }
         self.trim_principals();
     }
@@ -1163,7 +1188,12 @@ impl EndpointAuth {
         if !known && total >= MAX_CARRIERS {
             return;
         }
-        bump(self.carriers.entry(scheme.to_string()).or_default().entry(carrier.to_string()).or_default(), n);
+        match self.carriers.get_mut(scheme) {
+            Some(m) => bump_key(m, carrier, n),
+            None => {
+                self.carriers.insert(scheme.to_string(), BTreeMap::from([(carrier.to_string(), n)]));
+            }
+        }
     }
 
     fn trim_principals(&mut self) {
@@ -1177,6 +1207,16 @@ impl EndpointAuth {
 
 fn bump(counter: &mut u64, n: u64) {
     *counter = counter.saturating_add(n);
+}
+
+/// `bump` of the counter under `key`, allocating the key only when new.
+fn bump_key(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    match map.get_mut(key) {
+        Some(v) => bump(v, n),
+        None => {
+            map.insert(key.to_string(), n);
+        }
+    }
 }
 
 

@@ -99,7 +99,7 @@ pub fn could_be_http_text(data: &[u8]) -> bool {
 fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     while i < buf.len() {
-        let p = buf.get(i..)?.iter().position(|&b| b == b'\n')? + i;
+        let p = memchr::memchr(b'\n', buf.get(i..)?)? + i;
         // blank line: "\n\n" or "\n\r\n"
         match (buf.get(p + 1), buf.get(p + 2)) {
             (Some(b'\n'), _) => return Some(p + 2),
@@ -286,9 +286,11 @@ fn parse_header_block(block: &[u8], max: usize, anomalies: &mut Anomalies) -> Ve
 /// HTTP/0.9 request line).
 fn parse_request_head(head: &[u8], cfg: &HttpConfig) -> Option<RequestHead> {
     let mut anomalies = Anomalies::default();
-    let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
-    let mut req = httparse::Request::new(&mut slots);
-    if let Ok(httparse::Status::Complete(_)) = header_parser_config().parse_request(&mut req, head) {
+    // uninitialised slots: httparse fills what it parses (initialising 256
+    // slots would cost more than parsing a typical head)
+    let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
+    let mut req = httparse::Request::new(&mut []);
+    if let Ok(httparse::Status::Complete(_)) = header_parser_config().parse_request_with_uninit_headers(&mut req, head, &mut slots) {
         let method = req.method.unwrap_or_default().to_string();
         let target = req.path.unwrap_or_default().to_string();
         let version = Some(version_of(req.version));
@@ -322,9 +324,9 @@ fn parse_request_head(head: &[u8], cfg: &HttpConfig) -> Option<RequestHead> {
 /// Parses a status line and header block: (status, headers, anomalies).
 fn parse_response_head(head: &[u8], cfg: &HttpConfig) -> Option<(u16, Vec<Header>, Anomalies)> {
     let mut anomalies = Anomalies::default();
-    let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
-    let mut resp = httparse::Response::new(&mut slots);
-    if let Ok(httparse::Status::Complete(_)) = header_parser_config().parse_response(&mut resp, head) {
+    let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
+    let mut resp = httparse::Response::new(&mut []);
+    if let Ok(httparse::Status::Complete(_)) = header_parser_config().parse_response_with_uninit_headers(&mut resp, head, &mut slots) {
         let code = resp.code?;
         let headers = collect_headers(resp.headers, cfg.max_headers, &mut anomalies);
         return Some((code, headers, anomalies));
@@ -578,7 +580,7 @@ impl Http1Connection {
 
     /// A complete head: start the message and its body.
     fn complete_head(&mut self, is_req: bool, head: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
-        if head.iter().zip(head.iter().skip(1)).any(|(&a, &b)| a != b'\r' && b == b'\n') {
+        if memchr::memchr_iter(b'\n', head).any(|i| i > 0 && head.get(i - 1) != Some(&b'\r')) {
             self.side(is_req).anomalies.set(Anomalies::BARE_LF);
         }
         if is_req {

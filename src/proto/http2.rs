@@ -709,7 +709,7 @@ impl H2Connection {
     fn header_block(&mut self, d: usize, block: PendingBlock, http: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
         let max_list = self.cfg.max_header_list_bytes;
         let Some(side) = self.sides.get_mut(d) else { return };
-        let mut fields = Vec::new();
+        let mut fields = Vec::with_capacity(16);
         let res = side.hpack.decode(&block.fragment, max_list, &mut fields);
         if res.is_err() {
             stats.h2_hpack_errors += 1;
