@@ -397,11 +397,33 @@ impl Ctx<'_> {
         self.fp.fingerprint(PRINCIPAL_DOMAIN, value)
     }
 
+    /// What a token's bytes alone tell (memoised per thread: a token comes
+    /// back on every request of its session).
+    fn token_facts(&self, t: &Token<'_>) -> TokenFacts {
+        let make = || {
+            let jwt = parse_jwt(t.value, self.fp);
+            let scheme = if matches!(jwt, JwtParse::Jwt { .. }) { &t.jwt_scheme } else { &t.scheme };
+            TokenFacts {
+                fingerprint: self.fingerprint(scheme, t.value),
+                redacted: redact(&String::from_utf8_lossy(t.value), REDACT_KEEP),
+                jwt,
+            }
+        };
+        let id = self.fp.id().to_le_bytes();
+        let (scheme, jwt_scheme) = (t.scheme.as_str(), t.jwt_scheme.as_str());
+        let parts: [&[u8]; 4] = [&id, scheme.as_bytes(), jwt_scheme.as_bytes(), t.value];
+        TOKENS.with(|m| match m.try_borrow_mut() {
+            Ok(mut m) => m.get_or(&parts, make),
+            Err(_) => make(),
+        })
+    }
+
     /// A token, decoded as a JWT when it is one.
     fn token(&mut self, t: Token<'_>) {
         let mut flags = AuthFlags { malformed: t.malformed, ..AuthFlags::default() };
         let principal = t.principal.filter(|p| !p.is_empty()).map(|p| self.principal(p));
-        let (scheme, jwt, principal) = match parse_jwt(t.value, self.fp) {
+        let facts = self.token_facts(&t);
+        let (scheme, jwt, principal) = match facts.jwt {
             JwtParse::Jwt { info, payload_ok } => {
                 jwt_flags(&info, payload_ok, self.cfg, self.ts_us, self.status, &mut flags);
                 let principal = info.sub_fingerprint.clone();
@@ -416,14 +438,12 @@ impl Ctx<'_> {
         if t.value.is_empty() {
             flags.malformed = true;
         }
-        let fingerprint = self.fingerprint(&scheme, t.value);
-        let redacted = redact(&String::from_utf8_lossy(t.value), REDACT_KEEP);
         self.push(Credential {
             scheme,
             carrier: bounded(t.carrier, MAX_CARRIER_CHARS),
-            fingerprint,
+            fingerprint: facts.fingerprint,
             principal_fingerprint: principal,
-            redacted,
+            redacted: facts.redacted,
             jwt,
             flags,
         });
@@ -756,7 +776,17 @@ enum JwtParse {
     Jwt { info: JwtInfo, payload_ok: bool },
 }
 
+/// A token's decoding, fingerprint and redacted sample.
+#[derive(Clone)]
+struct TokenFacts {
+    jwt: JwtParse,
+    fingerprint: String,
+    redacted: String,
+}
+
 std::thread_local! {
+    /// [`TokenFacts`] worked out on this thread, by fingerprint key, schemes and token.
+    static TOKENS: std::cell::RefCell<crate::analyze::fingerprint::Memo<TokenFacts>> = std::cell::RefCell::new(crate::analyze::fingerprint::Memo::new());
     /// Tokens decoded on this thread, by fingerprint key and token (a token
     /// comes back on every request of its session).
     static JWTS: std::cell::RefCell<crate::analyze::fingerprint::Memo<JwtParse>> = std::cell::RefCell::new(crate::analyze::fingerprint::Memo::new());

@@ -31,17 +31,37 @@ pub const MEMO_ENTRIES: usize = 4096;
 /// two SipHashes under random keys (128 bits: a collision cannot be steered
 /// from the wire); the bytes themselves are not kept. Full → emptied.
 pub struct Memo<V> {
-    map: std::collections::HashMap<u128, V>,
+    map: std::collections::HashMap<u128, V, PreHashed>,
     a: std::collections::hash_map::RandomState,
     b: std::collections::hash_map::RandomState,
+    cap: usize,
 }
 
 impl<V: Clone> Memo<V> {
     pub fn new() -> Memo<V> {
-        Memo { map: std::collections::HashMap::new(), a: Default::default(), b: Default::default() }
+        Memo::with_entries(MEMO_ENTRIES)
     }
 
-    fn key(&self, parts: &[&[u8]]) -> u128 {
+    /// A memo of at most `cap` entries (for values larger than a fingerprint).
+    pub fn with_entries(cap: usize) -> Memo<V> {
+        Memo { map: std::collections::HashMap::default(), a: Default::default(), b: Default::default(), cap }
+    }
+
+    /// The value held under `k` (from [`Memo::key`]), if any.
+    pub fn get(&self, k: u128) -> Option<V> {
+        self.map.get(&k).cloned()
+    }
+
+    /// Holds `v` under `k` (from [`Memo::key`]).
+    pub fn put(&mut self, k: u128, v: V) {
+        if self.map.len() >= self.cap {
+            self.map.clear();
+        }
+        self.map.insert(k, v);
+    }
+
+    /// The 128-bit keyed hash that stands for `parts`.
+    pub fn key(&self, parts: &[&[u8]]) -> u128 {
         use std::hash::BuildHasher;
         let (x, y) = (self.a.hash_one(parts), self.b.hash_one(parts));
         (u128::from(x) << 64) | u128::from(y)
@@ -54,11 +74,42 @@ impl<V: Clone> Memo<V> {
             return v.clone();
         }
         let v = make();
-        if self.map.len() >= MEMO_ENTRIES {
+        if self.map.len() >= self.cap {
             self.map.clear();
         }
         self.map.insert(k, v.clone());
         v
+    }
+}
+
+/// Hashes a key that already is a keyed hash (a [`Memo`] key) by taking its
+/// low 64 bits instead of hashing it again.
+#[derive(Clone, Copy, Default)]
+pub struct PreHashed;
+
+/// The hasher of [`PreHashed`].
+#[derive(Default)]
+pub struct PreHashedHasher(u64);
+
+impl std::hash::BuildHasher for PreHashed {
+    type Hasher = PreHashedHasher;
+    fn build_hasher(&self) -> PreHashedHasher {
+        PreHashedHasher(0)
+    }
+}
+
+impl std::hash::Hasher for PreHashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // only reached for keys other than u128 (not used): fold the bytes in
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u128(&mut self, k: u128) {
+        self.0 = k as u64;
     }
 }
 

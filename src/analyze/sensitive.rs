@@ -194,6 +194,7 @@ pub struct ScanLimits {
     /// Bytes any decompression stage may produce (bomb guard).
     pub max_decompressed_bytes: usize,
     /// Bytes of each (decoded) body scanned; the last decompression stage stops here too.
+    /// 0: bodies are neither decoded nor read (bodies not sampled).
     pub max_scan_bytes: usize,
     /// Findings kept per message; scanning stops at the limit.
     pub max_findings: usize,
@@ -237,6 +238,9 @@ pub struct ScanStats {
     /// Personal data in a response that only echoes the request (its target,
     /// body or Basic user name): not reported.
     pub echoed_values: u64,
+    /// Bodies whose scan was remembered from an identical body (same bytes,
+    /// media headers and request echo sources) on the same worker.
+    pub body_memo_hits: u64,
 }
 
 impl ScanStats {
@@ -255,6 +259,27 @@ impl ScanStats {
         self.multipart_parts_limit_hit += o.multipart_parts_limit_hit;
         self.binary_skipped += o.binary_skipped;
         self.echoed_values += o.echoed_values;
+        self.body_memo_hits += o.body_memo_hits;
+    }
+
+    /// What was counted since `before` (counters only grow).
+    fn since(&self, before: &ScanStats) -> ScanStats {
+        ScanStats {
+            bodies_scanned: self.bodies_scanned.saturating_sub(before.bodies_scanned),
+            decompressed: self.decompressed.saturating_sub(before.decompressed),
+            decompress_errors: self.decompress_errors.saturating_sub(before.decompress_errors),
+            unsupported_encoding: self.unsupported_encoding.saturating_sub(before.unsupported_encoding),
+            bomb_guard_hit: self.bomb_guard_hit.saturating_sub(before.bomb_guard_hit),
+            scan_limit_hit: self.scan_limit_hit.saturating_sub(before.scan_limit_hit),
+            findings_limit_hit: self.findings_limit_hit.saturating_sub(before.findings_limit_hit),
+            json_parse_fallbacks: self.json_parse_fallbacks.saturating_sub(before.json_parse_fallbacks),
+            json_truncated: self.json_truncated.saturating_sub(before.json_truncated),
+            json_depth_limit_hit: self.json_depth_limit_hit.saturating_sub(before.json_depth_limit_hit),
+            multipart_parts_limit_hit: self.multipart_parts_limit_hit.saturating_sub(before.multipart_parts_limit_hit),
+            binary_skipped: self.binary_skipped.saturating_sub(before.binary_skipped),
+            echoed_values: self.echoed_values.saturating_sub(before.echoed_values),
+            body_memo_hits: self.body_memo_hits.saturating_sub(before.body_memo_hits),
+        }
     }
 }
 
@@ -876,10 +901,93 @@ fn decode_body<'b>(ctx: &Ctx<'_>, headers: &[Header], sample: &'b [u8], stats: &
 /// Nesting of multipart bodies followed.
 const MAX_MULTIPART_NESTING: usize = 2;
 
+/// Body scans remembered per thread ([`BODY_MEMO`]).
+const BODY_MEMO_ENTRIES: usize = 1024;
+/// Findings of one body beyond which its scan is not remembered.
+const BODY_MEMO_FINDINGS_MAX: usize = 16;
+
+/// What scanning one body added to a message's scan.
+#[derive(Clone)]
+struct BodyScan {
+    findings: Vec<Finding>,
+    stats: ScanStats,
+    echoed: u64,
+    echo_checks: usize,
+    full: bool,
+}
+
+std::thread_local! {
+    /// Body scans already made on this thread, under a 128-bit keyed hash of
+    /// everything the scan reads (body, media headers, limits, echo sources,
+    /// the state of the message's scan): a body served again (a list, a
+    /// profile, a static document) is read once. Bounded; values never kept.
+    static BODY_MEMO: std::cell::RefCell<crate::analyze::fingerprint::Memo<BodyScan>> =
+        std::cell::RefCell::new(crate::analyze::fingerprint::Memo::with_entries(BODY_MEMO_ENTRIES));
+}
+
 fn scan_body(ctx: &mut Ctx<'_>, headers: &[Header], body: &BodyInfo, stats: &mut ScanStats) {
     if body.sample.is_empty() || ctx.full {
         return;
     }
+    let l = ctx.limits;
+    if l.max_scan_bytes == 0 {
+        // a body not sampled (or no body scanning): nothing to read or decode
+        return;
+    }
+    let mut state = [0u8; 8 * 9];
+    let words = [
+        ctx.fp.id(),
+        ctx.side as u64,
+        l.max_decompressed_bytes as u64,
+        l.max_scan_bytes as u64,
+        l.max_findings as u64,
+        l.max_json_depth as u64,
+        ctx.findings.len() as u64,
+        ctx.echo_checks as u64,
+        u64::from(ctx.allow) | u64::from(ctx.suppress) << 16,
+    ];
+    for (chunk, w) in state.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
+    let ctype = header(headers, "content-type").unwrap_or(&[]);
+    let coding = header(headers, "content-encoding").unwrap_or(&[]);
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(6 + ctx.echo.len());
+    parts.extend_from_slice(&[&state, ctx.prefix.as_bytes(), ctype, coding, &body.sample]);
+    parts.extend(ctx.echo.iter().map(|e| e.as_ref()));
+    let Some(key) = BODY_MEMO.with(|m| m.try_borrow().ok().map(|m| m.key(&parts))) else {
+        scan_body_now(ctx, headers, body, stats);
+        return;
+    };
+    drop(parts);
+    if let Some(done) = BODY_MEMO.with(|m| m.try_borrow().ok().and_then(|m| m.get(key))) {
+        ctx.findings.extend(done.findings);
+        stats.add(&done.stats);
+        ctx.echoed += done.echoed;
+        ctx.echo_checks = done.echo_checks;
+        ctx.full = done.full;
+        stats.body_memo_hits += 1;
+        return;
+    }
+    let (before, echoed, found) = (stats.clone(), ctx.echoed, ctx.findings.len());
+    scan_body_now(ctx, headers, body, stats);
+    let added = ctx.findings.get(found..).unwrap_or(&[]);
+    if added.len() <= BODY_MEMO_FINDINGS_MAX {
+        let done = BodyScan {
+            findings: added.to_vec(),
+            stats: stats.since(&before),
+            echoed: ctx.echoed.saturating_sub(echoed),
+            echo_checks: ctx.echo_checks,
+            full: ctx.full,
+        };
+        BODY_MEMO.with(|m| {
+            if let Ok(mut m) = m.try_borrow_mut() {
+                m.put(key, done);
+            }
+        });
+    }
+}
+
+fn scan_body_now(ctx: &mut Ctx<'_>, headers: &[Header], body: &BodyInfo, stats: &mut ScanStats) {
     let Some(data) = decode_body(ctx, headers, &body.sample, stats) else {
         return;
     };

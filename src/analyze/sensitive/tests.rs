@@ -868,3 +868,36 @@ fn echoes_of_the_request_are_not_disclosure() {
     // the request side is never affected
     assert_eq!(kinds(&scan_req(&login).0), set(&[K::Email, K::Password]));
 }
+
+/// Contract of the body memo: a body scanned again gives what a first scan
+/// gives (findings, samples, counters), and nothing the memo does not key on
+/// leaks between messages: the request's echo sources, the limits, the key.
+#[test]
+fn a_body_served_again_is_read_once_with_the_same_result() {
+    let body = br#"{"email":"liam.smith1001@example.com","card":"4111 1111 1111 1111","n":[1,2,3]}"#;
+    let plain = tx("GET", "/v2/users/1001", &[], b"", &[("content-type", "application/json")], body);
+    let (first, s1) = scan_resp(&plain);
+    assert_eq!(kinds(&first), set(&[K::Email, K::CreditCard]));
+    assert_eq!((s1.bodies_scanned, s1.body_memo_hits), (1, 0));
+    let (again, s2) = scan_resp(&plain);
+    assert_eq!(again, first, "same findings, fingerprints and samples");
+    assert_eq!(ScanStats { body_memo_hits: 0, ..s2.clone() }, s1, "same counters");
+    assert_eq!(s2.body_memo_hits, 1);
+    // the same body answering a request that carried the e-mail: an echo now
+    let echo = tx("GET", "/lookup?email=liam.smith1001%40example.com", &[], b"", &[("content-type", "application/json")], body);
+    let (f, s) = scan_resp(&echo);
+    assert_eq!(kinds(&f), set(&[K::CreditCard]));
+    assert_eq!((s.echoed_values, s.body_memo_hits), (1, 0));
+    // other limits: read anew, and the cut is counted
+    let small = ScanLimits { max_scan_bytes: 20, ..ScanLimits::default() };
+    let (f, s) = scan_resp_with(&plain, &small);
+    assert_eq!((s.body_memo_hits, s.scan_limit_hit), (0, 1));
+    assert!(!kinds(&f).contains(&K::CreditCard), "{f:?}");
+    // another fingerprint key: fingerprints of that key, not the memo's
+    let other = Fingerprinter::new([9u8; KEY_LEN]);
+    let mut s = ScanStats::default();
+    let f = scan_response(&plain, &ScanLimits::default(), &other, &mut s);
+    assert_eq!(s.body_memo_hits, 0);
+    assert_eq!(kinds(&f), kinds(&first));
+    assert!(f.iter().zip(&first).all(|(a, b)| a.fingerprint != b.fingerprint));
+}
