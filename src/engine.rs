@@ -97,8 +97,11 @@ pub struct Engine {
     format: crate::config::EventFormat,
     analyze: AnalyzeContext,
     analyze_stats: AnalyzeStats,
-    /// Transactions seen per endpoint, for sampling the costly analyses (bounded).
-    per_endpoint: std::collections::HashMap<u64, u32>,
+    /// Transactions seen per endpoint family (under a keyed hash of the family),
+    /// for sampling the costly analyses (bounded).
+    per_endpoint: std::collections::HashMap<u64, u32, crate::analyze::fingerprint::PreHashed>,
+    /// Keys the family hash (so that no client can steer two families together).
+    family_hasher: std::collections::hash_map::RandomState,
     scan_first: u32,
     scan_every: u32,
     now_us: u64,
@@ -113,7 +116,8 @@ impl Engine {
         Engine {
             analyze: analyze_context(cfg, fingerprint_key),
             analyze_stats: AnalyzeStats::default(),
-            per_endpoint: std::collections::HashMap::new(),
+            per_endpoint: std::collections::HashMap::default(),
+            family_hasher: std::collections::hash_map::RandomState::new(),
             scan_first: cfg.sensitive.body_scan_first,
             scan_every: cfg.sensitive.body_scan_every,
             table: FlowTable::new(cfg.flow_limits()),
@@ -166,6 +170,7 @@ impl Engine {
     fn drain(&mut self) {
         self.out.tls.append(&mut self.handler.tls);
         let seen = &mut self.per_endpoint;
+        let family_hasher = &self.family_hasher;
         let (scan_first, scan_every) = (self.scan_first, self.scan_every.max(1));
         let mut depth = |host: &str, method: &str, template: &str| -> Depth {
             if seen.len() >= ENDPOINT_TABLE_LIMIT {
@@ -174,11 +179,17 @@ impl Engine {
             // sample by endpoint family (host, method, first two segments,
             // depth): free-text parameters are only learned later, in the
             // aggregator, so the worker's template still holds each slug
-            let mut segs = template.split('/');
-            let family = (segs.next(), segs.next(), segs.next(), template.matches('/').count());
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            std::hash::Hash::hash(&(host, method, family), &mut h);
-            let n = seen.entry(std::hash::Hasher::finish(&h)).or_insert(0);
+            let t = template.as_bytes();
+            let (mut depth, mut third) = (0u64, t.len());
+            for i in memchr::memchr_iter(b'/', t) {
+                depth += 1;
+                if depth == 3 {
+                    third = i;
+                }
+            }
+            let family = t.get(..third).unwrap_or(t);
+            let key = std::hash::BuildHasher::hash_one(family_hasher, (host, method, family, depth));
+            let n = seen.entry(key).or_insert(0);
             *n = n.saturating_add(1);
             Depth {
                 // the first few, then one in SHAPE_SAMPLE_EVERY (shapes may vary)

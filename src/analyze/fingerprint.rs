@@ -28,12 +28,12 @@ pub const MEMO_ENTRIES: usize = 4096;
 
 /// A bounded memo of values derived from wire bytes (a fingerprint, a decoded
 /// token), so that a value seen on every request is worked out once. Keys are
-/// two SipHashes under random keys (128 bits: a collision cannot be steered
-/// from the wire); the bytes themselves are not kept. Full → emptied.
+/// SipHash-1-3 with 128-bit output under random keys (a collision cannot be
+/// steered from the wire); the bytes themselves are not kept. Full → emptied.
 pub struct Memo<V> {
     map: std::collections::HashMap<u128, V, PreHashed>,
-    a: std::collections::hash_map::RandomState,
-    b: std::collections::hash_map::RandomState,
+    /// Random SipHash-1-3 keys of this memo.
+    keys: (u64, u64),
     cap: usize,
 }
 
@@ -44,7 +44,10 @@ impl<V: Clone> Memo<V> {
 
     /// A memo of at most `cap` entries (for values larger than a fingerprint).
     pub fn with_entries(cap: usize) -> Memo<V> {
-        Memo { map: std::collections::HashMap::default(), a: Default::default(), b: Default::default(), cap }
+        use std::hash::BuildHasher;
+        // two draws of the standard library's per-process random keys
+        let (a, b) = (std::collections::hash_map::RandomState::new(), std::collections::hash_map::RandomState::new());
+        Memo { map: std::collections::HashMap::default(), keys: (a.hash_one(0x6b65_7930u64), b.hash_one(0x6b65_7931u64)), cap }
     }
 
     /// The value held under `k` (from [`Memo::key`]), if any.
@@ -62,9 +65,14 @@ impl<V: Clone> Memo<V> {
 
     /// The 128-bit keyed hash that stands for `parts`.
     pub fn key(&self, parts: &[&[u8]]) -> u128 {
-        use std::hash::BuildHasher;
-        let (x, y) = (self.a.hash_one(parts), self.b.hash_one(parts));
-        (u128::from(x) << 64) | u128::from(y)
+        use siphasher::sip128::Hasher128;
+        use std::hash::Hasher;
+        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+        for p in parts {
+            h.write_usize(p.len());
+            h.write(p);
+        }
+        h.finish128().as_u128()
     }
 
     /// The value for `parts`, made by `make` when not held.
@@ -82,8 +90,8 @@ impl<V: Clone> Memo<V> {
     }
 }
 
-/// Hashes a key that already is a keyed hash (a [`Memo`] key) by taking its
-/// low 64 bits instead of hashing it again.
+/// Hashes a key that already is a keyed hash (a [`Memo`] key, a `u64` from a
+/// `RandomState`) by taking its low 64 bits instead of hashing it again.
 #[derive(Clone, Copy, Default)]
 pub struct PreHashed;
 
@@ -110,6 +118,9 @@ impl std::hash::Hasher for PreHashedHasher {
     }
     fn write_u128(&mut self, k: u128) {
         self.0 = k as u64;
+    }
+    fn write_u64(&mut self, k: u64) {
+        self.0 = k;
     }
 }
 
@@ -162,8 +173,9 @@ impl Fingerprinter {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(32);
         for b in out.iter().take(16) {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 15)]));
+            for nibble in [b >> 4, b & 15] {
+                s.push(char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+            }
         }
         s
     }

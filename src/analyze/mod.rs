@@ -152,13 +152,20 @@ pub struct AnalyzeStats {
 /// IPv6 brackets, lower case, no trailing dot. `None` when nothing is left.
 pub fn normalize_host(raw: &str) -> Option<String> {
     let h = raw.trim();
-    let h = h.rsplit_once('@').map_or(h, |(_, host)| host);
+    let b = h.as_bytes();
+    let h = match memchr::memrchr(b'@', b) {
+        Some(i) => h.get(i + 1..).unwrap_or(""),
+        None => h,
+    };
+    let b = h.as_bytes();
     let h = if let Some(rest) = h.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else if h.matches(':').count() == 1 {
-        h.split(':').next().unwrap_or("")
+        rest.get(..memchr::memchr(b']', rest.as_bytes()).unwrap_or(rest.len())).unwrap_or("")
     } else {
-        h
+        let mut colons = memchr::memchr_iter(b':', b);
+        match (colons.next(), colons.next()) {
+            (Some(i), None) => h.get(..i).unwrap_or(""),
+            _ => h,
+        }
     };
     let h = h.trim_end_matches('.');
     if h.is_empty() {
@@ -175,20 +182,25 @@ pub fn split_target<'a>(method: &str, target: &'a str) -> (&'a str, Option<&'a s
     if method.eq_ignore_ascii_case("CONNECT") {
         return (target, None);
     }
-    let without_fragment = target.split('#').next().unwrap_or(target);
-    let (path, query) = match without_fragment.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
+    let b = target.as_bytes();
+    let without_fragment = target.get(..memchr::memchr(b'#', b).unwrap_or(b.len())).unwrap_or(target);
+    let (path, query) = match memchr::memchr(b'?', without_fragment.as_bytes()) {
+        Some(i) => (without_fragment.get(..i).unwrap_or(""), without_fragment.get(i + 1..)),
         None => (without_fragment, None),
     };
-    let path = match path.find("://") {
-        Some(i) if !path.starts_with('/') => {
-            let after = path.get(i + 3..).unwrap_or("");
-            match after.find('/') {
-                Some(j) => after.get(j..).unwrap_or("/"),
-                None => "/",
+    let path = if path.starts_with('/') {
+        path
+    } else {
+        match memchr::memmem::find(path.as_bytes(), b"://") {
+            Some(i) => {
+                let after = path.get(i + 3..).unwrap_or("");
+                match memchr::memchr(b'/', after.as_bytes()) {
+                    Some(j) => after.get(j..).unwrap_or("/"),
+                    None => "/",
+                }
             }
+            None => path,
         }
-        _ => path,
     };
     (path, query)
 }

@@ -164,6 +164,20 @@ pub fn looks_like_words(b: &[u8]) -> bool {
 /// The typed template of a path: typed segments replaced by `{type}`,
 /// everything else kept. The first segment and version/`api` segments stay.
 pub fn typed_template(path: &str) -> String {
+    TYPED.with(|m| match m.try_borrow_mut() {
+        Ok(mut m) => m.get_or(&[path.as_bytes()], || typed_template_now(path)),
+        Err(_) => typed_template_now(path),
+    })
+}
+
+std::thread_local! {
+    /// Templates of paths seen on this thread (a path comes back on every call
+    /// of its endpoint); bounded, see [`crate::analyze::fingerprint::Memo`].
+    static TYPED: std::cell::RefCell<crate::analyze::fingerprint::Memo<String>> =
+        std::cell::RefCell::new(crate::analyze::fingerprint::Memo::new());
+}
+
+fn typed_template_now(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for (i, seg) in path.split('/').enumerate() {
         if i > 0 {

@@ -468,15 +468,13 @@ const fn build_decoder() -> [[Step; 16]; 256] {
 }
 
 /// The automaton's step from tree node `state` on the low four bits of `nibble`.
-#[inline]
+// Indexes that cannot be out of bounds, whatever the input: a `u8` into the
+// 256-row table and a value masked below 16 into a 16-entry row (the
+// compiler drops the checks, a `get` chain would cost a branch per nibble).
+#[allow(clippy::indexing_slicing)]
+#[inline(always)]
 fn step(state: u8, nibble: u8) -> Step {
-    // Always found: a u8 state in the 256-row table and a nibble below 16; the
-    // fallback (EOS seen: invalid) is never taken.
-    HUFFMAN_DECODE
-        .get(usize::from(state))
-        .and_then(|row| row.get(usize::from(nibble & 0x0f)))
-        .copied()
-        .unwrap_or(Step { next: 0, sym: 0, flags: FAIL })
+    HUFFMAN_DECODE[usize::from(state)][usize::from(nibble & 0x0f)]
 }
 
 /// Why a Huffman string was not decoded.
@@ -499,37 +497,130 @@ pub fn decode_huffman(src: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(),
     }
 }
 
-/// Decodes `src` into `out` while `out.len()` stays within `cap`.
+/// Slots of the per-thread cache of decoded Huffman strings.
+const HUFFMAN_CACHE_SLOTS: usize = 512;
+/// Longest Huffman string (encoded bytes) the cache holds.
+const HUFFMAN_CACHE_SRC: usize = 48;
+/// Longest decoded string the cache holds (48 bytes of 5-bit codes at most).
+const HUFFMAN_CACHE_OUT: usize = HUFFMAN_CACHE_SRC * 8 / 5;
+
+/// One decoded string and the exact bytes it was decoded from.
+#[derive(Clone, Copy)]
+struct HuffmanSlot {
+    src_len: u8,
+    out_len: u8,
+    src: [u8; HUFFMAN_CACHE_SRC],
+    out: [u8; HUFFMAN_CACHE_OUT],
+}
+
+const EMPTY_SLOT: HuffmanSlot = HuffmanSlot { src_len: 0, out_len: 0, src: [0; HUFFMAN_CACHE_SRC], out: [0; HUFFMAN_CACHE_OUT] };
+
+std::thread_local! {
+    /// Short Huffman strings decoded on this thread (a server that does not
+    /// index its response headers sends the same strings on every response).
+    /// Direct-mapped; a hit needs the exact encoded bytes, so a collision can
+    /// only cost a decode, never give a wrong string. About 64 KiB per thread.
+    static HUFFMAN_CACHE: std::cell::RefCell<Vec<HuffmanSlot>> = std::cell::RefCell::new(vec![EMPTY_SLOT; HUFFMAN_CACHE_SLOTS]);
+}
+
+/// Slot of `src` in [`HUFFMAN_CACHE`].
+fn huffman_slot(src: &[u8]) -> usize {
+    let mut h = src.len() as u64;
+    let mut chunks = src.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    for &b in chunks.remainder() {
+        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    (h >> 32) as usize % HUFFMAN_CACHE_SLOTS
+}
+
+/// Decodes `src` into `out` while `out.len()` stays within `cap`; short
+/// strings through [`HUFFMAN_CACHE`].
 #[inline]
 fn huffman(src: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), HuffmanError> {
+    if src.is_empty() || src.len() > HUFFMAN_CACHE_SRC {
+        return huffman_now(src, cap, out);
+    }
+    let slot = huffman_slot(src);
+    let start = out.len();
+    let hit = HUFFMAN_CACHE.with(|c| {
+        let Ok(c) = c.try_borrow() else { return false };
+        let Some(e) = c.get(slot) else { return false };
+        let (Some(held), Some(decoded)) = (e.src.get(..usize::from(e.src_len)), e.out.get(..usize::from(e.out_len))) else { return false };
+        if held != src || start.saturating_add(decoded.len()) > cap {
+            return false;
+        }
+        out.extend_from_slice(decoded);
+        true
+    });
+    if hit {
+        return Ok(());
+    }
+    huffman_now(src, cap, out)?;
+    let decoded = out.get(start..).unwrap_or(&[]);
+    if decoded.len() <= HUFFMAN_CACHE_OUT {
+        HUFFMAN_CACHE.with(|c| {
+            let Ok(mut c) = c.try_borrow_mut() else { return };
+            let Some(e) = c.get_mut(slot) else { return };
+            if let (Some(s), Some(o)) = (e.src.get_mut(..src.len()), e.out.get_mut(..decoded.len())) {
+                s.copy_from_slice(src);
+                o.copy_from_slice(decoded);
+                e.src_len = src.len() as u8;
+                e.out_len = decoded.len() as u8;
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Input bytes decoded per round of [`huffman_now`]: each emits at most two
+/// symbols, so a round fits [`HUFFMAN_ROUND_OUT`].
+const HUFFMAN_ROUND_IN: usize = 32;
+const HUFFMAN_ROUND_OUT: usize = 2 * HUFFMAN_ROUND_IN;
+
+/// Decodes `src` into `out` while `out.len()` stays within `cap`.
+///
+/// Rounds of [`HUFFMAN_ROUND_IN`] bytes decode into a stack buffer without a
+/// branch per symbol (the write index is masked into the buffer, and a round
+/// cannot emit more than it holds); failure flags are gathered and checked per
+/// round, the output limit per round.
+#[inline]
+fn huffman_now(src: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), HuffmanError> {
     // 8 bits per byte and at least 5 bits per symbol.
     let most = src.len().saturating_mul(8) / 5;
     out.reserve(most.min(cap.saturating_sub(out.len())));
     let mut state = 0u8;
     let mut flags = ACCEPT;
-    for &byte in src {
-        let hi = step(state, byte >> 4);
-        if hi.flags & (EMIT | FAIL) != 0 {
-            if hi.flags & FAIL != 0 {
-                return Err(HuffmanError::Invalid);
+    let mut buf = [0u8; HUFFMAN_ROUND_OUT];
+    for round in src.chunks(HUFFMAN_ROUND_IN) {
+        let mut n = 0usize;
+        let mut seen = 0u8;
+        for &byte in round {
+            let hi = step(state, byte >> 4);
+            if let Some(slot) = buf.get_mut(n & (HUFFMAN_ROUND_OUT - 1)) {
+                *slot = hi.sym;
             }
-            if out.len() >= cap {
-                return Err(huffman_overflow(src));
+            n += usize::from(hi.flags & EMIT);
+            let lo = step(hi.next, byte);
+            if let Some(slot) = buf.get_mut(n & (HUFFMAN_ROUND_OUT - 1)) {
+                *slot = lo.sym;
             }
-            out.push(hi.sym);
+            n += usize::from(lo.flags & EMIT);
+            seen |= hi.flags | lo.flags;
+            state = lo.next;
+            flags = lo.flags;
         }
-        let lo = step(hi.next, byte);
-        if lo.flags & (EMIT | FAIL) != 0 {
-            if lo.flags & FAIL != 0 {
-                return Err(HuffmanError::Invalid);
-            }
-            if out.len() >= cap {
-                return Err(huffman_overflow(src));
-            }
-            out.push(lo.sym);
+        if seen & FAIL != 0 {
+            return Err(HuffmanError::Invalid);
         }
-        state = lo.next;
-        flags = lo.flags;
+        if out.len().saturating_add(n) > cap {
+            return Err(huffman_overflow(src));
+        }
+        out.extend_from_slice(buf.get(..n).unwrap_or(&[]));
     }
     if flags & ACCEPT == 0 {
         return Err(HuffmanError::Invalid);
@@ -1563,6 +1654,42 @@ mod tests {
             decode_huffman(&hex(h), 1024, &mut out).unwrap();
             assert_eq!(out, s.as_bytes());
             assert_eq!(huffman_encode(s.as_bytes()), hex(h));
+        }
+    }
+
+    #[test]
+    fn huffman_cache_gives_what_decoding_gives() {
+        // strings that share a cache slot replace each other and decode right
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let mut by_slot: std::collections::HashMap<usize, Vec<Vec<u8>>> = std::collections::HashMap::new();
+        while !by_slot.values().any(|v| v.len() >= 3) {
+            let len = 1 + (rng.next() % 30) as usize;
+            let s: Vec<u8> = (0..len).map(|_| (rng.next() % 256) as u8).collect();
+            let e = huffman_encode(&s);
+            if e.len() <= HUFFMAN_CACHE_SRC {
+                by_slot.entry(huffman_slot(&e)).or_default().push(s);
+            }
+        }
+        let same: Vec<Vec<u8>> = by_slot.into_values().find(|v| v.len() >= 3).unwrap();
+        for round in 0..3 {
+            for s in &same {
+                let mut out = b"prefix".to_vec();
+                decode_huffman(&huffman_encode(s), 64, &mut out).unwrap();
+                assert_eq!(out.get(6..).unwrap(), s.as_slice(), "round {round}");
+                // the same string again (a hit when nothing replaced it)
+                let mut again = Vec::new();
+                decode_huffman(&huffman_encode(s), 64, &mut again).unwrap();
+                assert_eq!(&again, s);
+                // a hit never bypasses the limit
+                let err = decode_huffman(&huffman_encode(s), s.len() - 1, &mut Vec::new()).unwrap_err();
+                assert!(matches!(err, HpackError::StringTooLong { len, .. } if len == s.len() as u64), "{err:?}");
+            }
+        }
+        // an invalid string is never cached as valid: EOS padding of 8 bits
+        let mut bad = huffman_encode(b"abc");
+        bad.push(0xff);
+        for _ in 0..2 {
+            assert!(matches!(decode_huffman(&bad, 64, &mut Vec::new()), Err(HpackError::BadHuffman)));
         }
     }
 
