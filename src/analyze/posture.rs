@@ -82,7 +82,7 @@ fn verbose(tx: &HttpTransaction) -> bool {
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+    !needle.is_empty() && memchr::memmem::find(hay, needle).is_some()
 }
 
 /// The host of an origin (`https://a.example.com:8443` → `a.example.com`).

@@ -122,7 +122,7 @@ fn plausible_for_sync(h: &FrameHeader, max_len: u32) -> bool {
 /// which every frame header up to the end of `data` is plausible (the last
 /// frame may be cut by the end of the data). Returns the offset.
 pub fn find_frame_sync(data: &[u8], max_len: u32) -> Option<usize> {
-    if let Some(p) = data.windows(PREFACE.len()).position(|w| w == PREFACE) {
+    if let Some(p) = memchr::memmem::find(data, PREFACE) {
         return Some(p + PREFACE.len());
     }
     let last = data.len().checked_sub(FRAME_HEADER_LEN)?;
@@ -150,7 +150,7 @@ pub fn find_frame_sync(data: &[u8], max_len: u32) -> Option<usize> {
 /// A frame boundary proven by at least two complete, chained, plausible frames
 /// (or the client preface), strong enough to call unknown bytes HTTP/2.
 pub fn strong_frame_sync(data: &[u8], max_len: u32) -> Option<usize> {
-    if let Some(p) = data.windows(PREFACE.len()).position(|w| w == PREFACE) {
+    if let Some(p) = memchr::memmem::find(data, PREFACE) {
         return Some(p + PREFACE.len());
     }
     let last = data.len().checked_sub(FRAME_HEADER_LEN)?;

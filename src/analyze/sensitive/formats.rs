@@ -19,7 +19,7 @@ fn find(h: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     if needle.is_empty() {
         return None;
     }
-    h.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    memchr::memmem::find(h.get(from..)?, needle).map(|p| p + from)
 }
 
 /// A parameter of a header value (`boundary=…`, `name="…"`), quotes removed.
