@@ -523,6 +523,23 @@ std::thread_local! {
     static HUFFMAN_CACHE: std::cell::RefCell<Vec<HuffmanSlot>> = std::cell::RefCell::new(vec![EMPTY_SLOT; HUFFMAN_CACHE_SLOTS]);
 }
 
+/// Fields whose values may be kept in [`HUFFMAN_CACHE`]: descriptive headers
+/// that never carry a credential or personal data. Everything else (the
+/// target, cookies, authorization, API keys, custom headers, never-indexed
+/// fields) is decoded without the cache, so that no secret outlives its
+/// message in it.
+fn cacheable_value(name: &[u8]) -> bool {
+    const NAMES: &[&[u8]] = &[
+        b":method", b":scheme", b":status", b"accept", b"accept-encoding", b"accept-language", b"accept-ranges",
+        b"access-control-allow-credentials", b"access-control-allow-headers", b"access-control-allow-methods",
+        b"access-control-allow-origin", b"access-control-max-age", b"age", b"cache-control", b"content-encoding",
+        b"content-language", b"content-length", b"content-type", b"date", b"etag", b"expires", b"last-modified",
+        b"pragma", b"referrer-policy", b"server", b"strict-transport-security", b"te", b"user-agent", b"vary", b"via",
+        b"x-content-type-options", b"x-frame-options", b"x-xss-protection",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
 /// Slot of `src` in [`HUFFMAN_CACHE`].
 fn huffman_slot(src: &[u8]) -> usize {
     let mut h = src.len() as u64;
@@ -1113,7 +1130,7 @@ impl Decoder {
             self.stats.never_indexed += 1;
         }
         let name = if index == 0 {
-            match self.string(c, blk)? {
+            match self.string(c, blk, true)? {
                 Str::Bytes(v) => Name::Owned(v),
                 Str::TooLong(n) => Name::Invalid { len: Some(n) },
                 Str::Invalid => Name::Invalid { len: None },
@@ -1141,7 +1158,13 @@ impl Decoder {
                 }
             }
         };
-        let value = self.string(c, blk)?;
+        let cache = !sensitive
+            && match &name {
+                Name::Static(n) => cacheable_value(n),
+                Name::Owned(n) => cacheable_value(n),
+                Name::Unknown { .. } | Name::Invalid { .. } => false,
+            };
+        let value = self.string(c, blk, cache)?;
 
         if kind == Literal::Incremental {
             let name_part = match &name {
@@ -1202,7 +1225,9 @@ impl Decoder {
     }
 
     /// A string literal (§5.2). `Err` only when the block structure is lost.
-    fn string(&mut self, c: &mut Cursor<'_>, blk: &mut Block) -> Result<Str, HpackError> {
+    /// `cache`: the decoded string may be kept in [`HUFFMAN_CACHE`] (names,
+    /// and values of [`cacheable_value`] fields).
+    fn string(&mut self, c: &mut Cursor<'_>, blk: &mut Block, cache: bool) -> Result<Str, HpackError> {
         let huffman_coded = c.peek().ok_or(HpackError::Truncated)? & 0x80 != 0;
         let len = c.integer(7)?;
         let raw = c.take(len)?;
@@ -1215,7 +1240,8 @@ impl Decoder {
             return Ok(Str::Bytes(raw.to_vec()));
         }
         let mut v = Vec::new();
-        match huffman(raw, blk.limit, &mut v) {
+        let decoded = if cache { huffman(raw, blk.limit, &mut v) } else { huffman_now(raw, blk.limit, &mut v) };
+        match decoded {
             Ok(()) => Ok(Str::Bytes(v)),
             Err(HuffmanError::TooLong(n)) => {
                 self.stats.limit_hits += 1;
@@ -1655,6 +1681,30 @@ mod tests {
             assert_eq!(out, s.as_bytes());
             assert_eq!(huffman_encode(s.as_bytes()), hex(h));
         }
+    }
+
+    #[test]
+    fn huffman_cache_never_holds_credentials() {
+        let held = |src: &[u8]| {
+            HUFFMAN_CACHE.with(|c| c.borrow().get(huffman_slot(src)).is_some_and(|e| e.src.get(..usize::from(e.src_len)) == Some(src)))
+        };
+        let token = huffman_encode(b"Bearer abc.def.ghi");
+        let agent = huffman_encode(b"curl/8.5.0");
+        // literal without indexing, static names 23 (authorization) and 58 (user-agent)
+        let mut block = vec![0x0f, 23 - 15, 0x80 | token.len() as u8];
+        block.extend_from_slice(&token);
+        block.extend_from_slice(&[0x0f, 58 - 15, 0x80 | agent.len() as u8]);
+        block.extend_from_slice(&agent);
+        // never indexed: even a descriptive header stays out
+        let never = huffman_encode(b"text/html");
+        block.extend_from_slice(&[0x1f, 31 - 15, 0x80 | never.len() as u8]);
+        block.extend_from_slice(&never);
+        let mut d = Decoder::new(4096, 65536);
+        let fields = decode(&mut d, &block).unwrap();
+        assert_eq!(fields, vec![k("authorization", "Bearer abc.def.ghi"), k("user-agent", "curl/8.5.0"), Field::Known { name: b"content-type".to_vec(), value: b"text/html".to_vec(), sensitive: true }]);
+        assert!(!held(&token), "a credential was kept");
+        assert!(!held(&never), "a never-indexed value was kept");
+        assert!(held(&agent), "a descriptive value was not cached");
     }
 
     #[test]
