@@ -529,15 +529,16 @@ std::thread_local! {
 /// fields) is decoded without the cache, so that no secret outlives its
 /// message in it.
 fn cacheable_value(name: &[u8]) -> bool {
-    const NAMES: &[&[u8]] = &[
-        b":method", b":scheme", b":status", b"accept", b"accept-encoding", b"accept-language", b"accept-ranges",
-        b"access-control-allow-credentials", b"access-control-allow-headers", b"access-control-allow-methods",
-        b"access-control-allow-origin", b"access-control-max-age", b"age", b"cache-control", b"content-encoding",
-        b"content-language", b"content-length", b"content-type", b"date", b"etag", b"expires", b"last-modified",
-        b"pragma", b"referrer-policy", b"server", b"strict-transport-security", b"te", b"user-agent", b"vary", b"via",
-        b"x-content-type-options", b"x-frame-options", b"x-xss-protection",
-    ];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+    // HTTP/2 names are lower case; any other spelling is simply not cached
+    matches!(
+        name,
+        b":method" | b":scheme" | b":status" | b"accept" | b"accept-encoding" | b"accept-language" | b"accept-ranges"
+            | b"access-control-allow-credentials" | b"access-control-allow-headers" | b"access-control-allow-methods"
+            | b"access-control-allow-origin" | b"access-control-max-age" | b"age" | b"cache-control" | b"content-encoding"
+            | b"content-language" | b"content-length" | b"content-type" | b"date" | b"etag" | b"expires" | b"last-modified"
+            | b"pragma" | b"referrer-policy" | b"server" | b"strict-transport-security" | b"te" | b"user-agent" | b"vary"
+            | b"via" | b"x-content-type-options" | b"x-frame-options" | b"x-xss-protection"
+    )
 }
 
 /// Slot of `src` in [`HUFFMAN_CACHE`].
