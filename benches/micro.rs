@@ -127,6 +127,47 @@ fn analysis(c: &mut Criterion) {
             apitap::analyze::sensitive::scan_response(std::hint::black_box(&t), &limits, &fp, &mut st).len()
         })
     });
+    // The same work on values never seen before (the per-thread memos miss:
+    // 8,192 distinct values cycle through memos of 1,024 to 4,096 entries).
+    const UNSEEN: usize = 8192;
+    let paths: Vec<String> = (0..UNSEEN).map(|i| format!("/v2/users/{}/orders/{:x}", 1000 + i, 0x5eed_0000_0000u64 + i as u64)).collect();
+    let mut i = 0usize;
+    g.bench_function("typed_template_unseen_path", |b| {
+        b.iter(|| {
+            i = (i + 1) % UNSEEN;
+            apitap::analyze::template::typed_template(std::hint::black_box(&paths[i])).len()
+        })
+    });
+    let with_token = |k: usize| {
+        let mut t = tx();
+        let sig = format!("c2lnbmF0dXJl{k:08}");
+        t.request_headers[0].value = format!("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxODQyIiwiZXhwIjoyMDI5OTEwNDAwfQ.{sig}").into_bytes();
+        t.request_headers[1].value = format!("sid=702b0a921ab7b55c7a121ca0{k:08}").into_bytes();
+        t
+    };
+    let txs: Vec<HttpTransaction> = (0..UNSEEN).map(with_token).collect();
+    g.bench_function("auth_classify_unseen_tokens", |b| {
+        b.iter(|| {
+            i = (i + 1) % UNSEEN;
+            apitap::analyze::auth::classify(std::hint::black_box(&txs[i]), &auth_cfg, &fp, false).len()
+        })
+    });
+    let bodies: Vec<HttpTransaction> = (0..UNSEEN)
+        .map(|k| {
+            let mut t = tx();
+            let body = String::from_utf8_lossy(BODY).replace("\"page\":2", &format!("\"page\":{}", 2 + k));
+            t.response_body = BodyInfo { length: body.len() as u64, sample: body.into_bytes(), gap_bytes: 0 };
+            t
+        })
+        .collect();
+    g.throughput(Throughput::Bytes(BODY.len() as u64));
+    g.bench_function("sensitive_scan_json_response_unseen_body", |b| {
+        b.iter(|| {
+            i = (i + 1) % UNSEEN;
+            let mut st = apitap::analyze::sensitive::ScanStats::default();
+            apitap::analyze::sensitive::scan_response(std::hint::black_box(&bodies[i]), &limits, &fp, &mut st).len()
+        })
+    });
     g.finish();
 }
 

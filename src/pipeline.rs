@@ -97,6 +97,9 @@ pub struct PipelineStats {
     pub batches: u64,
     pub reader_batches_dropped: u64,
     pub reader_segments_dropped: u64,
+    /// Batches the reader had to allocate because no used one had come back
+    /// yet (start-up and workers falling behind; each up to 512 KiB).
+    pub reader_batches_allocated: u64,
 }
 
 /// Totals of a run.
@@ -353,36 +356,46 @@ impl Pipeline {
     }
 
     fn send(&mut self, w: usize) {
+        let Some(slot) = self.filling.get_mut(w) else { return };
+        if slot.metas.is_empty() {
+            return;
+        }
+        // the replacement is taken after the hand-over: a worker that was
+        // behind has returned a batch by then, so batches are reused, not
+        // allocated while the reader waits and dropped by the worker later
+        let batch = std::mem::replace(slot, Batch { metas: Vec::new(), data: Vec::new() });
+        if let Some(tx) = self.senders.get(w) {
+            self.stats.batches += 1;
+            match self.policy {
+                FullPolicy::Block => {
+                    // a closed channel means the worker is gone; finish() reports why
+                    let _ = tx.send(batch);
+                }
+                FullPolicy::Drop => match tx.try_send(batch) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
+                        self.stats.reader_batches_dropped += 1;
+                        self.stats.reader_segments_dropped += b.metas.len() as u64;
+                        if let Some(m) = self.metrics.as_deref().and_then(|m| m.workers.get(w)) {
+                            m.queue_batches_dropped.fetch_add(1, Relaxed);
+                        }
+                    }
+                },
+            }
+        }
         let replacement = match self.free.try_recv() {
             Ok(mut b) => {
                 b.metas.clear();
                 b.data.clear();
                 b
             }
-            Err(_) => new_batch(self.batch_packets),
-        };
-        let Some(slot) = self.filling.get_mut(w) else { return };
-        let batch = std::mem::replace(slot, replacement);
-        if batch.metas.is_empty() {
-            return;
-        }
-        let Some(tx) = self.senders.get(w) else { return };
-        self.stats.batches += 1;
-        match self.policy {
-            FullPolicy::Block => {
-                // a closed channel means the worker is gone; finish() reports why
-                let _ = tx.send(batch);
+            Err(_) => {
+                self.stats.reader_batches_allocated += 1;
+                new_batch(self.batch_packets)
             }
-            FullPolicy::Drop => match tx.try_send(batch) {
-                Ok(()) => {}
-                Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
-                    self.stats.reader_batches_dropped += 1;
-                    self.stats.reader_segments_dropped += b.metas.len() as u64;
-                    if let Some(m) = self.metrics.as_deref().and_then(|m| m.workers.get(w)) {
-                        m.queue_batches_dropped.fetch_add(1, Relaxed);
-                    }
-                }
-            },
+        };
+        if let Some(slot) = self.filling.get_mut(w) {
+            *slot = replacement;
         }
     }
 

@@ -543,41 +543,56 @@ impl Ctx<'_> {
 
     /// `Basic` (RFC 7617): fingerprint and sample of the user name only.
     fn basic(&mut self, carrier: &str, token68: &[u8]) {
-        let mut flags = AuthFlags { basic_cleartext: !self.over_tls, ..AuthFlags::default() };
-        let decoded = if token68.is_empty() { None } else { B64_STD.decode(token68).ok() };
-        let split = decoded.as_deref().and_then(|d| d.iter().position(|&b| b == b':').map(|i| d.split_at(i)));
-        let (fingerprint, principal, redacted) = match split {
-            Some((user, colon_pass)) => {
-                let pass = colon_pass.get(1..).unwrap_or(b"");
-                let user_s = String::from_utf8_lossy(user);
-                flags.basic_weak_password =
-                    weak_password(&String::from_utf8_lossy(pass), &user_s, self.cfg.basic_min_password_len);
-                (
-                    self.fingerprint(&AuthScheme::Basic, user),
-                    Some(self.principal(user)),
-                    redact(&user_s, REDACT_KEEP),
-                )
-            }
-            None => {
-                // Not user:pass. The value may still hold a password (e.g. sent
-                // without base64): fingerprint it, sample only its length.
-                flags.malformed = true;
-                (
-                    self.fingerprint(&AuthScheme::Basic, token68),
-                    None,
-                    redact(&String::from_utf8_lossy(token68), 0),
-                )
-            }
+        let id = self.fp.id().to_le_bytes();
+        let min_len = (self.cfg.basic_min_password_len as u64).to_le_bytes();
+        let make = || self.basic_facts(token68);
+        let facts = BASICS.with(|m| match m.try_borrow_mut() {
+            Ok(mut m) => m.get_or(&[&id, &min_len, token68], make),
+            Err(_) => make(),
+        });
+        let flags = AuthFlags {
+            basic_cleartext: !self.over_tls,
+            basic_weak_password: facts.weak_password,
+            malformed: facts.malformed,
+            ..AuthFlags::default()
         };
         self.push(Credential {
             scheme: AuthScheme::Basic,
             carrier: bounded(carrier, MAX_CARRIER_CHARS),
-            fingerprint,
-            principal_fingerprint: principal,
-            redacted,
+            fingerprint: facts.fingerprint,
+            principal_fingerprint: facts.principal,
+            redacted: facts.redacted,
             jwt: None,
             flags,
         });
+    }
+
+    /// What a Basic value alone tells (memoised in [`BASICS`]).
+    fn basic_facts(&self, token68: &[u8]) -> BasicFacts {
+        let decoded = if token68.is_empty() { None } else { B64_STD.decode(token68).ok() };
+        let split = decoded.as_deref().and_then(|d| d.iter().position(|&b| b == b':').map(|i| d.split_at(i)));
+        match split {
+            Some((user, colon_pass)) => {
+                let pass = colon_pass.get(1..).unwrap_or(b"");
+                let user_s = String::from_utf8_lossy(user);
+                BasicFacts {
+                    weak_password: weak_password(&String::from_utf8_lossy(pass), &user_s, self.cfg.basic_min_password_len),
+                    malformed: false,
+                    fingerprint: self.fingerprint(&AuthScheme::Basic, user),
+                    principal: Some(self.principal(user)),
+                    redacted: redact(&user_s, REDACT_KEEP),
+                }
+            }
+            // Not user:pass. The value may still hold a password (e.g. sent
+            // without base64): fingerprint it, sample only its length.
+            None => BasicFacts {
+                weak_password: false,
+                malformed: true,
+                fingerprint: self.fingerprint(&AuthScheme::Basic, token68),
+                principal: None,
+                redacted: redact(&String::from_utf8_lossy(token68), 0),
+            },
+        }
     }
 
     /// Schemes other than Basic, Bearer and API keys: fingerprint the stable
@@ -632,7 +647,12 @@ impl Ctx<'_> {
 
     /// Any other header: a credential only when its value is a JWT.
     fn jwt_header(&mut self, name: &str, raw: &[u8]) {
-        let value = strip_bearer(trim(raw));
+        let value = trim(raw);
+        // only "ey…" or "Bearer ey…" can follow (most headers end here)
+        if !matches!(value.first(), Some(b'e' | b'b' | b'B')) {
+            return;
+        }
+        let value = strip_bearer(value);
         if value.len() < 3 || !value.starts_with(b"ey") {
             return;
         }
@@ -776,6 +796,17 @@ enum JwtParse {
     Jwt { info: JwtInfo, payload_ok: bool },
 }
 
+/// What a Basic credential's bytes tell: never the password, only whether
+/// it is weak.
+#[derive(Clone)]
+struct BasicFacts {
+    weak_password: bool,
+    malformed: bool,
+    fingerprint: String,
+    principal: Option<String>,
+    redacted: String,
+}
+
 /// A token's decoding, fingerprint and redacted sample.
 #[derive(Clone)]
 struct TokenFacts {
@@ -785,6 +816,9 @@ struct TokenFacts {
 }
 
 std::thread_local! {
+    /// [`BasicFacts`] worked out on this thread, by fingerprint key, password
+    /// policy and value (a client sends the same header on every request).
+    static BASICS: std::cell::RefCell<crate::analyze::fingerprint::Memo<BasicFacts>> = std::cell::RefCell::new(crate::analyze::fingerprint::Memo::new());
     /// [`TokenFacts`] worked out on this thread, by fingerprint key, schemes and token.
     static TOKENS: std::cell::RefCell<crate::analyze::fingerprint::Memo<TokenFacts>> = std::cell::RefCell::new(crate::analyze::fingerprint::Memo::new());
     /// Tokens decoded on this thread, by fingerprint key and token (a token
@@ -1329,6 +1363,27 @@ mod tests {
         let c2 = auth("  bAsIc    YWRtaW5Ac2hvcC50ZXN0OlMzY3IzdC1BZG1pbiE  ");
         assert_eq!(c2.fingerprint, c.fingerprint);
         assert!(!c2.flags.malformed);
+    }
+
+    /// The Basic memo: a value seen again gives the same credential; what is
+    /// not keyed (TLS) is applied afresh; the password policy is keyed.
+    #[test]
+    fn basic_memo_keys_on_policy_and_leaves_tls_out() {
+        let v = basic("ops@shop.test", "summer2024");
+        let plain = tx(&[("authorization", &v)], "/", Some(200));
+        let first = classify(&plain, &AuthConfig::default(), &fp(), false);
+        let again = classify(&plain, &AuthConfig::default(), &fp(), false);
+        assert_eq!(first, again);
+        assert!(first[0].flags.basic_weak_password && first[0].flags.basic_cleartext);
+        let tls = classify(&plain, &AuthConfig::default(), &fp(), true);
+        assert!(!tls[0].flags.basic_cleartext);
+        assert_eq!(tls[0].fingerprint, first[0].fingerprint);
+        // "summer2024" is 10 characters: not short under a 6-character policy, still common
+        let short_ok = AuthConfig { basic_min_password_len: 6, ..AuthConfig::default() };
+        let long_pw = basic("ops@shop.test", "Tq8#vLx2");
+        let t = tx(&[("authorization", &long_pw)], "/", Some(200));
+        assert!(classify(&t, &AuthConfig::default(), &fp(), false)[0].flags.basic_weak_password, "8 < 10 characters");
+        assert!(!classify(&t, &short_ok, &fp(), false)[0].flags.basic_weak_password, "8 >= 6 characters");
     }
 
     #[test]

@@ -747,6 +747,8 @@ fn summary_json(reports: &[FileReport], t: &RunTotals, elapsed: f64, workers: us
         "packets": t.pipeline.packets,
         "bytes": bytes,
         "tcp_segments": t.pipeline.segments,
+        "batches": t.pipeline.batches,
+        "reader_batches_allocated": t.pipeline.reader_batches_allocated,
         "flows": get_u64(&t.flow, &["flows_created"]),
         "transactions": get_u64(&t.proto, &["transactions"]),
         "http_anomalies": get_u64(&t.proto, &["anomalies"]),

@@ -289,13 +289,46 @@ fn merge_shape(into: &mut Option<Shape>, from: Option<&Shape>) {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct InventoryStats {
     pub observations: u64,
+    /// Two endpoints under one 128-bit keyed hash (never expected; such an
+    /// observation is not filed, and counted here).
+    pub key_collisions: u64,
 }
 
-/// Endpoint changes not yet written to the store.
+/// Random SipHash-1-3-128 keys of the inventory's record map: one pass over
+/// an endpoint's host, method and template finds its record, with no key
+/// built for the lookup.
+struct DirtyKeys(u64, u64);
+
+impl Default for DirtyKeys {
+    fn default() -> DirtyKeys {
+        use std::hash::BuildHasher;
+        let (a, b) = (std::collections::hash_map::RandomState::new(), std::collections::hash_map::RandomState::new());
+        DirtyKeys(a.hash_one(0x696e_7630u64), b.hash_one(0x696e_7631u64))
+    }
+}
+
+impl DirtyKeys {
+    fn of(&self, host: &str, method: &str, path: &str) -> u128 {
+        use siphasher::sip128::Hasher128;
+        use std::hash::Hasher;
+        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.0, self.1);
+        for part in [host, method, path] {
+            h.write_usize(part.len());
+            h.write(part.as_bytes());
+        }
+        h.finish128().as_u128()
+    }
+}
+
 /// Endpoint changes not yet written to the store, and the learned templates.
 #[derive(Default)]
 pub struct Inventory {
-    dirty: HashMap<EndpointKey, EndpointRecord>,
+    /// Records by [`DirtyKeys::of`] (host, method, template); each record
+    /// holds its own key, checked on every lookup.
+    dirty: HashMap<u128, EndpointRecord, crate::analyze::fingerprint::PreHashed>,
+    dirty_keys: DirtyKeys,
+    /// The template the last observation was filed under (its buffer reused).
+    filed: String,
     templater: templates::Templater,
     /// Rules learned since the last [`Inventory::take_new_rules`].
     new_rules: Vec<templates::Rule>,
@@ -340,67 +373,74 @@ impl Inventory {
     }
 
     /// Adds one observation; returns the path template it was filed under.
-    pub fn observe(&mut self, o: &Observation) -> String {
+    pub fn observe(&mut self, o: &Observation) -> &str {
         self.stats.observations += 1;
         let host = o.key.host.as_str();
         let memo_key = std::hash::BuildHasher::hash_one(self.memo.hasher(), (host, o.key.path.as_str()));
-        let memoised = match self.memo.get(&memo_key) {
-            Some((h, p, t)) if !o.fixed && h == host && *p == o.key.path => Some(t.clone()),
-            _ => None,
-        };
-        let path = match memoised {
-            Some(t) => t,
-            None if o.fixed => o.key.path.clone(),
-            None => {
-                let mut path = self.templater.apply(host, &o.key.path);
-                // learning may enable further learning; bounded by MAX_RELEARN
-                let mut learned_any = false;
-                for _ in 0..MAX_RELEARN {
-                    let learned = self.templater.learn(host, &path);
-                    if learned.is_empty() {
-                        break;
-                    }
-                    learned_any = true;
-                    self.new_rules.extend(learned);
-                    self.retemplate_dirty(host);
-                    path = self.templater.apply(host, &o.key.path);
+        let held = !o.fixed && matches!(self.memo.get(&memo_key), Some((h, p, _)) if h == host && *p == o.key.path);
+        let made = if held {
+            None
+        } else if o.fixed {
+            Some(o.key.path.clone())
+        } else {
+            let mut path = self.templater.apply(host, &o.key.path);
+            // learning may enable further learning; bounded by MAX_RELEARN
+            let mut learned_any = false;
+            for _ in 0..MAX_RELEARN {
+                let learned = self.templater.learn(host, &path);
+                if learned.is_empty() {
+                    break;
                 }
-                if learned_any || self.memo.len() >= MEMO_LIMIT {
-                    self.memo.clear();
-                }
-                if !learned_any {
-                    self.memo.insert(memo_key, (host.to_string(), o.key.path.clone(), path.clone()));
-                }
-                path
+                learned_any = true;
+                self.new_rules.extend(learned);
+                self.retemplate_dirty(host);
+                path = self.templater.apply(host, &o.key.path);
             }
+            if learned_any || self.memo.len() >= MEMO_LIMIT {
+                self.memo.clear();
+            }
+            if !learned_any {
+                self.memo.insert(memo_key, (host.to_string(), o.key.path.clone(), path.clone()));
+            }
+            Some(path)
         };
-        let key = EndpointKey { host: o.key.host.clone(), method: o.key.method.clone(), path };
-        let filed = key.path.clone();
-        match self.dirty.get_mut(&key) {
-            Some(rec) => rec.observe(o),
+        let template: &str = match &made {
+            Some(t) => t,
+            None => self.memo.get(&memo_key).map_or(o.key.path.as_str(), |(_, _, t)| t.as_str()),
+        };
+        let method = o.key.method.as_str();
+        let k = self.dirty_keys.of(host, method, template);
+        match self.dirty.get_mut(&k) {
+            Some(rec) if rec.host == host && rec.method == method && rec.path == template => rec.observe(o),
+            Some(_) => self.stats.key_collisions += 1,
             None => {
+                let key = EndpointKey { host: host.to_string(), method: method.to_string(), path: template.to_string() };
                 let mut rec = EndpointRecord::new(&key);
                 rec.observe(o);
-                self.dirty.insert(key, rec);
+                self.dirty.insert(k, rec);
             }
         }
-        filed
+        self.filed.clear();
+        self.filed.push_str(template);
+        &self.filed
     }
 
     /// Re-keys the waiting records of `host` after a new rule, merging those
     /// that now share a template.
     fn retemplate_dirty(&mut self, host: &str) {
-        let keys: Vec<EndpointKey> = self.dirty.keys().filter(|k| k.host == host).cloned().collect();
+        let keys: Vec<u128> = self.dirty.iter().filter(|(_, r)| r.host == host).map(|(k, _)| *k).collect();
         for k in keys {
-            let t = self.templater.apply(host, &k.path);
-            if t == k.path {
+            let Some(rec) = self.dirty.get(&k) else { continue };
+            let t = self.templater.apply(host, &rec.path);
+            if t == rec.path {
                 continue;
             }
             if let Some(mut rec) = self.dirty.remove(&k) {
-                rec.path = t.clone();
-                let nk = EndpointKey { host: k.host.clone(), method: k.method.clone(), path: t };
+                let nk = self.dirty_keys.of(&rec.host, &rec.method, &t);
+                rec.path = t;
                 match self.dirty.get_mut(&nk) {
-                    Some(existing) => existing.merge(&rec),
+                    Some(existing) if existing.host == rec.host && existing.method == rec.method && existing.path == rec.path => existing.merge(&rec),
+                    Some(_) => self.stats.key_collisions += 1,
                     None => {
                         self.dirty.insert(nk, rec);
                     }
