@@ -6,7 +6,10 @@
 //! [`scan_request`] and [`scan_response`] are pure functions of one
 //! [`HttpTransaction`], the [`ScanLimits`] and the [`Fingerprinter`]; they
 //! never panic on input, allocate in proportion to the limits, and count
-//! every limit they reach in [`ScanStats`].
+//! every limit they reach in [`ScanStats`]. A body scan is remembered per
+//! thread (`BODY_MEMO`, keyed by everything it reads) and replayed when the
+//! same body comes again: same findings, same counters, plus
+//! [`ScanStats::body_memo_hits`].
 //!
 //! # What is scanned
 //! - Request: path segments, query parameters (names guide kinds), headers
