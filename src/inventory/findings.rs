@@ -32,7 +32,8 @@
 //! Drift against a baseline: `drift_new_endpoint`, `drift_auth_change`,
 //! `drift_new_sensitive_data`, `drift_new_client_class`.
 
-use std::collections::hash_map::DefaultHasher;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -315,8 +316,11 @@ impl<K: Hash + Eq + Clone, V: Default> Tracker<K, V> {
     }
 }
 
-fn key_hash(host: &str, method: &str, path: &str) -> u64 {
-    let mut h = DefaultHasher::new();
+/// A keyed hash of an endpoint (or part of one) for the detector tables: keyed
+/// per detector, so that no client can make two endpoints or two paths share
+/// an entry.
+fn key_hash(keyed: &RandomState, host: &str, method: &str, path: &str) -> u64 {
+    let mut h = keyed.build_hasher();
     (host, method, path).hash(&mut h);
     h.finish()
 }
@@ -413,6 +417,8 @@ pub struct Detector {
     /// Hosts answered over cleartext HTTP, and hosts named in TLS (bounded by `max_tracked`).
     plain_hosts: HashSet<String>,
     tls_hosts: HashMap<String, (IpAddr, u16)>,
+    /// Keys [`key_hash`].
+    keyed: RandomState,
     stats: DetectorStats,
 }
 
@@ -471,6 +477,7 @@ impl Detector {
             mix: Tracker::new(max),
             plain_hosts: HashSet::new(),
             tls_hosts: HashMap::new(),
+            keyed: RandomState::new(),
             stats: DetectorStats::default(),
         }
     }
@@ -547,7 +554,7 @@ impl Detector {
             }
         }
         // the endpoint's hash, for every per-endpoint table
-        let eh = key_hash(ep.host, ep.method, ep.path);
+        let eh = key_hash(&self.keyed, ep.host, ep.method, ep.path);
         self.spec_checks(o, ep, eh);
         self.posture(o, ep, eh);
         self.drift(o, ep);
@@ -833,7 +840,8 @@ impl Detector {
         let ts = o.ts_us;
         let w = self.window_us;
         let mut full = 0;
-        let k = (o.client, key_hash(ep.host, "", ""));
+        let k = (o.client, key_hash(&self.keyed, ep.host, "", ""));
+        let (path_h, dir_h) = (key_hash(&self.keyed, "", "", ep.path), key_hash(&self.keyed, "", "", parent(ep.path)));
         let Some(s) = self.recon.get(&k, ts, w, &mut full) else {
             self.stats.detector_table_full += full;
             return;
@@ -842,10 +850,10 @@ impl Detector {
             *s = Recon { start: ts, ..Recon::default() };
         }
         if s.paths.len() < MAX_WINDOW_SET {
-            s.paths.insert(key_hash("", "", ep.path));
+            s.paths.insert(path_h);
         }
         if s.dirs.len() < MAX_WINDOW_SET {
-            s.dirs.insert(key_hash("", "", parent(ep.path)));
+            s.dirs.insert(dir_h);
         }
         if s.paths.len() >= self.cfg.recon_min_paths && s.dirs.len() >= self.cfg.recon_min_dirs {
             s.fired = true;
