@@ -32,8 +32,7 @@ pub const MEMO_ENTRIES: usize = 4096;
 /// steered from the wire); the bytes themselves are not kept. Full → emptied.
 pub struct Memo<V> {
     map: std::collections::HashMap<u128, V, PreHashed>,
-    /// Random SipHash-1-3 keys of this memo.
-    keys: (u64, u64),
+    keys: HashKeys,
     cap: usize,
 }
 
@@ -44,10 +43,7 @@ impl<V: Clone> Memo<V> {
 
     /// A memo of at most `cap` entries (for values larger than a fingerprint).
     pub fn with_entries(cap: usize) -> Memo<V> {
-        use std::hash::BuildHasher;
-        // two draws of the standard library's per-process random keys
-        let (a, b) = (std::collections::hash_map::RandomState::new(), std::collections::hash_map::RandomState::new());
-        Memo { map: std::collections::HashMap::default(), keys: (a.hash_one(0x6b65_7930u64), b.hash_one(0x6b65_7931u64)), cap }
+        Memo { map: std::collections::HashMap::default(), keys: HashKeys::default(), cap }
     }
 
     /// The value held under `k` (from [`Memo::key`]), if any.
@@ -65,14 +61,7 @@ impl<V: Clone> Memo<V> {
 
     /// The 128-bit keyed hash that stands for `parts`.
     pub fn key(&self, parts: &[&[u8]]) -> u128 {
-        use siphasher::sip128::Hasher128;
-        use std::hash::Hasher;
-        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
-        for p in parts {
-            h.write_usize(p.len());
-            h.write(p);
-        }
-        h.finish128().as_u128()
+        self.keys.hash(parts)
     }
 
     /// The value for `parts`, made by `make` when not held.
@@ -87,6 +76,34 @@ impl<V: Clone> Memo<V> {
         }
         self.map.insert(k, v.clone());
         v
+    }
+}
+
+/// Random SipHash-1-3 keys, and the 128-bit keyed hash of a list of byte
+/// strings under them (each part length-prefixed, so that no two lists share
+/// an input): a stand-in for the values themselves that no client can steer
+/// into a collision.
+pub struct HashKeys(u64, u64);
+
+impl Default for HashKeys {
+    fn default() -> HashKeys {
+        use std::hash::BuildHasher;
+        // two draws of the standard library's per-process random keys
+        let (a, b) = (std::collections::hash_map::RandomState::new(), std::collections::hash_map::RandomState::new());
+        HashKeys(a.hash_one(0x6b65_7930u64), b.hash_one(0x6b65_7931u64))
+    }
+}
+
+impl HashKeys {
+    pub fn hash(&self, parts: &[&[u8]]) -> u128 {
+        use siphasher::sip128::Hasher128;
+        use std::hash::Hasher;
+        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.0, self.1);
+        for p in parts {
+            h.write_usize(p.len());
+            h.write(p);
+        }
+        h.finish128().as_u128()
     }
 }
 

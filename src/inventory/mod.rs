@@ -294,39 +294,15 @@ pub struct InventoryStats {
     pub key_collisions: u64,
 }
 
-/// Random SipHash-1-3-128 keys of the inventory's record map: one pass over
-/// an endpoint's host, method and template finds its record, with no key
-/// built for the lookup.
-struct DirtyKeys(u64, u64);
-
-impl Default for DirtyKeys {
-    fn default() -> DirtyKeys {
-        use std::hash::BuildHasher;
-        let (a, b) = (std::collections::hash_map::RandomState::new(), std::collections::hash_map::RandomState::new());
-        DirtyKeys(a.hash_one(0x696e_7630u64), b.hash_one(0x696e_7631u64))
-    }
-}
-
-impl DirtyKeys {
-    fn of(&self, host: &str, method: &str, path: &str) -> u128 {
-        use siphasher::sip128::Hasher128;
-        use std::hash::Hasher;
-        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.0, self.1);
-        for part in [host, method, path] {
-            h.write_usize(part.len());
-            h.write(part.as_bytes());
-        }
-        h.finish128().as_u128()
-    }
-}
 
 /// Endpoint changes not yet written to the store, and the learned templates.
 #[derive(Default)]
 pub struct Inventory {
-    /// Records by [`DirtyKeys::of`] (host, method, template); each record
-    /// holds its own key, checked on every lookup.
+    /// Records by a keyed 128-bit hash of (host, method, template): one pass
+    /// finds a record with no key built for the lookup; each record holds its
+    /// own key, checked on every lookup.
     dirty: HashMap<u128, EndpointRecord, crate::analyze::fingerprint::PreHashed>,
-    dirty_keys: DirtyKeys,
+    dirty_keys: crate::analyze::fingerprint::HashKeys,
     /// The template the last observation was filed under (its buffer reused).
     filed: String,
     templater: templates::Templater,
@@ -409,7 +385,7 @@ impl Inventory {
             None => self.memo.get(&memo_key).map_or(o.key.path.as_str(), |(_, _, t)| t.as_str()),
         };
         let method = o.key.method.as_str();
-        let k = self.dirty_keys.of(host, method, template);
+        let k = self.dirty_keys.hash(&[host.as_bytes(), method.as_bytes(), template.as_bytes()]);
         match self.dirty.get_mut(&k) {
             Some(rec) if rec.host == host && rec.method == method && rec.path == template => rec.observe(o),
             Some(_) => self.stats.key_collisions += 1,
@@ -436,7 +412,7 @@ impl Inventory {
                 continue;
             }
             if let Some(mut rec) = self.dirty.remove(&k) {
-                let nk = self.dirty_keys.of(&rec.host, &rec.method, &t);
+                let nk = self.dirty_keys.hash(&[rec.host.as_bytes(), rec.method.as_bytes(), t.as_bytes()]);
                 rec.path = t;
                 match self.dirty.get_mut(&nk) {
                     Some(existing) if existing.host == rec.host && existing.method == rec.method && existing.path == rec.path => existing.merge(&rec),
