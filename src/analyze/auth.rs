@@ -59,7 +59,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::analyze::fingerprint::{redact, Fingerprinter};
+use crate::analyze::fingerprint::{memoised, redact, Fingerprinter};
 use crate::analyze::split_target;
 use crate::proto::HttpTransaction;
 
@@ -412,10 +412,7 @@ impl Ctx<'_> {
         let id = self.fp.id().to_le_bytes();
         let (scheme, jwt_scheme) = (t.scheme.as_str(), t.jwt_scheme.as_str());
         let parts: [&[u8]; 4] = [&id, scheme.as_bytes(), jwt_scheme.as_bytes(), t.value];
-        TOKENS.with(|m| match m.try_borrow_mut() {
-            Ok(mut m) => m.get_or(&parts, make),
-            Err(_) => make(),
-        })
+        memoised(&TOKENS, &parts, make)
     }
 
     /// A token, decoded as a JWT when it is one.
@@ -545,11 +542,7 @@ impl Ctx<'_> {
     fn basic(&mut self, carrier: &str, token68: &[u8]) {
         let id = self.fp.id().to_le_bytes();
         let min_len = (self.cfg.basic_min_password_len as u64).to_le_bytes();
-        let make = || self.basic_facts(token68);
-        let facts = BASICS.with(|m| match m.try_borrow_mut() {
-            Ok(mut m) => m.get_or(&[&id, &min_len, token68], make),
-            Err(_) => make(),
-        });
+        let facts = memoised(&BASICS, &[&id, &min_len, token68], || self.basic_facts(token68));
         let flags = AuthFlags {
             basic_cleartext: !self.over_tls,
             basic_weak_password: facts.weak_password,
@@ -832,10 +825,7 @@ fn parse_jwt(token: &[u8], fp: &Fingerprinter) -> JwtParse {
         return JwtParse::NotJwt;
     }
     let id = fp.id().to_le_bytes();
-    JWTS.with(|m| match m.try_borrow_mut() {
-        Ok(mut m) => m.get_or(&[&id, token], || decode_jwt(token, fp)),
-        Err(_) => decode_jwt(token, fp),
-    })
+    memoised(&JWTS, &[&id, token], || decode_jwt(token, fp))
 }
 
 /// Decodes (never verifies) a JWS compact serialisation: header and claims; the

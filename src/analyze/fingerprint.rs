@@ -67,16 +67,27 @@ impl<V: Clone> Memo<V> {
     /// The value for `parts`, made by `make` when not held.
     pub fn get_or(&mut self, parts: &[&[u8]], make: impl FnOnce() -> V) -> V {
         let k = self.key(parts);
-        if let Some(v) = self.map.get(&k) {
-            return v.clone();
+        if let Some(v) = self.get(k) {
+            return v;
         }
         let v = make();
-        if self.map.len() >= self.cap {
-            self.map.clear();
-        }
-        self.map.insert(k, v.clone());
+        self.put(k, v.clone());
         v
     }
+}
+
+/// The value for `parts` from a per-thread memo, made by `make` when not held
+/// (or when the memo is busy: a memoised computation that itself consults
+/// the same memo).
+pub fn memoised<V: Clone + 'static>(
+    memo: &'static std::thread::LocalKey<std::cell::RefCell<Memo<V>>>,
+    parts: &[&[u8]],
+    make: impl FnOnce() -> V,
+) -> V {
+    memo.with(|m| match m.try_borrow_mut() {
+        Ok(mut m) => m.get_or(parts, make),
+        Err(_) => make(),
+    })
 }
 
 /// Random SipHash-1-3 keys, and the 128-bit keyed hash of a list of byte
@@ -175,10 +186,7 @@ impl Fingerprinter {
     /// different kinds do not collide), as 32 hex digits.
     pub fn fingerprint(&self, kind: &str, value: &[u8]) -> String {
         let id = self.id.to_le_bytes();
-        FINGERPRINTS.with(|m| match m.try_borrow_mut() {
-            Ok(mut m) => m.get_or(&[&id, kind.as_bytes(), value], || self.compute(kind, value)),
-            Err(_) => self.compute(kind, value),
-        })
+        memoised(&FINGERPRINTS, &[&id, kind.as_bytes(), value], || self.compute(kind, value))
     }
 
     fn compute(&self, kind: &str, value: &[u8]) -> String {

@@ -164,10 +164,7 @@ pub fn looks_like_words(b: &[u8]) -> bool {
 /// The typed template of a path: typed segments replaced by `{type}`,
 /// everything else kept. The first segment and version/`api` segments stay.
 pub fn typed_template(path: &str) -> String {
-    TYPED.with(|m| match m.try_borrow_mut() {
-        Ok(mut m) => m.get_or(&[path.as_bytes()], || typed_template_now(path)),
-        Err(_) => typed_template_now(path),
-    })
+    crate::analyze::fingerprint::memoised(&TYPED, &[path.as_bytes()], || typed_template_now(path))
 }
 
 std::thread_local! {
