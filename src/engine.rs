@@ -197,6 +197,8 @@ impl Engine {
                 body_scan: *n <= scan_first || *n % scan_every == 0,
             }
         };
+        // one allocation for the batch's observations, not a growing vector
+        self.out.observations.reserve(self.handler.txs.len());
         for tx in self.handler.txs.drain(..) {
             let obs = analyze::observe(&tx, &self.analyze, &mut self.analyze_stats, &mut depth);
             if self.transactions {

@@ -687,8 +687,8 @@ fn aggregate(
             Ok(AggMsg::Output(out)) => {
                 report.observations += out.observations.len() as u64;
                 for o in &out.observations {
-                    let path = inv.observe(o);
-                    det.observe(o, &Endpoint { host: &o.key.host, method: &o.key.method, path: &path });
+                    let (path, key) = inv.observe(o);
+                    det.observe(o, &Endpoint { host: &o.key.host, method: &o.key.method, path }, key);
                     if let Some(m) = metrics {
                         m.transaction(o.protocol);
                     }

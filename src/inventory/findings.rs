@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use super::baseline::Baseline;
 use super::spec::{Spec, Verdict};
 use crate::analyze::auth::AuthScheme;
+use crate::analyze::fingerprint::PreHashed;
 use crate::analyze::sensitive::SensitiveKind;
 use crate::analyze::Observation;
 use crate::config::FindingsConfig;
@@ -287,20 +288,22 @@ pub struct DetectorStats {
 
 /// A map of per-key window states with a bound; a full map first forgets
 /// keys idle for a whole window, then refuses new keys.
-struct Tracker<K, V> {
-    map: HashMap<K, (u64, V)>,
+/// Keys that are keyed hashes already ([`PreHashed`]) are not hashed again.
+struct Tracker<K, V, S = RandomState> {
+    map: HashMap<K, (u64, V), S>,
     max: usize,
     last_sweep_us: u64,
 }
 
-impl<K: Hash + Eq + Clone, V: Default> Tracker<K, V> {
+impl<K: Hash + Eq + Clone, V: Default, S: std::hash::BuildHasher + Default> Tracker<K, V, S> {
     fn new(max: usize) -> Self {
-        Tracker { map: HashMap::new(), max, last_sweep_us: 0 }
+        Tracker { map: HashMap::default(), max, last_sweep_us: 0 }
     }
 
     fn get(&mut self, k: &K, now: u64, window_us: u64, full: &mut u64) -> Option<&mut V> {
-        if !self.map.contains_key(k) {
-            if self.map.len() >= self.max && now.saturating_sub(self.last_sweep_us) >= window_us / 4 {
+        // below the bound (the common case) the key is looked up once
+        if self.map.len() >= self.max && !self.map.contains_key(k) {
+            if now.saturating_sub(self.last_sweep_us) >= window_us / 4 {
                 self.last_sweep_us = now;
                 self.map.retain(|_, (t, _)| t.saturating_add(window_us) >= now);
             }
@@ -308,9 +311,8 @@ impl<K: Hash + Eq + Clone, V: Default> Tracker<K, V> {
                 *full += 1;
                 return None;
             }
-            self.map.insert(k.clone(), (now, V::default()));
         }
-        let (t, v) = self.map.get_mut(k)?;
+        let (t, v) = self.map.entry(k.clone()).or_insert_with(|| (now, V::default()));
         *t = (*t).max(now);
         Some(v)
     }
@@ -404,16 +406,16 @@ pub struct Detector {
     window_us: u64,
     spec: Spec,
     baseline: Option<Baseline>,
-    verdicts: HashMap<u64, Verdict>,
+    verdicts: HashMap<u64, Verdict, PreHashed>,
     /// Findings of this run not yet taken, by kind, a keyed hash of the
     /// endpoint (host, method, path) and actor; each holds its stable uid.
     pending: HashMap<(Kind, u64, Option<IpAddr>), Finding>,
     bola: Tracker<(IpAddr, u64), Bola>,
     stuffing: Tracker<(IpAddr, u64), Stuffing>,
-    spread: Tracker<u64, Spread>,
+    spread: Tracker<u64, Spread, PreHashed>,
     recon: Tracker<(IpAddr, u64), Recon>,
-    rates: Tracker<u64, Rate>,
-    mix: Tracker<u64, Mix>,
+    rates: Tracker<u64, Rate, PreHashed>,
+    mix: Tracker<u64, Mix, PreHashed>,
     /// Hosts answered over cleartext HTTP, and hosts named in TLS (bounded by `max_tracked`).
     plain_hosts: HashSet<String>,
     tls_hosts: HashMap<String, (IpAddr, u16)>,
@@ -467,7 +469,7 @@ impl Detector {
             cfg: cfg.clone(),
             spec,
             baseline,
-            verdicts: HashMap::new(),
+            verdicts: HashMap::default(),
             pending: HashMap::new(),
             bola: Tracker::new(max),
             stuffing: Tracker::new(max),
@@ -543,7 +545,10 @@ impl Detector {
     }
 
     /// Runs every check on one observation of endpoint `ep`.
-    pub fn observe(&mut self, o: &Observation, ep: &Endpoint<'_>) {
+    /// `key`: a keyed 128-bit hash of the endpoint (host, method, path), the
+    /// same for every observation of it ([`crate::inventory::Inventory::observe`]
+    /// gives it); the per-endpoint tables are keyed by it, unhashed again.
+    pub fn observe(&mut self, o: &Observation, ep: &Endpoint<'_>, key: u128) {
         self.stats.observations += 1;
         if !o.decrypted && o.status.is_some() && !self.plain_hosts.contains(ep.host) {
             if self.plain_hosts.len() < self.cfg.max_tracked {
@@ -554,7 +559,7 @@ impl Detector {
             }
         }
         // the endpoint's hash, for every per-endpoint table
-        let eh = key_hash(&self.keyed, ep.host, ep.method, ep.path);
+        let eh = (key as u64) ^ ((key >> 64) as u64);
         self.spec_checks(o, ep, eh);
         self.posture(o, ep, eh);
         self.drift(o, ep);
@@ -995,8 +1000,12 @@ mod tests {
     }
 
     fn run(d: &mut Detector, o: &Observation) {
+        thread_local! {
+            static KEYS: crate::analyze::fingerprint::HashKeys = crate::analyze::fingerprint::HashKeys::default();
+        }
         let ep = Endpoint { host: &o.key.host, method: &o.key.method, path: &o.key.path };
-        d.observe(o, &ep);
+        let key = KEYS.with(|k| k.hash(&[ep.host.as_bytes(), ep.method.as_bytes(), ep.path.as_bytes()]));
+        d.observe(o, &ep, key);
     }
 
     fn kinds(fs: &[Finding]) -> Vec<(Kind, Option<IpAddr>)> {

@@ -348,8 +348,10 @@ impl Inventory {
         self.templater.apply(host, path)
     }
 
-    /// Adds one observation; returns the path template it was filed under.
-    pub fn observe(&mut self, o: &Observation) -> &str {
+    /// Adds one observation; returns the path template it was filed under
+    /// and the endpoint's keyed 128-bit hash (host, method, template), which
+    /// the detectors key their per-endpoint tables with.
+    pub fn observe(&mut self, o: &Observation) -> (&str, u128) {
         self.stats.observations += 1;
         let host = o.key.host.as_str();
         let memo_key = std::hash::BuildHasher::hash_one(self.memo.hasher(), (host, o.key.path.as_str()));
@@ -398,7 +400,7 @@ impl Inventory {
         }
         self.filed.clear();
         self.filed.push_str(template);
-        &self.filed
+        (&self.filed, k)
     }
 
     /// Re-keys the waiting records of `host` after a new rule, merging those

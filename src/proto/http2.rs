@@ -434,6 +434,13 @@ impl H2Connection {
                     }
                     n
                 }
+                FrameState::Payload(hdr) if side.buf.is_empty() && data.len() >= hdr.len as usize => {
+                    // the whole payload is in this chunk: read where it lies
+                    let n = hdr.len as usize;
+                    side.state = FrameState::Header;
+                    self.frame(d, hdr, data.get(..n).unwrap_or_default(), http, stats, out);
+                    n
+                }
                 FrameState::Payload(hdr) => {
                     let need = (hdr.len as usize).saturating_sub(side.buf.len());
                     let n = need.min(data.len());
@@ -633,8 +640,9 @@ impl H2Connection {
                 }
                 block.fragment.extend_from_slice(payload);
                 if hdr.flags & FLAG_END_HEADERS != 0 {
-                    if let Some(b) = side.block.take() {
-                        self.header_block(d, b, http, stats, out);
+                    if let Some(mut b) = side.block.take() {
+                        let fragment = std::mem::take(&mut b.fragment);
+                        self.header_block(d, b, &fragment, http, stats, out);
                     }
                 }
             }
@@ -690,27 +698,33 @@ impl H2Connection {
         out: &mut Vec<HttpTransaction>,
     ) {
         let Some(side) = self.sides.get_mut(d) else { return };
-        let block = PendingBlock {
-            stream,
-            promised,
-            end_stream: flags & FLAG_END_STREAM != 0,
-            fragment: frag.to_vec(),
-            continuations: 0,
-            ts: side.frame_ts,
-        };
+        let end_stream = flags & FLAG_END_STREAM != 0;
+        let ts = side.frame_ts;
         if flags & FLAG_END_HEADERS != 0 {
-            self.header_block(d, block, http, stats, out);
+            // the whole block is in this frame: decoded where it lies
+            let block = PendingBlock { stream, promised, end_stream, fragment: Vec::new(), continuations: 0, ts };
+            self.header_block(d, block, frag, http, stats, out);
         } else {
-            side.block = Some(block);
+            side.block = Some(PendingBlock { stream, promised, end_stream, fragment: frag.to_vec(), continuations: 0, ts });
         }
     }
 
-    /// A complete header block: decode it and attach it to its stream.
-    fn header_block(&mut self, d: usize, block: PendingBlock, http: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    /// A complete header block, `fragment` (a single frame's, or the
+    /// `block`'s own when it came in CONTINUATION frames): decode it and
+    /// attach it to its stream.
+    fn header_block(
+        &mut self,
+        d: usize,
+        block: PendingBlock,
+        fragment: &[u8],
+        http: &HttpConfig,
+        stats: &mut ProtoStats,
+        out: &mut Vec<HttpTransaction>,
+    ) {
         let max_list = self.cfg.max_header_list_bytes;
         let Some(side) = self.sides.get_mut(d) else { return };
         let mut fields = Vec::with_capacity(16);
-        let res = side.hpack.decode(&block.fragment, max_list, &mut fields);
+        let res = side.hpack.decode(fragment, max_list, &mut fields);
         if res.is_err() {
             stats.h2_hpack_errors += 1;
         }
