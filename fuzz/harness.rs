@@ -834,8 +834,8 @@ pub fn analyze(data: &[u8]) {
         let tx = transaction(&mut Input::new(chunk));
         let mut depth = |_: &str, _: &str, _: &str| apitap::analyze::Depth { shapes: true, body_scan: true };
         if let Some(o) = apitap::analyze::observe(&tx, &ctx, &mut stats, &mut depth) {
-            let path = inv.observe(&o);
-            det.observe(&o, &apitap::inventory::findings::Endpoint { host: &o.key.host, method: &o.key.method, path: &path });
+            let (path, key) = inv.observe(&o);
+            det.observe(&o, &apitap::inventory::findings::Endpoint { host: &o.key.host, method: &o.key.method, path }, key);
         }
     }
     let fs = det.take();

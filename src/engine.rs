@@ -219,6 +219,15 @@ impl Engine {
         std::mem::take(&mut self.out)
     }
 
+    /// Gives back an observation vector taken earlier, emptied, so that the
+    /// next output is collected in it instead of a fresh allocation.
+    pub fn recycle_observations(&mut self, mut v: Vec<Observation>) {
+        if self.out.observations.capacity() == 0 {
+            v.clear();
+            self.out.observations = v;
+        }
+    }
+
     pub fn flow_stats(&self) -> &FlowStats {
         self.table.stats()
     }

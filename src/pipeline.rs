@@ -25,6 +25,7 @@ use crate::engine::{Engine, EngineOutput, SegmentMeta};
 use crate::export::{ExportError, JsonLinesSink};
 use crate::inventory::templates::LearnConfig;
 use crate::inventory::findings::{Detector, Endpoint};
+use crate::analyze::Observation;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -76,6 +77,11 @@ struct Batch {
 
 /// Flows ended per step when the input ends (see `worker_loop`).
 const FINISH_STEP_FLOWS: usize = 1024;
+
+/// Emptied observation vectors waiting to go back to the workers, per worker
+/// (a vector keeps the capacity of the largest output it held; beyond these,
+/// emptied vectors are dropped).
+const SPARE_VECTORS_PER_WORKER: usize = 4;
 
 /// Bytes of payload after which a batch is sent even if not full.
 const BATCH_MAX_BYTES: usize = 512 * 1024;
@@ -255,6 +261,8 @@ impl Pipeline {
         let n = opts.workers.max(1);
         let (agg_tx, agg_rx) = bounded::<AggMsg>(n * 16);
         let (free_tx, free_rx) = bounded::<Batch>(n * (cfg.pipeline.queue_batches + 2));
+        // observation vectors the aggregator has emptied, back to the workers
+        let (spare_tx, spare_rx) = bounded::<Vec<Observation>>(n * SPARE_VECTORS_PER_WORKER);
         let mut senders = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
         let keylog = Arc::new(KeylogShare::default());
@@ -275,9 +283,10 @@ impl Pipeline {
             let free = free_tx.clone();
             let m = opts.metrics.clone();
             let share = Arc::clone(&keylog);
+            let spare = spare_rx.clone();
             let h = std::thread::Builder::new()
                 .name(format!("apitap-worker-{i}"))
-                .spawn(move || worker_loop(&mut engine, &rx, &agg, &free, m.as_deref().and_then(|m| m.workers.get(i)), &share))
+                .spawn(move || worker_loop(&mut engine, &rx, &agg, &free, m.as_deref().and_then(|m| m.workers.get(i)), &share, &spare))
                 .map_err(PipelineError::Spawn)?;
             workers.push(h);
         }
@@ -299,7 +308,7 @@ impl Pipeline {
         };
         let aggregator = std::thread::Builder::new()
             .name("apitap-aggregator".into())
-            .spawn(move || aggregate(&agg_rx, learn, detector, &store, sink, flush_every, max_dirty, agg_metrics.as_deref(), outbox, &output))
+            .spawn(move || aggregate(&agg_rx, learn, detector, &store, sink, flush_every, max_dirty, agg_metrics.as_deref(), outbox, &output, &spare_tx))
             .map_err(PipelineError::Spawn)?;
         Ok(Pipeline {
             decoder: Decoder::new(cfg.decode_limits()),
@@ -479,6 +488,7 @@ fn worker_loop(
     free: &Sender<Batch>,
     metrics: Option<&crate::metrics::WorkerMetrics>,
     keylog: &KeylogShare,
+    spare: &Receiver<Vec<Observation>>,
 ) {
     let mut keylog_seen = 0u64;
     for batch in rx.iter() {
@@ -505,8 +515,13 @@ fn worker_loop(
             wm.tcp_gaps.store(f.gaps, Relaxed);
         }
         let out = engine.take_output();
-        if !out.is_empty() && agg.send(AggMsg::Output(out)).is_err() {
-            return; // the aggregator stopped (it reports why)
+        if !out.is_empty() {
+            if agg.send(AggMsg::Output(out)).is_err() {
+                return; // the aggregator stopped (it reports why)
+            }
+            if let Ok(v) = spare.try_recv() {
+                engine.recycle_observations(v);
+            }
         }
     }
     // a key log re-read after the last batch still counts for the sessions flushed now
@@ -547,6 +562,7 @@ fn aggregate(
     metrics: Option<&Metrics>,
     outbox: Option<OutboxPolicy>,
     output: &crate::config::OutputConfig,
+    spare: &Sender<Vec<Observation>>,
 ) -> Result<AggReport, PipelineError> {
     let mut inv = Inventory::with_learning(learn);
     let mut tls_dirty: std::collections::HashMap<String, crate::inventory::tls::TlsServiceRecord> = std::collections::HashMap::new();
@@ -720,6 +736,10 @@ fn aggregate(
                 report.tls_failed += out.tls.iter().filter(|t| matches!(t.decryption, crate::proto::tls::Decryption::Failed(_))).count() as u64;
                 report.tls_decrypted += out.tls.iter().filter(|t| t.decryption == crate::proto::tls::Decryption::Decrypted).count() as u64;
                 em.emit(store, &mut report, metrics, &out.events, out.event_count)?;
+                // the emptied vector goes back to the workers, to be filled again
+                let mut spare_vec = out.observations;
+                spare_vec.clear();
+                let _ = spare.try_send(spare_vec);
             }
             Ok(AggMsg::Reopen(None)) => {
                 if let Some(s) = em.sink.as_mut() {

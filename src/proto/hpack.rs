@@ -596,43 +596,97 @@ fn huffman(src: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), HuffmanError
 }
 
 /// Input bytes decoded per round of [`huffman_now`]: each emits at most two
-/// symbols, so a round fits [`HUFFMAN_ROUND_OUT`].
+/// symbols (a symbol has at least 5 bits, and the first one completed in a
+/// byte takes at least one of its bits), so a round emits at most
+/// `2 * HUFFMAN_ROUND_IN`.
 const HUFFMAN_ROUND_IN: usize = 32;
-const HUFFMAN_ROUND_OUT: usize = 2 * HUFFMAN_ROUND_IN;
+/// The round's stack buffer: room for a round's symbols plus the one slot a
+/// byte may write beyond the count (a power of two, for the index mask).
+const HUFFMAN_ROUND_BUF: usize = 4 * HUFFMAN_ROUND_IN;
+
+/// One transition of the byte-wise automaton, packed: bits 0-7 the node
+/// reached, 8-15 and 16-23 the symbols completed (in order), 24-25 how many
+/// (0 to 2), then [`BYTE_FAIL`] and [`BYTE_ACCEPT`].
+type ByteStep = u32;
+const BYTE_COUNT_SHIFT: u32 = 24;
+/// The byte completed EOS (§5.2).
+const BYTE_FAIL: u32 = 1 << 26;
+/// The string may end after this byte (see [`ACCEPT`]).
+const BYTE_ACCEPT: u32 = 1 << 27;
+
+/// `table[node << 8 | byte]`: the two nibble steps of [`HUFFMAN_DECODE`]
+/// composed, so that a byte costs one lookup (256 KiB, built on first use).
+static HUFFMAN_BYTES: std::sync::OnceLock<Box<[ByteStep; 65536]>> = std::sync::OnceLock::new();
+
+fn build_byte_table() -> Box<[ByteStep; 65536]> {
+    let mut table = Box::new([0; 65536]);
+    for (i, entry) in table.iter_mut().enumerate() {
+        let (state, byte) = ((i >> 8) as u8, i as u8);
+        let hi = step(state, byte >> 4);
+        let lo = step(hi.next, byte);
+        let mut packed = ByteStep::from(lo.next);
+        let mut count = 0u32;
+        for s in [hi, lo] {
+            if s.flags & EMIT != 0 {
+                packed |= ByteStep::from(s.sym) << (8 + 8 * count);
+                count += 1;
+            }
+        }
+        packed |= count << BYTE_COUNT_SHIFT;
+        if (hi.flags | lo.flags) & FAIL != 0 {
+            packed |= BYTE_FAIL;
+        }
+        if lo.flags & ACCEPT != 0 {
+            packed |= BYTE_ACCEPT;
+        }
+        *entry = packed;
+    }
+    table
+}
+
+/// The byte-wise step from tree node `state` on `byte`.
+// Indexes that cannot be out of bounds, whatever the input: a `u8` shifted
+// left by 8 or'ed with a `u8` is below 65536, the table's length (the
+// compiler drops the check; a `get` would cost a branch per byte).
+#[allow(clippy::indexing_slicing)]
+#[inline(always)]
+fn byte_step(table: &[ByteStep; 65536], state: u8, byte: u8) -> ByteStep {
+    table[usize::from(state) << 8 | usize::from(byte)]
+}
 
 /// Decodes `src` into `out` while `out.len()` stays within `cap`.
 ///
-/// Rounds of [`HUFFMAN_ROUND_IN`] bytes decode into a stack buffer without a
-/// branch per symbol (the write index is masked into the buffer, and a round
-/// cannot emit more than it holds); failure flags are gathered and checked per
-/// round, the output limit per round.
+/// One table lookup per input byte ([`HUFFMAN_BYTES`]); rounds of
+/// [`HUFFMAN_ROUND_IN`] bytes decode into a stack buffer without a branch per
+/// symbol (both possible symbols are written, the count moves by the number
+/// completed, and the index is masked into the buffer); failure flags are
+/// gathered and checked per round, the output limit per round.
 #[inline]
 fn huffman_now(src: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), HuffmanError> {
     // 8 bits per byte and at least 5 bits per symbol.
     let most = src.len().saturating_mul(8) / 5;
     out.reserve(most.min(cap.saturating_sub(out.len())));
+    let table = HUFFMAN_BYTES.get_or_init(build_byte_table);
     let mut state = 0u8;
-    let mut flags = ACCEPT;
-    let mut buf = [0u8; HUFFMAN_ROUND_OUT];
+    let mut last = BYTE_ACCEPT;
+    let mut buf = [0u8; HUFFMAN_ROUND_BUF];
     for round in src.chunks(HUFFMAN_ROUND_IN) {
         let mut n = 0usize;
-        let mut seen = 0u8;
+        let mut seen = 0;
         for &byte in round {
-            let hi = step(state, byte >> 4);
-            if let Some(slot) = buf.get_mut(n & (HUFFMAN_ROUND_OUT - 1)) {
-                *slot = hi.sym;
+            let e = byte_step(table, state, byte);
+            if let Some(slot) = buf.get_mut(n & (HUFFMAN_ROUND_BUF - 1)) {
+                *slot = (e >> 8) as u8;
             }
-            n += usize::from(hi.flags & EMIT);
-            let lo = step(hi.next, byte);
-            if let Some(slot) = buf.get_mut(n & (HUFFMAN_ROUND_OUT - 1)) {
-                *slot = lo.sym;
+            if let Some(slot) = buf.get_mut((n + 1) & (HUFFMAN_ROUND_BUF - 1)) {
+                *slot = (e >> 16) as u8;
             }
-            n += usize::from(lo.flags & EMIT);
-            seen |= hi.flags | lo.flags;
-            state = lo.next;
-            flags = lo.flags;
+            n += ((e >> BYTE_COUNT_SHIFT) & 3) as usize;
+            seen |= e;
+            state = e as u8;
+            last = e;
         }
-        if seen & FAIL != 0 {
+        if seen & BYTE_FAIL != 0 {
             return Err(HuffmanError::Invalid);
         }
         if out.len().saturating_add(n) > cap {
@@ -640,7 +694,7 @@ fn huffman_now(src: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), HuffmanE
         }
         out.extend_from_slice(buf.get(..n).unwrap_or(&[]));
     }
-    if flags & ACCEPT == 0 {
+    if last & BYTE_ACCEPT == 0 {
         return Err(HuffmanError::Invalid);
     }
     Ok(())
@@ -1741,6 +1795,49 @@ mod tests {
         bad.push(0xff);
         for _ in 0..2 {
             assert!(matches!(decode_huffman(&bad, 64, &mut Vec::new()), Err(HpackError::BadHuffman)));
+        }
+    }
+
+    /// RFC 7541 §5.2 decoding, one bit at a time down the code tree.
+    fn huffman_bit_by_bit(src: &[u8]) -> Option<Vec<u8>> {
+        let (mut node, mut depth, mut all_ones, mut out) = (0usize, 0, true, Vec::new());
+        for byte in src {
+            for bit in (0..8).rev() {
+                let b = usize::from((byte >> bit) & 1);
+                let child = HUFFMAN_TREE[node][b];
+                if child >= LEAF {
+                    if child - LEAF == EOS {
+                        return None;
+                    }
+                    out.push((child - LEAF) as u8);
+                    (node, depth, all_ones) = (0, 0, true);
+                } else {
+                    (node, depth) = (child as usize, depth + 1);
+                    all_ones &= b == 1;
+                }
+            }
+        }
+        // padding: at most 7 bits, all ones (a prefix of EOS)
+        (depth <= 7 && all_ones).then_some(out)
+    }
+
+    #[test]
+    fn byte_table_decodes_as_the_code_tree_does() {
+        // valid strings of every length and random (mostly invalid) bytes
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..20_000 {
+            let len = (next() % 80) as usize;
+            let raw: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let src = if round % 2 == 0 { huffman_encode(&raw) } else { raw };
+            let mut out = Vec::new();
+            let got = huffman_now(&src, usize::MAX, &mut out).ok().map(|()| out);
+            assert_eq!(got, huffman_bit_by_bit(&src), "{src:02x?}");
         }
     }
 
