@@ -418,6 +418,9 @@ pub struct Detector {
     mix: Tracker<u64, Mix, PreHashed>,
     /// Hosts answered over cleartext HTTP, and hosts named in TLS (bounded by `max_tracked`).
     plain_hosts: HashSet<String>,
+    /// The host of the last cleartext observation, known to be in
+    /// `plain_hosts` (consecutive observations mostly share their host).
+    last_plain_host: String,
     tls_hosts: HashMap<String, (IpAddr, u16)>,
     /// Keys [`key_hash`].
     keyed: RandomState,
@@ -478,6 +481,7 @@ impl Detector {
             rates: Tracker::new(max),
             mix: Tracker::new(max),
             plain_hosts: HashSet::new(),
+            last_plain_host: String::new(),
             tls_hosts: HashMap::new(),
             keyed: RandomState::new(),
             stats: DetectorStats::default(),
@@ -550,12 +554,17 @@ impl Detector {
     /// gives it); the per-endpoint tables are keyed by it, unhashed again.
     pub fn observe(&mut self, o: &Observation, ep: &Endpoint<'_>, key: u128) {
         self.stats.observations += 1;
-        if !o.decrypted && o.status.is_some() && !self.plain_hosts.contains(ep.host) {
-            if self.plain_hosts.len() < self.cfg.max_tracked {
-                self.plain_hosts.insert(ep.host.to_string());
-            }
-            if let Some((ip, port)) = self.tls_hosts.get(ep.host).copied() {
-                self.plaintext_and_tls(ep.host, ip, port, o.client, o.ts_us);
+        if !o.decrypted && o.status.is_some() && self.last_plain_host != ep.host {
+            if self.plain_hosts.contains(ep.host) {
+                self.last_plain_host.clear();
+                self.last_plain_host.push_str(ep.host);
+            } else {
+                if self.plain_hosts.len() < self.cfg.max_tracked {
+                    self.plain_hosts.insert(ep.host.to_string());
+                }
+                if let Some((ip, port)) = self.tls_hosts.get(ep.host).copied() {
+                    self.plaintext_and_tls(ep.host, ip, port, o.client, o.ts_us);
+                }
             }
         }
         // the endpoint's hash, for every per-endpoint table

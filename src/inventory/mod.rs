@@ -312,7 +312,9 @@ pub struct Inventory {
     /// Templates already worked out, by a keyed hash of (host, path): valid
     /// while no rule is learned (learning again from a path already learned
     /// from changes nothing), cleared when one is; at most [`MEMO_LIMIT`].
-    memo: HashMap<u64, (String, String, String)>,
+    memo: HashMap<u64, (String, String, String), crate::analyze::fingerprint::PreHashed>,
+    /// Keys the memo's hash (the map does not hash it again).
+    memo_keys: std::collections::hash_map::RandomState,
 }
 
 /// Entries of the template memo before it starts again.
@@ -354,7 +356,7 @@ impl Inventory {
     pub fn observe(&mut self, o: &Observation) -> (&str, u128) {
         self.stats.observations += 1;
         let host = o.key.host.as_str();
-        let memo_key = std::hash::BuildHasher::hash_one(self.memo.hasher(), (host, o.key.path.as_str()));
+        let memo_key = std::hash::BuildHasher::hash_one(&self.memo_keys, (host, o.key.path.as_str()));
         let held = !o.fixed && matches!(self.memo.get(&memo_key), Some((h, p, _)) if h == host && *p == o.key.path);
         let made = if held {
             None
