@@ -989,8 +989,21 @@ fn split_word(s: &[u8]) -> (&[u8], &[u8]) {
 
 /// RFC 7235 token68 characters (and padding).
 fn is_token68(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+    // a table lookup: tokens run to hundreds of bytes, checked on every request
+    TOKEN68.get(usize::from(b)).copied().unwrap_or(false)
 }
+
+/// The bytes of RFC 7235's token68, by value.
+static TOKEN68: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+        b += 1;
+    }
+    t
+};
 
 /// Drops a leading `Bearer ` (any case).
 fn strip_bearer(s: &[u8]) -> &[u8] {
