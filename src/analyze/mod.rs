@@ -107,14 +107,17 @@ pub const MAX_OBJECT_ID: usize = 128;
 /// The concrete segment under the template's last `{parameter}`, when the
 /// path and the template have the same number of segments.
 fn object_id(path: &str, template: &str) -> Option<String> {
-    if path == template || path.matches('/').count() != template.matches('/').count() {
+    let (p, t) = (path.as_bytes(), template.as_bytes());
+    if p == t || memchr::memchr_iter(b'/', p).count() != memchr::memchr_iter(b'/', t).count() {
         return None;
     }
-    path.split('/').zip(template.split('/')).filter(|(_, t)| t.starts_with('{')).last().and_then(|(p, _)| {
+    let slash = |b: &u8| *b == b'/';
+    p.split(slash).zip(t.split(slash)).filter(|(_, t)| t.first() == Some(&b'{')).last().and_then(|(p, _)| {
         if p.is_empty() || p.len() > MAX_OBJECT_ID {
             None
         } else {
-            Some(p.to_string())
+            // split at ASCII '/', so still UTF-8: nothing is replaced
+            Some(String::from_utf8_lossy(p).into_owned())
         }
     })
 }
@@ -249,8 +252,11 @@ fn server_host(server: SocketAddr) -> String {
 
 fn content_type(headers: &[crate::proto::Header]) -> Option<String> {
     headers.iter().find(|h| h.name == "content-type").map(|h| {
-        let v = String::from_utf8_lossy(&h.value);
-        v.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+        let v = &h.value;
+        let media = v.get(..memchr::memchr(b';', v).unwrap_or(v.len())).unwrap_or_default();
+        let mut s = String::from_utf8_lossy(media.trim_ascii()).into_owned();
+        s.make_ascii_lowercase();
+        s
     })
 }
 
