@@ -382,10 +382,7 @@ fn run_sink(sink: &Syslog, store: &Store, c: &SinkCounters, stop: &AtomicBool, o
             persist(cursor);
             last_cursor_write = Instant::now();
         }
-        let batch = match store.outbox_read(sent_upto, sink.batch) {
-            Ok(b) => b,
-            Err(_) => Vec::new(),
-        };
+        let batch = store.outbox_read(sent_upto, sink.batch).unwrap_or_default();
         if batch.is_empty() {
             std::thread::sleep(Duration::from_millis(if stopping { 5 } else { 20 }));
             continue;

@@ -72,7 +72,7 @@ pub fn is_version(seg: &str) -> bool {
     let b = seg.as_bytes();
     match b.first() {
         Some(b'v' | b'V') => b.get(1).is_some_and(u8::is_ascii_digit) && b.len() <= 12,
-        Some(c) if c.is_ascii_digit() => b.iter().any(|&c| c == b'.') && b.iter().all(|c| c.is_ascii_digit() || *c == b'.') && b.len() <= 8,
+        Some(c) if c.is_ascii_digit() => b.contains(&b'.') && b.iter().all(|c| c.is_ascii_digit() || *c == b'.') && b.len() <= 8,
         _ => false,
     }
 }

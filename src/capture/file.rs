@@ -263,7 +263,7 @@ impl<R: Read> Reader<R> {
         while self.first_link.is_none() {
             match self.pcapng_block_header()? {
                 None => return Ok(()),
-                Some((kind, _, _)) if matches!(kind, 2 | 3 | 6) => return Ok(()),
+                Some((2 | 3 | 6, _, _)) => return Ok(()),
                 Some((kind, len, big)) => self.pcapng_control_block(kind, len, big)?,
             }
         }

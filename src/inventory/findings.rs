@@ -35,7 +35,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -322,9 +322,7 @@ impl<K: Hash + Eq + Clone, V: Default, S: std::hash::BuildHasher + Default> Trac
 /// per detector, so that no client can make two endpoints or two paths share
 /// an entry.
 fn key_hash(keyed: &RandomState, host: &str, method: &str, path: &str) -> u64 {
-    let mut h = keyed.build_hasher();
-    (host, method, path).hash(&mut h);
-    h.finish()
+    keyed.hash_one((host, method, path))
 }
 
 /// Window start and whether `ts` moved past it (the state then restarts).
@@ -690,7 +688,7 @@ impl Detector {
                     }
                     let f = !m.fired && m.ok_auth >= 5 && m.ok_none >= 1;
                     m.fired |= f;
-                    f.then(|| (m.ok_auth, m.ok_none))
+                    f.then_some((m.ok_auth, m.ok_none))
                 }
                 None => None,
             };

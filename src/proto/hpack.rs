@@ -2381,7 +2381,7 @@ mod tests {
             Field::Unknown { index, value, sensitive } => {
                 *index > STATIC_LEN
                     && *sensitive == want.is_sensitive()
-                    && value.as_deref().map_or(true, |v| Some(v) == want.value())
+                    && value.as_deref().is_none_or(|v| Some(v) == want.value())
             }
         }
     }
@@ -2671,7 +2671,7 @@ mod tests {
         d.set_max_list_bytes(16 * 1024);
         let mut b = Vec::new();
         insert_literal(&mut b, b"x", &[b'y'; 4000]);
-        b.extend(std::iter::repeat(0xbe).take(10_000));
+        b.extend(std::iter::repeat_n(0xbe, 10_000));
         let mut out = Vec::new();
         let e = d.decode(&b, 8192, &mut out).unwrap_err();
         assert_eq!(e, HpackError::ListTooLong { limit: 16 * 1024 });

@@ -646,18 +646,17 @@ impl H2Connection {
                     }
                 }
             }
-            SETTINGS => {
-                if hdr.flags & 1 == 0 {
-                    for s in payload.chunks_exact(6) {
-                        // every chunk of `chunks_exact(6)` converts
-                        let Ok([i0, i1, v0, v1, v2, v3]) = <[u8; 6]>::try_from(s) else { continue };
-                        let id = u16::from_be_bytes([i0, i1]);
-                        let v = u32::from_be_bytes([v0, v1, v2, v3]);
-                        if id == SETTINGS_HEADER_TABLE_SIZE {
-                            // bounds the encoder of the *other* direction
-                            if let Some(other) = self.sides.get_mut(1 - d) {
-                                other.hpack.set_max_table_size(v as usize);
-                            }
+            // (an ACK carries no settings)
+            SETTINGS if hdr.flags & 1 == 0 => {
+                for s in payload.chunks_exact(6) {
+                    // every chunk of `chunks_exact(6)` converts
+                    let Ok([i0, i1, v0, v1, v2, v3]) = <[u8; 6]>::try_from(s) else { continue };
+                    let id = u16::from_be_bytes([i0, i1]);
+                    let v = u32::from_be_bytes([v0, v1, v2, v3]);
+                    if id == SETTINGS_HEADER_TABLE_SIZE {
+                        // bounds the encoder of the *other* direction
+                        if let Some(other) = self.sides.get_mut(1 - d) {
+                            other.hpack.set_max_table_size(v as usize);
                         }
                     }
                 }

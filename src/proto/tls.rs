@@ -487,7 +487,7 @@ fn suite(code: u16) -> Option<(Cipher, Hash)> {
         // TLS 1.2 ECDHE/DHE/RSA with AES-GCM and ChaCha20-Poly1305
         0xc02b | 0xc02f | 0x009e | 0x009c | 0xc0a0 => (Cipher::Aes128Gcm, Hash::Sha256),
         0xc02c | 0xc030 | 0x009f | 0x009d => (Cipher::Aes256Gcm, Hash::Sha384),
-        0xcca8 | 0xcca9 | 0xccaa => (Cipher::Chacha, Hash::Sha256),
+        0xcca8..=0xccaa => (Cipher::Chacha, Hash::Sha256),
         _ => return None,
     })
 }
