@@ -1160,42 +1160,33 @@ impl EndpointAuth {
     pub fn observe(&mut self, creds: &[Credential], status: Option<u16>) {
         self.requests = self.requests.saturating_add(1);
         let success = matches!(status, Some(200..=399));
-        // (counted once per request: a scheme, flag or carrier seen twice in
-        // one request counts once; keys are allocated only when new)
-        let mut schemes: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(creds.len().max(1));
+        // (counted once per request: a scheme, flag or carrier that an earlier
+        // credential of the request already had is not counted again; keys
+        // are allocated only when new)
         if creds.is_empty() {
-            schemes.push(AuthScheme::None.as_str());
-        }
-        for c in creds {
-            let s = c.scheme.as_str();
-            if !schemes.contains(&s) {
-                schemes.push(s);
-            }
-        }
-        for scheme in &schemes {
+            let none = AuthScheme::None.as_str();
             if success {
-                bump_key(&mut self.schemes_success, scheme, 1);
+                bump_key(&mut self.schemes_success, &none, 1);
             }
-            bump_key(&mut self.schemes_seen, scheme, 1);
+            bump_key(&mut self.schemes_seen, &none, 1);
         }
-        let mut flags: Vec<&'static str> = Vec::new();
-        for f in creds.iter().flat_map(|c| c.flags.names()) {
-            if !flags.contains(&f) {
-                flags.push(f);
+        for (i, c) in creds.iter().enumerate() {
+            let earlier = creds.get(..i).unwrap_or_default();
+            let scheme = c.scheme.as_str();
+            if !earlier.iter().any(|e| e.scheme.as_str() == scheme) {
+                if success {
+                    bump_key(&mut self.schemes_success, &scheme, 1);
+                }
+                bump_key(&mut self.schemes_seen, &scheme, 1);
             }
-        }
-        for f in flags {
-            bump_key(&mut self.flags, f, 1);
-        }
-        let mut carriers: Vec<(std::borrow::Cow<'_, str>, &str)> = Vec::with_capacity(creds.len());
-        for c in creds {
-            let k = (c.scheme.as_str(), c.carrier.as_str());
-            if !carriers.contains(&k) {
-                carriers.push(k);
+            for f in c.flags.names() {
+                if !earlier.iter().any(|e| e.flags.names().any(|g| g == f)) {
+                    bump_key(&mut self.flags, f, 1);
+                }
             }
-        }
-        for (scheme, carrier) in carriers {
-            self.add_carrier(&scheme, carrier, 1);
+            if !earlier.iter().any(|e| e.carrier == c.carrier && e.scheme.as_str() == scheme) {
+                self.add_carrier(&scheme, &c.carrier, 1);
+            }
         }
         for p in creds.iter().filter_map(|c| c.principal_fingerprint.as_ref()) {
             if !self.principal_fingerprints.contains(p) {

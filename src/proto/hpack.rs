@@ -412,8 +412,9 @@ const FAIL: u8 = 2;
 /// (a prefix of EOS, §5.2).
 const ACCEPT: u8 = 4;
 
-/// `HUFFMAN_DECODE[node][nibble]`: decodes four bits at a time, so a byte costs
-/// two table lookups (12 KiB, built at compile time) instead of a walk bit by bit.
+/// `HUFFMAN_DECODE[node][nibble]`: decodes four bits at a time instead of a
+/// walk bit by bit (12 KiB, built at compile time); [`HUFFMAN_BYTES`] composes
+/// two of its steps so that the decoder takes a byte per lookup.
 static HUFFMAN_DECODE: [[Step; 16]; 256] = build_decoder();
 
 // Evaluated only at compile time (`static` item), where an out-of-bounds index
