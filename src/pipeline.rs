@@ -19,13 +19,13 @@ use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::analyze::Observation;
 use crate::config::Config;
 use crate::decode::{DecodeStats, Decoded, Decoder, LinkType};
 use crate::engine::{Engine, EngineOutput, SegmentMeta};
 use crate::export::{ExportError, JsonLinesSink};
 use crate::inventory::templates::LearnConfig;
 use crate::inventory::findings::{Detector, Endpoint};
-use crate::analyze::Observation;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -265,7 +265,6 @@ impl Pipeline {
         // observation vectors the aggregator is done with, back to the worker
         // that filled each
         let (spare_txs, spare_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| bounded::<Vec<Observation>>(SPARE_VECTORS_PER_WORKER)).unzip();
-
         let mut senders = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
         let keylog = Arc::new(KeylogShare::default());
