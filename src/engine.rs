@@ -20,6 +20,10 @@ const SHAPE_SAMPLE_EVERY: u32 = 256;
 /// Endpoints remembered for sampling per worker (the table restarts beyond it).
 const ENDPOINT_TABLE_LIMIT: usize = 65_536;
 
+/// Observations an output vector is made for at once (a batch of segments
+/// completes up to about this many transactions).
+const OBSERVATIONS_RESERVE: usize = 128;
+
 /// How often (packet time) idle flows are expired.
 const EXPIRE_EVERY_US: u64 = 1_000_000;
 
@@ -100,8 +104,8 @@ pub struct Engine {
     /// Transactions seen per endpoint family (under a keyed hash of the family),
     /// for sampling the costly analyses (bounded).
     per_endpoint: std::collections::HashMap<u64, u32, crate::analyze::fingerprint::PreHashed>,
-    /// Keys the family hash (so that no client can steer two families together).
-    family_hasher: std::collections::hash_map::RandomState,
+    /// Seeds the family hash (see [`family_key`]).
+    family_seed: u64,
     scan_first: u32,
     scan_every: u32,
     now_us: u64,
@@ -117,7 +121,7 @@ impl Engine {
             analyze: analyze_context(cfg, fingerprint_key),
             analyze_stats: AnalyzeStats::default(),
             per_endpoint: std::collections::HashMap::default(),
-            family_hasher: std::collections::hash_map::RandomState::new(),
+            family_seed: std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0x6661_6d69_6c79u64),
             scan_first: cfg.sensitive.body_scan_first,
             scan_every: cfg.sensitive.body_scan_every,
             table: FlowTable::new(cfg.flow_limits()),
@@ -170,7 +174,7 @@ impl Engine {
     fn drain(&mut self) {
         self.out.tls.append(&mut self.handler.tls);
         let seen = &mut self.per_endpoint;
-        let family_hasher = &self.family_hasher;
+        let family_seed = self.family_seed;
         let (scan_first, scan_every) = (self.scan_first, self.scan_every.max(1));
         let mut depth = |host: &str, method: &str, template: &str| -> Depth {
             if seen.len() >= ENDPOINT_TABLE_LIMIT {
@@ -181,14 +185,17 @@ impl Engine {
             // aggregator, so the worker's template still holds each slug
             let t = template.as_bytes();
             let (mut depth, mut third) = (0u64, t.len());
-            for i in memchr::memchr_iter(b'/', t) {
-                depth += 1;
-                if depth == 3 {
-                    third = i;
+            // templates are short: a plain loop beats a vectorised search here
+            for (i, &b) in t.iter().enumerate() {
+                if b == b'/' {
+                    depth += 1;
+                    if depth == 3 {
+                        third = i;
+                    }
                 }
             }
             let family = t.get(..third).unwrap_or(t);
-            let key = std::hash::BuildHasher::hash_one(family_hasher, (host, method, family, depth));
+            let key = family_key(family_seed, &[host.as_bytes(), method.as_bytes(), family], depth);
             let n = seen.entry(key).or_insert(0);
             *n = n.saturating_add(1);
             Depth {
@@ -198,7 +205,8 @@ impl Engine {
             }
         };
         // one allocation for the batch's observations, not a growing vector
-        self.out.observations.reserve(self.handler.txs.len());
+        // (a batch's segments complete many transactions, a few at a time)
+        self.out.observations.reserve(self.handler.txs.len().max(OBSERVATIONS_RESERVE));
         for tx in self.handler.txs.drain(..) {
             let obs = analyze::observe(&tx, &self.analyze, &mut self.analyze_stats, &mut depth);
             if self.transactions {
@@ -244,6 +252,37 @@ impl Engine {
     pub fn analyze_stats(&self) -> &AnalyzeStats {
         &self.analyze_stats
     }
+}
+
+/// The sampling key of an endpoint family: a seeded multiply-rotate hash of
+/// its parts (length-prefixed) and depth. Not collision-resistant against a
+/// client that learns the seed, and it need not be: two families that share
+/// a key only share a sampling counter (a client can shift sampling as much
+/// by sending more requests), while the table's size is bounded by
+/// [`ENDPOINT_TABLE_LIMIT`] whatever the keys.
+fn family_key(seed: u64, parts: &[&[u8]], depth: u64) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mix = |h: u64, w: u64| (h.rotate_left(23) ^ w).wrapping_mul(K);
+    let mut h = mix(seed, depth);
+    for p in parts {
+        h = mix(h, p.len() as u64);
+        let mut chunks = p.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = mix(h, u64::from_le_bytes(w));
+        }
+        let mut w = [0u8; 8];
+        let rest = chunks.remainder();
+        if let Some(dst) = w.get_mut(..rest.len()) {
+            dst.copy_from_slice(rest);
+        }
+        h = mix(h, u64::from_le_bytes(w));
+    }
+    // final avalanche (the table uses the low bits as they are)
+    h ^= h >> 29;
+    h = h.wrapping_mul(K);
+    h ^ (h >> 32)
 }
 
 /// The analysis context a configuration describes (validated configurations

@@ -249,7 +249,9 @@ pub struct Credential {
     /// Redacted sample of the fingerprinted value ([`redact`] keeping 4
     /// characters at each end of long values only); Basic: of the user name.
     pub redacted: String,
-    pub jwt: Option<JwtInfo>,
+    /// Shared with the per-thread memo of decoded tokens (a session's token
+    /// comes back on every request).
+    pub jwt: Option<std::sync::Arc<JwtInfo>>,
     pub flags: AuthFlags,
 }
 
@@ -786,7 +788,7 @@ enum JwtParse {
     /// header is not base64url JSON with `alg`.
     Broken,
     /// A JWT; `payload_ok` is false when the payload is not a JSON object.
-    Jwt { info: JwtInfo, payload_ok: bool },
+    Jwt { info: std::sync::Arc<JwtInfo>, payload_ok: bool },
 }
 
 /// What a Basic credential's bytes tell: never the password, only whether
@@ -858,7 +860,7 @@ fn decode_jwt(token: &[u8], fp: &Fingerprinter) -> JwtParse {
     };
     let payload = B64_URL.decode(p).ok().and_then(|d| serde_json::from_slice::<Value>(&d).ok());
     let Some(Value::Object(claims)) = payload else {
-        return JwtParse::Jwt { info, payload_ok: false };
+        return JwtParse::Jwt { info: std::sync::Arc::new(info), payload_ok: false };
     };
     info.iss = claims.get("iss").and_then(claim_string);
     info.aud = match claims.get("aud") {
@@ -874,7 +876,7 @@ fn decode_jwt(token: &[u8], fp: &Fingerprinter) -> JwtParse {
         Value::Number(n) => Some(fp.fingerprint(PRINCIPAL_DOMAIN, n.to_string().as_bytes())),
         _ => None,
     });
-    JwtParse::Jwt { info, payload_ok: true }
+    JwtParse::Jwt { info: std::sync::Arc::new(info), payload_ok: true }
 }
 
 /// A string claim, cut to [`MAX_CLAIM_CHARS`]; numbers are written out.

@@ -78,11 +78,14 @@ fn verbose(tx: &HttpTransaction) -> bool {
     }
     let sample = &tx.response_body.sample;
     let body = sample.get(..sample.len().min(VERBOSE_SCAN_BYTES)).unwrap_or_default();
-    VERBOSE_MARKERS.iter().any(|m| contains(body, m))
+    verbose_finders().iter().any(|f| f.find(body).is_some())
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && memchr::memmem::find(hay, needle).is_some()
+/// Searchers for [`VERBOSE_MARKERS`], built once (building one costs more
+/// than a search of a short body).
+fn verbose_finders() -> &'static [memchr::memmem::Finder<'static>] {
+    static FINDERS: std::sync::OnceLock<Vec<memchr::memmem::Finder<'static>>> = std::sync::OnceLock::new();
+    FINDERS.get_or_init(|| VERBOSE_MARKERS.iter().filter(|m| !m.is_empty()).map(|m| memchr::memmem::Finder::new(m)).collect())
 }
 
 /// The host of an origin (`https://a.example.com:8443` → `a.example.com`).

@@ -789,6 +789,11 @@ impl Http1Connection {
         match side.state {
             State::Length(rem) => {
                 let n = usize::try_from(rem).unwrap_or(usize::MAX).min(data.len());
+                if side.body.sample.capacity() == 0 {
+                    // the sample's final size is known: one allocation, no regrowth
+                    let want = usize::try_from(rem).unwrap_or(usize::MAX).min(limit);
+                    side.body.sample.reserve_exact(want);
+                }
                 side.body.add(data.get(..n).unwrap_or_default(), limit, stats);
                 let left = rem - n as u64;
                 if left == 0 {
