@@ -352,25 +352,30 @@ fn parse_response_head(head: &[u8], cfg: &HttpConfig) -> Option<(u16, Vec<Header
 /// Framing of a message from its headers: Transfer-Encoding, then Content-Length.
 fn framing(headers: &[Header], anomalies: &mut Anomalies, is_request: bool) -> BodyKind {
     let mut te_chunked_last = None;
-    let mut lengths: Vec<u64> = Vec::new();
+    // Content-Length values: the first, the last, how many, whether all agree
+    let (mut first, mut last, mut count, mut agree) = (None::<u64>, 0u64, 0usize, true);
     let mut bad_length = false;
     for h in headers {
         if h.name == "transfer-encoding" {
-            let v = String::from_utf8_lossy(&h.value).to_ascii_lowercase();
-            let last = v.split(',').map(str::trim).rfind(|s| !s.is_empty()).unwrap_or("");
-            te_chunked_last = Some(last == "chunked");
+            let last_coding = h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii).rfind(|s| !s.is_empty()).unwrap_or(b"");
+            te_chunked_last = Some(last_coding.eq_ignore_ascii_case(b"chunked"));
         } else if h.name == "content-length" {
             for part in h.value.split(|&b| b == b',') {
                 let t = part.trim_ascii();
                 match std::str::from_utf8(t).ok().and_then(|s| s.parse::<u64>().ok()) {
-                    Some(n) => lengths.push(n),
+                    Some(n) => {
+                        agree &= first.is_none_or(|f| f == n);
+                        first.get_or_insert(n);
+                        last = n;
+                        count += 1;
+                    }
                     None => bad_length = true,
                 }
             }
         }
     }
     if let Some(chunked) = te_chunked_last {
-        if !lengths.is_empty() {
+        if count > 0 {
             anomalies.set(Anomalies::CL_AND_TE);
         }
         if chunked {
@@ -379,27 +384,15 @@ fn framing(headers: &[Header], anomalies: &mut Anomalies, is_request: bool) -> B
         anomalies.set(Anomalies::UNKNOWN_TE);
         return if is_request { BodyKind::None } else { BodyKind::UntilClose };
     }
-    if lengths.len() > 1 {
+    if count > 1 {
         anomalies.set(Anomalies::MULTIPLE_CONTENT_LENGTH);
     }
-    match lengths.first() {
-        Some(&n) if !bad_length && lengths.iter().all(|&l| l == n) => {
-            if n == 0 {
-                BodyKind::None
-            } else {
-                BodyKind::Length(n)
-            }
-        }
-        Some(_) => {
-            // conflicting or malformed lengths (an anomaly, flagged above): the last
-            // valid value wins, as in Wireshark's dissector
-            let n = lengths.last().copied().unwrap_or(0);
-            if n == 0 {
-                BodyKind::None
-            } else {
-                BodyKind::Length(n)
-            }
-        }
+    let length = |n: u64| if n == 0 { BodyKind::None } else { BodyKind::Length(n) };
+    match first {
+        Some(n) if !bad_length && agree => length(n),
+        // conflicting or malformed lengths (an anomaly, flagged above): the last
+        // valid value wins, as in Wireshark's dissector
+        Some(_) => length(last),
         None if bad_length => {
             anomalies.set(Anomalies::MULTIPLE_CONTENT_LENGTH);
             if is_request {
