@@ -374,6 +374,9 @@ struct Token<'v> {
     /// Who the credential names, when the value is not a JWT (a JWT names its `sub`).
     principal: Option<&'v [u8]>,
     malformed: bool,
+    /// The value must be a token68 (RFC 9110 §11.2: Bearer); one that is
+    /// not is malformed (checked once per token, in [`TokenFacts`]).
+    token68: bool,
 }
 
 impl Ctx<'_> {
@@ -409,19 +412,20 @@ impl Ctx<'_> {
                 fingerprint: self.fingerprint(scheme, t.value),
                 redacted: redact(&String::from_utf8_lossy(t.value), REDACT_KEEP),
                 jwt,
+                not_token68: t.token68 && t.value.iter().any(|b| !is_token68(*b)),
             }
         };
         let id = self.fp.id().to_le_bytes();
         let (scheme, jwt_scheme) = (t.scheme.as_str(), t.jwt_scheme.as_str());
-        let parts: [&[u8]; 4] = [&id, scheme.as_bytes(), jwt_scheme.as_bytes(), t.value];
+        let parts: [&[u8]; 5] = [&id, scheme.as_bytes(), jwt_scheme.as_bytes(), &[u8::from(t.token68)], t.value];
         memoised(&TOKENS, &parts, make)
     }
 
     /// A token, decoded as a JWT when it is one.
     fn token(&mut self, t: Token<'_>) {
-        let mut flags = AuthFlags { malformed: t.malformed, ..AuthFlags::default() };
         let principal = t.principal.filter(|p| !p.is_empty()).map(|p| self.principal(p));
         let facts = self.token_facts(&t);
+        let mut flags = AuthFlags { malformed: t.malformed || facts.not_token68, ..AuthFlags::default() };
         let (scheme, jwt, principal) = match facts.jwt {
             JwtParse::Jwt { info, payload_ok } => {
                 jwt_flags(&info, payload_ok, self.cfg, self.ts_us, self.status, &mut flags);
@@ -473,6 +477,7 @@ impl Ctx<'_> {
                 value: word,
                 principal: None,
                 malformed: false,
+                token68: false,
             });
             return;
         }
@@ -497,6 +502,7 @@ impl Ctx<'_> {
                     value,
                     principal: None,
                     malformed: false,
+                    token68: false,
                 });
                 return;
             }
@@ -508,6 +514,7 @@ impl Ctx<'_> {
             value: word,
             principal: Some(word),
             malformed: false,
+            token68: false,
         });
     }
 
@@ -515,17 +522,15 @@ impl Ctx<'_> {
     fn scheme_credentials(&mut self, carrier: &str, scheme: &AuthScheme, rest: &[u8]) {
         match scheme {
             AuthScheme::Basic => self.basic(carrier, rest),
-            AuthScheme::Bearer => {
-                let malformed = rest.iter().any(|b| !is_token68(*b));
-                self.token(Token {
-                    scheme: AuthScheme::Bearer,
-                    jwt_scheme: AuthScheme::BearerJwt,
-                    carrier,
-                    value: rest,
-                    principal: None,
-                    malformed,
-                });
-            }
+            AuthScheme::Bearer => self.token(Token {
+                scheme: AuthScheme::Bearer,
+                jwt_scheme: AuthScheme::BearerJwt,
+                carrier,
+                value: rest,
+                principal: None,
+                malformed: false,
+                token68: true,
+            }),
             AuthScheme::ApiKeyHeader => self.token(Token {
                 scheme: AuthScheme::ApiKeyHeader,
                 jwt_scheme: AuthScheme::BearerJwt,
@@ -533,6 +538,7 @@ impl Ctx<'_> {
                 value: rest,
                 principal: Some(rest),
                 malformed: false,
+                token68: false,
             }),
             AuthScheme::Other(name) => self.other_scheme(carrier, name, rest),
             // scheme_of never yields the others
@@ -621,6 +627,7 @@ impl Ctx<'_> {
             value: &value,
             principal: if principal { Some(&value) } else { None },
             malformed,
+            token68: false,
         });
     }
 
@@ -637,6 +644,7 @@ impl Ctx<'_> {
             value,
             principal: Some(value),
             malformed: false,
+            token68: false,
         });
     }
 
@@ -659,6 +667,7 @@ impl Ctx<'_> {
                 value,
                 principal: None,
                 malformed: false,
+                token68: false,
             });
         }
     }
@@ -687,6 +696,7 @@ impl Ctx<'_> {
                     value,
                     principal: None,
                     malformed: false,
+                    token68: false,
                 });
             }
         }
@@ -713,6 +723,7 @@ impl Ctx<'_> {
                     value: &value,
                     principal: Some(&value),
                     malformed: false,
+                    token68: false,
                 });
             }
         }
@@ -808,6 +819,8 @@ struct TokenFacts {
     jwt: JwtParse,
     fingerprint: String,
     redacted: String,
+    /// Required to be a token68 and is not.
+    not_token68: bool,
 }
 
 std::thread_local! {
