@@ -85,7 +85,7 @@ fn verbose(tx: &HttpTransaction) -> bool {
 /// than a search of a short body).
 fn verbose_finders() -> &'static [memchr::memmem::Finder<'static>] {
     static FINDERS: std::sync::OnceLock<Vec<memchr::memmem::Finder<'static>>> = std::sync::OnceLock::new();
-    FINDERS.get_or_init(|| VERBOSE_MARKERS.iter().filter(|m| !m.is_empty()).map(|m| memchr::memmem::Finder::new(m)).collect())
+    FINDERS.get_or_init(|| VERBOSE_MARKERS.iter().filter(|m| !m.is_empty()).map(memchr::memmem::Finder::new).collect())
 }
 
 /// The host of an origin (`https://a.example.com:8443` → `a.example.com`).
