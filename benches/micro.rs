@@ -39,7 +39,7 @@ fn response() -> Vec<u8> {
 }
 
 fn tx() -> HttpTransaction {
-    let h = |n: &str, v: &[u8]| Header { name: n.into(), value: v.to_vec() };
+    let h = |n: &'static str, v: &[u8]| Header { name: n.into(), value: v.into() };
     HttpTransaction {
         host: Some("api.shop.test".into()),
         request_headers: vec![
@@ -141,8 +141,8 @@ fn analysis(c: &mut Criterion) {
     let with_token = |k: usize| {
         let mut t = tx();
         let sig = format!("c2lnbmF0dXJl{k:08}");
-        t.request_headers[0].value = format!("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxODQyIiwiZXhwIjoyMDI5OTEwNDAwfQ.{sig}").into_bytes();
-        t.request_headers[1].value = format!("sid=702b0a921ab7b55c7a121ca0{k:08}").into_bytes();
+        t.request_headers[0].value = format!("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxODQyIiwiZXhwIjoyMDI5OTEwNDAwfQ.{sig}").into_bytes().into();
+        t.request_headers[1].value = format!("sid=702b0a921ab7b55c7a121ca0{k:08}").into_bytes().into();
         t
     };
     let txs: Vec<HttpTransaction> = (0..UNSEEN).map(with_token).collect();

@@ -15,7 +15,7 @@ use apitap::proto::{BodyInfo, Header, HttpTransaction};
 fn tx(ct: &str, body: &[u8]) -> HttpTransaction {
     HttpTransaction {
         host: Some("bench.test".into()),
-        response_headers: vec![Header { name: "content-type".into(), value: ct.as_bytes().to_vec() }],
+        response_headers: vec![Header { name: "content-type".into(), value: ct.as_bytes().into() }],
         status: Some(200),
         response_body: BodyInfo { length: body.len() as u64, sample: body.to_vec(), gap_bytes: 0 },
         ..HttpTransaction::new("10.0.0.1:40000".parse().expect("address"), "10.0.0.2:80".parse().expect("address"), "GET", "/")

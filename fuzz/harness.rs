@@ -685,7 +685,7 @@ fn headers(inp: &mut Input<'_>) -> Vec<apitap::proto::Header> {
                 }
             };
             let len = usize::from(inp.u16() % 4096);
-            apitap::proto::Header { name, value: inp.bytes(len).to_vec() }
+            apitap::proto::Header { name: name.into(), value: inp.bytes(len).into() }
         })
         .collect()
 }

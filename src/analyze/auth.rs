@@ -324,7 +324,7 @@ pub fn classify(tx: &HttpTransaction, cfg: &AuthConfig, fp: &Fingerprinter, over
         if cx.full() {
             break;
         }
-        let name = h.name.as_str();
+        let name: &str = &h.name;
         if name.eq_ignore_ascii_case("authorization") {
             cx.authorization("authorization", &h.value);
         } else if name.eq_ignore_ascii_case("cookie") {
@@ -1329,7 +1329,7 @@ mod tests {
     }
 
     fn tx(headers: &[(&str, &str)], target: &str, status: Option<u16>) -> HttpTransaction {
-        let h = headers.iter().map(|(n, v)| Header { name: n.to_ascii_lowercase(), value: v.as_bytes().to_vec() }).collect();
+        let h = headers.iter().map(|(n, v)| Header { name: n.to_ascii_lowercase().into(), value: v.as_bytes().into() }).collect();
         tx_raw(h, target, status)
     }
 
@@ -1744,10 +1744,10 @@ mod tests {
         let f = fp();
         for v in &values {
             for n in 0..=v.len() {
-                let h = vec![Header { name: "authorization".into(), value: v.as_bytes()[..n].to_vec() }];
+                let h = vec![Header { name: "authorization".into(), value: v.as_bytes()[..n].into() }];
                 let creds = classify(&tx_raw(h, "/", Some(200)), &AuthConfig::default(), &f, false);
                 assert!(creds.len() <= 1);
-                let h = vec![Header { name: "cookie".into(), value: format!("sid={}", &v[..n.min(v.len())]).into_bytes() }];
+                let h = vec![Header { name: "cookie".into(), value: format!("sid={}", &v[..n.min(v.len())]).into_bytes().into() }];
                 let _ = classify(&tx_raw(h, &format!("/?token={}", String::from_utf8_lossy(&v.as_bytes()[..n])), None), &AuthConfig::default(), &f, false);
             }
         }
@@ -1798,7 +1798,7 @@ mod tests {
                         _ => format!("eyJhbGciOiJIUzI1NiJ9.{enc}.").into_bytes(),
                     };
                 }
-                headers.push(Header { name: names[rng.below(names.len())].into(), value });
+                headers.push(Header { name: names[rng.below(names.len())].into(), value: value.into() });
             }
             let target: String = (0..rng.below(30)).map(|_| char::from(b"?&=%+aAk_y.;#/9"[rng.below(15)])).collect();
             let status = [None, Some(200), Some(401), Some(0), Some(999)][rng.below(5)];

@@ -132,7 +132,7 @@ mod tests {
     use crate::proto::{BodyInfo, Header};
 
     fn tx(status: u16, req: &[(&str, &str)], resp: &[(&str, &str)], body: &[u8]) -> HttpTransaction {
-        let h = |v: &[(&str, &str)]| v.iter().map(|(n, v)| Header { name: n.to_string(), value: v.as_bytes().to_vec() }).collect();
+        let h = |v: &[(&str, &str)]| v.iter().map(|(n, v)| Header { name: n.to_string().into(), value: v.as_bytes().into() }).collect();
         HttpTransaction {
             host: Some("api.shop.test".into()),
             request_headers: h(req),

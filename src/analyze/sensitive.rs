@@ -305,7 +305,7 @@ pub fn scan_request(tx: &HttpTransaction, limits: &ScanLimits, fp: &Fingerprinte
 /// the response only echoes from the request is not reported (see [`ScanStats::echoed_values`]).
 pub fn scan_response(tx: &HttpTransaction, limits: &ScanLimits, fp: &Fingerprinter, stats: &mut ScanStats) -> Vec<Finding> {
     let mut ctx = Ctx::new(Side::Response, limits, fp);
-    ctx.echo = echo_sources(tx);
+    ctx.echo_of = Some(tx);
     scan_headers(&mut ctx, &tx.response_headers);
     scan_body(&mut ctx, &tx.response_headers, &tx.response_body, stats);
     ctx.finish(stats)
@@ -361,8 +361,12 @@ pub(crate) struct Ctx<'a> {
     loc_buf: String,
     /// Prefix of body locations (multipart parts).
     prefix: String,
-    /// What the request carried (responses only): personal data found in it is an echo.
-    echo: Vec<Cow<'a, [u8]>>,
+    /// The exchange whose request a response may echo (responses only):
+    /// personal data the request carried is an echo, not a disclosure.
+    echo_of: Option<&'a HttpTransaction>,
+    /// The parts of that request an echo is looked for in ([`echo_sources`]),
+    /// worked out when the first candidate needs them.
+    echo: Option<Vec<Cow<'a, [u8]>>>,
     /// Echo checks made (bounded by [`ECHO_CHECKS_MAX`]).
     echo_checks: usize,
     echoed: u64,
@@ -424,7 +428,8 @@ impl<'a> Ctx<'a> {
             full: limits.max_findings == 0,
             loc_buf: String::new(),
             prefix: String::new(),
-            echo: Vec::new(),
+            echo_of: None,
+            echo: None,
             echo_checks: 0,
             echoed: 0,
         }
@@ -466,11 +471,11 @@ impl<'a> Ctx<'a> {
             return;
         }
         // personal data the caller sent itself is not disclosed to it; credentials always count
-        if !kind.is_credential() && !self.echo.is_empty() && self.echo_checks < ECHO_CHECKS_MAX {
+        if let Some(tx) = self.echo_of.filter(|_| !kind.is_credential() && self.echo_checks < ECHO_CHECKS_MAX) {
             let v = validate::trim(raw);
             if (4..=ECHO_VALUE_MAX).contains(&v.len()) {
                 self.echo_checks += 1;
-                if self.echo.iter().any(|s| contains_ci(s, v)) {
+                if self.echo.get_or_insert_with(|| echo_sources(tx)).iter().any(|s| contains_ci(s, v)) {
                     self.echoed += 1;
                     self.loc_buf = buf;
                     return;
@@ -749,7 +754,7 @@ fn scan_headers(ctx: &mut Ctx<'_>, headers: &[Header]) {
         if ctx.full {
             return;
         }
-        let name = h.name.as_str();
+        let name: &str = &h.name;
         if name.starts_with(':') || boring_header(name) || forwarding_header(name) {
             continue;
         }
@@ -954,9 +959,17 @@ fn scan_body(ctx: &mut Ctx<'_>, headers: &[Header], body: &BodyInfo, stats: &mut
     }
     let ctype = header(headers, "content-type").unwrap_or(&[]);
     let coding = header(headers, "content-encoding").unwrap_or(&[]);
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(6 + ctx.echo.len());
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(8);
     parts.extend_from_slice(&[&state, ctx.prefix.as_bytes(), ctype, coding, &body.sample]);
-    parts.extend(ctx.echo.iter().map(|e| e.as_ref()));
+    // what the echo sources are made of (the sources are a function of these)
+    if let Some(tx) = ctx.echo_of {
+        let (target, sample) = (tx.target.as_bytes(), tx.request_body.sample.as_slice());
+        parts.extend_from_slice(&[
+            target.get(..ECHO_SOURCE_MAX).unwrap_or(target),
+            sample.get(..ECHO_SOURCE_MAX).unwrap_or(sample),
+            header(&tx.request_headers, "authorization").unwrap_or(&[]),
+        ]);
+    }
     let Some(key) = BODY_MEMO.with(|m| m.try_borrow().ok().map(|m| m.key(&parts))) else {
         scan_body_now(ctx, headers, body, stats);
         return;

@@ -107,8 +107,11 @@
 //! error once the block is done. Anomalies are data: every one is counted in
 //! [`HpackStats`].
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
+
+use super::HeaderValue;
 
 /// SETTINGS_HEADER_TABLE_SIZE before any SETTINGS frame (RFC 9113 §6.5.2).
 pub const DEFAULT_MAX_TABLE_SIZE: usize = 4096;
@@ -122,18 +125,20 @@ const STATIC_LEN: u64 = 61;
 /// SETTINGS values are 32-bit (RFC 9113 §6.5.1): no peer can use a larger table.
 const MAX_PROTOCOL_TABLE_SIZE: u64 = u32::MAX as u64;
 
-/// One decoded header field. `name`/`value` are raw bytes (after Huffman decoding).
+/// One decoded header field. `name`/`value` are raw bytes (after Huffman
+/// decoding); a name of the static table, or one of the common names the
+/// protocol layer knows, is shared rather than copied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Field {
     /// A field whose name and value are known. `sensitive` is set for the
     /// "never indexed" representation (§6.2.3), which encoders use for secrets
     /// such as authorization values and cookies.
-    Known { name: Vec<u8>, value: Vec<u8>, sensitive: bool },
+    Known { name: Cow<'static, [u8]>, value: HeaderValue, sensitive: bool },
     /// Referenced a dynamic-table entry we never saw (mid-stream) or whose
     /// bytes were not kept. `index` is the HPACK index as sent (62 = newest
     /// dynamic entry). `value` is the literal value when only the name was
     /// indexed, or the entry's value when only its name is unknown.
-    Unknown { index: u64, value: Option<Vec<u8>>, sensitive: bool },
+    Unknown { index: u64, value: Option<HeaderValue>, sensitive: bool },
 }
 
 impl Field {
@@ -794,9 +799,42 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// A field name as kept in a [`Field`]: shared when it is a name the protocol
+/// layer knows (they are lower case, as HTTP/2 names must be), copied otherwise.
+fn field_name(b: &[u8]) -> Cow<'static, [u8]> {
+    match super::known_name(b) {
+        Some(k) => Cow::Borrowed(k.as_bytes()),
+        None => Cow::Owned(b.to_vec()),
+    }
+}
+
+/// Bytes a decode buffer keeps between uses (a longer string's buffer is let go).
+const SCRATCH_KEEP: usize = 16 * 1024;
+
+std::thread_local! {
+    /// The buffer strings are decoded into before they are made into what a
+    /// field keeps (short values are held in place, without an allocation).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on an empty decode buffer (this thread's, or a new one when it is in use).
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut v) => {
+            v.clear();
+            let r = f(&mut v);
+            if v.capacity() > SCRATCH_KEEP {
+                *v = Vec::new();
+            }
+            r
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
 /// A string literal (§5.2) as decoded.
-enum Str {
-    Bytes(Vec<u8>),
+enum Str<T> {
+    Bytes(T),
     /// Longer than the limit; the decoded length.
     TooLong(usize),
     /// Invalid Huffman code: length unknown.
@@ -882,7 +920,7 @@ enum Lookup {
 /// The name of a literal field.
 enum Name {
     Static(&'static [u8]),
-    Owned(Vec<u8>),
+    Owned(Cow<'static, [u8]>),
     /// From a dynamic entry whose name we do not have.
     Unknown {
         index: u64,
@@ -1112,18 +1150,16 @@ impl Decoder {
             Err(e) => blk.note(e),
             Ok(Lookup::Static(name, value)) => {
                 if self.admit(blk, name.len() + value.len()) {
-                    out.push(Field::Known { name: name.to_vec(), value: value.to_vec(), sensitive: false });
+                    out.push(Field::Known { name: Cow::Borrowed(name), value: HeaderValue::from(value), sensitive: false });
                 }
             }
             Ok(Lookup::Dynamic(e)) => {
                 let known = NAME_KEPT | VALUE_KEPT;
                 if e.flags & known == known {
                     if self.admit(blk, e.name_len + e.value_len) {
-                        let mut name = Vec::with_capacity(e.name_len);
-                        let mut value = Vec::with_capacity(e.value_len);
-                        if self.ring_copy(e.start, e.name_len, &mut name)
-                            && self.ring_copy(e.value_start(), e.value_len, &mut value)
-                        {
+                        let name = self.ring_bytes(e.start, e.name_len, field_name);
+                        let value = self.ring_bytes(e.value_start(), e.value_len, HeaderValue::from_slice);
+                        if let (Some(name), Some(value)) = (name, value) {
                             out.push(Field::Known { name, value, sensitive: false });
                         } else {
                             debug_assert!(false, "dynamic entry bytes missing from the ring");
@@ -1135,8 +1171,7 @@ impl Decoder {
                     let value_len = if e.flags & VALUE_KEPT != 0 { e.value_len } else { 0 };
                     if self.admit(blk, value_len) {
                         let value = if e.flags & VALUE_KEPT != 0 {
-                            let mut v = Vec::with_capacity(e.value_len);
-                            self.ring_copy(e.value_start(), e.value_len, &mut v).then_some(v)
+                            self.ring_bytes(e.value_start(), e.value_len, HeaderValue::from_slice)
                         } else {
                             None
                         };
@@ -1186,7 +1221,7 @@ impl Decoder {
             self.stats.never_indexed += 1;
         }
         let name = if index == 0 {
-            match self.string(c, blk, true)? {
+            match self.string(c, blk, true, field_name)? {
                 Str::Bytes(v) => Name::Owned(v),
                 Str::TooLong(n) => Name::Invalid { len: Some(n) },
                 Str::Invalid => Name::Invalid { len: None },
@@ -1196,8 +1231,7 @@ impl Decoder {
                 Ok(Lookup::Static(n, _)) => Name::Static(n),
                 Ok(Lookup::Dynamic(e)) => {
                     if e.flags & NAME_KEPT != 0 {
-                        let mut n = Vec::with_capacity(e.name_len);
-                        if self.ring_copy(e.start, e.name_len, &mut n) {
+                        if let Some(n) = self.ring_bytes(e.start, e.name_len, field_name) {
                             Name::Owned(n)
                         } else {
                             debug_assert!(false, "dynamic entry bytes missing from the ring");
@@ -1220,7 +1254,7 @@ impl Decoder {
                 Name::Owned(n) => cacheable_value(n),
                 Name::Unknown { .. } | Name::Invalid { .. } => false,
             };
-        let value = self.string(c, blk, cache)?;
+        let value = self.string(c, blk, cache, HeaderValue::from_slice)?;
 
         if kind == Literal::Incremental {
             let name_part = match &name {
@@ -1241,7 +1275,7 @@ impl Decoder {
         match name {
             Name::Static(n) => {
                 if self.admit(blk, n.len() + value.len()) {
-                    out.push(Field::Known { name: n.to_vec(), value, sensitive });
+                    out.push(Field::Known { name: Cow::Borrowed(n), value, sensitive });
                 }
             }
             Name::Owned(n) => {
@@ -1283,7 +1317,8 @@ impl Decoder {
     /// A string literal (§5.2). `Err` only when the block structure is lost.
     /// `cache`: the decoded string may be kept in [`HUFFMAN_CACHE`] (names,
     /// and values of [`cacheable_value`] fields).
-    fn string(&mut self, c: &mut Cursor<'_>, blk: &mut Block, cache: bool) -> Result<Str, HpackError> {
+    /// `make` turns the decoded bytes into what the caller keeps.
+    fn string<T>(&mut self, c: &mut Cursor<'_>, blk: &mut Block, cache: bool, make: fn(&[u8]) -> T) -> Result<Str<T>, HpackError> {
         let huffman_coded = c.peek().ok_or(HpackError::Truncated)? & 0x80 != 0;
         let len = c.integer(7)?;
         let raw = c.take(len)?;
@@ -1293,12 +1328,14 @@ impl Decoder {
                 blk.note(HpackError::StringTooLong { len, limit: blk.limit });
                 return Ok(Str::TooLong(raw.len()));
             }
-            return Ok(Str::Bytes(raw.to_vec()));
+            return Ok(Str::Bytes(make(raw)));
         }
-        let mut v = Vec::new();
-        let decoded = if cache { huffman(raw, blk.limit, &mut v) } else { huffman_now(raw, blk.limit, &mut v) };
+        let decoded = with_scratch(|v| {
+            let r = if cache { huffman(raw, blk.limit, v) } else { huffman_now(raw, blk.limit, v) };
+            r.map(|()| make(v))
+        });
         match decoded {
-            Ok(()) => Ok(Str::Bytes(v)),
+            Ok(made) => Ok(Str::Bytes(made)),
             Err(HuffmanError::TooLong(n)) => {
                 self.stats.limit_hits += 1;
                 blk.note(HpackError::StringTooLong { len: n as u64, limit: blk.limit });
@@ -1445,6 +1482,12 @@ impl Decoder {
     }
 
     /// Appends `len` kept bytes at absolute offset `start` to `out`.
+    /// The kept bytes at `start..start + len`, made into what the caller
+    /// keeps; `None` when they are not in the ring.
+    fn ring_bytes<T>(&self, start: u64, len: usize, make: fn(&[u8]) -> T) -> Option<T> {
+        with_scratch(|v| self.ring_copy(start, len, v).then(|| make(v)))
+    }
+
     fn ring_copy(&self, start: u64, len: usize, out: &mut Vec<u8>) -> bool {
         if len == 0 {
             // An empty string keeps no bytes; its offset may precede the ring.
@@ -1602,7 +1645,7 @@ mod tests {
     }
 
     fn k(name: &str, value: &str) -> Field {
-        Field::Known { name: name.as_bytes().to_vec(), value: value.as_bytes().to_vec(), sensitive: false }
+        Field::Known { name: name.as_bytes().to_vec().into(), value: value.as_bytes().to_vec().into(), sensitive: false }
     }
 
     fn unknown(index: u64) -> Field {
@@ -1757,7 +1800,7 @@ mod tests {
         block.extend_from_slice(&never);
         let mut d = Decoder::new(4096, 65536);
         let fields = decode(&mut d, &block).unwrap();
-        assert_eq!(fields, vec![k("authorization", "Bearer abc.def.ghi"), k("user-agent", "curl/8.5.0"), Field::Known { name: b"content-type".to_vec(), value: b"text/html".to_vec(), sensitive: true }]);
+        assert_eq!(fields, vec![k("authorization", "Bearer abc.def.ghi"), k("user-agent", "curl/8.5.0"), Field::Known { name: b"content-type".to_vec().into(), value: b"text/html".to_vec().into(), sensitive: true }]);
         assert!(!held(&token), "a credential was kept");
         assert!(!held(&never), "a never-indexed value was kept");
         assert!(held(&agent), "a descriptive value was not cached");
@@ -1953,7 +1996,7 @@ mod tests {
     fn c2_3_literal_never_indexed() {
         let mut d = Decoder::new(4096, 65536);
         let f = decode(&mut d, &hex("1008 7061 7373 776f 7264 0673 6563 7265 74")).unwrap();
-        assert_eq!(f, vec![Field::Known { name: b"password".to_vec(), value: b"secret".to_vec(), sensitive: true }]);
+        assert_eq!(f, vec![Field::Known { name: b"password".to_vec().into(), value: b"secret".to_vec().into(), sensitive: true }]);
         assert!(f[0].is_sensitive());
         assert_eq!((d.table_len(), d.table_size()), (0, 0));
         assert_eq!(d.stats().never_indexed, 1);
@@ -2347,7 +2390,7 @@ mod tests {
             if op == 0 {
                 encode_int(&mut b, 0x80, 7, index);
                 let (n, v) = m.get(index);
-                want.push(Field::Known { name: n, value: v, sensitive: false });
+                want.push(Field::Known { name: n.into(), value: v.into(), sensitive: false });
                 continue;
             }
             let (first, prefix, sensitive) = match op {
@@ -2370,7 +2413,7 @@ mod tests {
             if first == 0x40 {
                 m.insert(&name, &value);
             }
-            want.push(Field::Known { name, value, sensitive });
+            want.push(Field::Known { name: name.into(), value: value.into(), sensitive });
         }
         (b, want)
     }
@@ -2520,15 +2563,15 @@ mod tests {
         assert_eq!(
             f,
             vec![
-                Field::Unknown { index: 70, value: Some(b"v1".to_vec()), sensitive: false },
-                Field::Unknown { index: 63, value: Some(b"tok".to_vec()), sensitive: true },
+                Field::Unknown { index: 70, value: Some(b"v1".to_vec().into()), sensitive: false },
+                Field::Unknown { index: 63, value: Some(b"tok".to_vec().into()), sensitive: true },
             ]
         );
         // The new entry: name unknown, value known, size a lower bound.
         assert_eq!((d.table_len(), d.table_size()), (1, 34));
         assert_eq!(
             decode(&mut d, &hex("be")).unwrap(),
-            vec![Field::Unknown { index: 62, value: Some(b"v1".to_vec()), sensitive: false }]
+            vec![Field::Unknown { index: 62, value: Some(b"v1".to_vec().into()), sensitive: false }]
         );
     }
 
@@ -2698,9 +2741,9 @@ mod tests {
         assert_eq!(
             f,
             vec![
-                Field::Known { name: b"new".to_vec(), value: vec![b'n'; 20], sensitive: false },
+                Field::Known { name: b"new".to_vec().into(), value: vec![b'n'; 20].into(), sensitive: false },
                 unknown(63),
-                Field::Known { name: b"mid".to_vec(), value: vec![b'm'; 60], sensitive: false },
+                Field::Known { name: b"mid".to_vec().into(), value: vec![b'm'; 60].into(), sensitive: false },
                 unknown(65),
             ]
         );

@@ -227,9 +227,7 @@ fn collect_headers(raw: &[httparse::Header<'_>], max: usize, anomalies: &mut Ano
             anomalies.set(Anomalies::TOO_MANY_HEADERS);
             break;
         }
-        let mut name = h.name.to_string();
-        name.make_ascii_lowercase();
-        out.push(Header { name, value: h.value.to_vec() });
+        out.push(Header { name: super::header_name(h.name.as_bytes()), value: h.value.into() });
     }
     out
 }
@@ -274,7 +272,7 @@ fn parse_header_block(block: &[u8], max: usize, anomalies: &mut Anomalies) -> Ve
                     let name = line.get(..c).unwrap_or_default();
                     let value = line.get(c + 1..).unwrap_or_default();
                     let value = value.trim_ascii();
-                    out.push(Header { name: lossy(name.trim_ascii()).to_ascii_lowercase(), value: value.to_vec() });
+                    out.push(Header { name: super::header_name(name.trim_ascii()), value: value.into() });
                 }
             }
             out

@@ -738,8 +738,19 @@ impl H2Connection {
                         stats.h2_header_limit_hit += 1;
                         break;
                     }
-                    let mut name = String::from_utf8(name).unwrap_or_else(|e| lossy(e.as_bytes()));
-                    name.make_ascii_lowercase();
+                    let name = match name {
+                        // shared names are known lower-case ASCII
+                        std::borrow::Cow::Borrowed(b) => match std::str::from_utf8(b) {
+                            Ok(n) => super::HeaderName::Borrowed(n),
+                            Err(_) => super::header_name(b),
+                        },
+                        // not a known name (HPACK looked): kept as it is, lower-cased
+                        std::borrow::Cow::Owned(b) => {
+                            let mut n = String::from_utf8(b).unwrap_or_else(|e| lossy(e.as_bytes()));
+                            n.make_ascii_lowercase();
+                            super::HeaderName::Owned(n)
+                        }
+                    };
                     headers.push(Header { name, value });
                 }
                 Field::Unknown { .. } => {

@@ -44,8 +44,209 @@ impl HttpVersion {
 /// by the header limits) and must be classified before anything leaves the sensor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
-    pub name: String,
-    pub value: Vec<u8>,
+    pub name: HeaderName,
+    pub value: HeaderValue,
+}
+
+/// A lower-case header name: one of [`KNOWN_NAMES`] without an allocation of
+/// its own, any other name owned.
+pub type HeaderName = std::borrow::Cow<'static, str>;
+
+/// Header names common enough to be shared instead of copied for every
+/// message: the HPACK static table's (RFC 7541 Appendix A) and those of
+/// authentication, proxies, CORS, tracing and gRPC.
+const KNOWN_NAMES: &[&str] = &[
+    ":authority", ":method", ":path", ":scheme", ":status", ":protocol", "accept-charset", "accept-encoding",
+    "accept-language", "accept-ranges", "accept", "access-control-allow-origin", "age", "allow", "authorization",
+    "cache-control", "content-disposition", "content-encoding", "content-language", "content-length",
+    "content-location", "content-range", "content-type", "cookie", "date", "etag", "expect", "expires", "from",
+    "host", "if-match", "if-modified-since", "if-none-match", "if-range", "if-unmodified-since", "last-modified",
+    "link", "location", "max-forwards", "proxy-authenticate", "proxy-authorization", "range", "referer", "refresh",
+    "retry-after", "server", "set-cookie", "strict-transport-security", "transfer-encoding", "user-agent", "vary",
+    "via", "www-authenticate", "connection", "keep-alive", "proxy-connection", "upgrade", "http2-settings", "te",
+    "trailer", "priority", "alt-svc", "origin", "forwarded", "x-forwarded-for", "x-forwarded-proto",
+    "x-forwarded-host", "x-forwarded-port", "x-real-ip", "x-client-ip", "true-client-ip", "x-request-id",
+    "x-correlation-id", "x-requested-with", "x-csrf-token", "x-xsrf-token", "x-auth-token", "x-access-token",
+    "x-api-key", "api-key", "apikey", "x-http-method-override", "x-original-url", "x-content-type-options",
+    "x-frame-options", "x-xss-protection", "x-powered-by", "content-security-policy", "referrer-policy",
+    "access-control-allow-credentials", "access-control-allow-headers", "access-control-allow-methods",
+    "access-control-expose-headers", "access-control-max-age", "access-control-request-method",
+    "access-control-request-headers", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
+    "traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-amzn-trace-id", "grpc-status", "grpc-message",
+    "grpc-encoding", "grpc-accept-encoding", "grpc-timeout", "upgrade-insecure-requests", "dnt", "sec-fetch-dest",
+    "sec-fetch-mode", "sec-fetch-site", "sec-fetch-user", "pragma", "x-cache", "x-amz-date", "x-goog-api-key",
+];
+
+/// Longest name in [`KNOWN_NAMES`] (longer names are never looked up).
+const KNOWN_NAME_MAX: usize = 40;
+/// Slots of the known-name lookup table (a power of two, at least four
+/// times the names, so probes stay short).
+const KNOWN_SLOTS: usize = 1024;
+
+/// Slot of a lower-case name in the known-name table: a few of its bytes and
+/// its length mixed (names differ early, late or in length).
+fn known_slot(b: &[u8]) -> usize {
+    let n = b.len();
+    let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
+    let h = (n as u64) ^ at(0) << 8 ^ at(1) << 16 ^ at(n / 2) << 24 ^ at(n.wrapping_sub(2)) << 32 ^ at(n.wrapping_sub(1)) << 40;
+    (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize % KNOWN_SLOTS
+}
+
+/// The known-name table: open addressing over [`known_slot`].
+fn known_table() -> &'static [Option<&'static str>] {
+    static TABLE: std::sync::OnceLock<Vec<Option<&'static str>>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = vec![None; KNOWN_SLOTS];
+        for name in KNOWN_NAMES {
+            let mut i = known_slot(name.as_bytes());
+            while let Some(Some(_)) = t.get(i) {
+                i = (i + 1) % KNOWN_SLOTS;
+            }
+            if let Some(s) = t.get_mut(i) {
+                *s = Some(*name);
+            }
+        }
+        t
+    })
+}
+
+/// The shared spelling of a lower-case name, when it is a known one.
+pub(crate) fn known_name(lower: &[u8]) -> Option<&'static str> {
+    let table = known_table();
+    let mut i = known_slot(lower);
+    loop {
+        match table.get(i).copied().flatten() {
+            Some(k) if k.as_bytes() == lower => return Some(k),
+            Some(_) => i = (i + 1) % KNOWN_SLOTS,
+            None => return None,
+        }
+    }
+}
+
+/// A header name as it came off the wire, lower-cased (invalid UTF-8
+/// replaced): shared when known, owned otherwise.
+pub fn header_name(raw: &[u8]) -> HeaderName {
+    let mut buf = [0u8; KNOWN_NAME_MAX];
+    if let Some(lower) = buf.get_mut(..raw.len()) {
+        lower.copy_from_slice(raw);
+        lower.make_ascii_lowercase();
+        if let Some(k) = known_name(lower) {
+            return HeaderName::Borrowed(k);
+        }
+    }
+    let mut s = String::from_utf8_lossy(raw).into_owned();
+    s.make_ascii_lowercase();
+    HeaderName::Owned(s)
+}
+
+/// Bytes of a header value held in place (without an allocation of their own).
+const VALUE_INLINE: usize = 30;
+
+/// A header value's bytes as sent: short ones (most dates, lengths, media
+/// types, user agents) held in place, longer ones on the heap.
+#[derive(Clone)]
+pub struct HeaderValue(ValueRepr);
+
+#[derive(Clone)]
+enum ValueRepr {
+    /// `len` ≤ [`VALUE_INLINE`].
+    Inline { len: u8, bytes: [u8; VALUE_INLINE] },
+    Heap(Vec<u8>),
+}
+
+impl HeaderValue {
+    /// A copy of `b` (in place when short).
+    pub fn from_slice(b: &[u8]) -> HeaderValue {
+        HeaderValue::from(b)
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        match &self.0 {
+            ValueRepr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(&[]),
+            ValueRepr::Heap(v) => v,
+        }
+    }
+}
+
+impl Default for HeaderValue {
+    fn default() -> HeaderValue {
+        HeaderValue(ValueRepr::Inline { len: 0, bytes: [0; VALUE_INLINE] })
+    }
+}
+
+impl From<&[u8]> for HeaderValue {
+    fn from(b: &[u8]) -> HeaderValue {
+        let mut bytes = [0u8; VALUE_INLINE];
+        match bytes.get_mut(..b.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(b);
+                HeaderValue(ValueRepr::Inline { len: b.len() as u8, bytes })
+            }
+            None => HeaderValue(ValueRepr::Heap(b.to_vec())),
+        }
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for HeaderValue {
+    fn from(b: &[u8; N]) -> HeaderValue {
+        HeaderValue::from(b.as_slice())
+    }
+}
+
+impl From<&str> for HeaderValue {
+    fn from(s: &str) -> HeaderValue {
+        HeaderValue::from(s.as_bytes())
+    }
+}
+
+impl From<Vec<u8>> for HeaderValue {
+    /// Short values move in place (the vector is freed), long ones keep it.
+    fn from(v: Vec<u8>) -> HeaderValue {
+        if v.len() <= VALUE_INLINE {
+            HeaderValue::from(v.as_slice())
+        } else {
+            HeaderValue(ValueRepr::Heap(v))
+        }
+    }
+}
+
+impl std::ops::Deref for HeaderValue {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for HeaderValue {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for HeaderValue {
+    fn eq(&self, other: &HeaderValue) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for HeaderValue {}
+
+impl PartialEq<[u8]> for HeaderValue {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.as_slice() == other
+    }
+}
+
+impl PartialEq<Vec<u8>> for HeaderValue {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl std::fmt::Debug for HeaderValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
+    }
 }
 
 /// What was seen of one message body.
@@ -508,5 +709,41 @@ mod tests {
         conn.on_close(3, &c, &mut st, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].client, out[0].server, out[0].status), (b, a, Some(200)));
+    }
+
+    #[test]
+    fn header_names_are_lower_cased_and_known_ones_shared() {
+        // every known name is found, whatever the case it was sent in
+        for k in KNOWN_NAMES {
+            assert!(k.len() <= KNOWN_NAME_MAX, "{k} is longer than KNOWN_NAME_MAX");
+            assert_eq!(k.to_ascii_lowercase(), *k, "{k} must be lower case");
+            let n = header_name(k.to_ascii_uppercase().as_bytes());
+            assert!(matches!(n, HeaderName::Borrowed(b) if b == *k), "{k} not shared: {n:?}");
+        }
+        // other names are owned, lower-cased, with invalid UTF-8 replaced
+        assert_eq!(header_name(b"X-Tenant-Id"), HeaderName::Owned("x-tenant-id".into()));
+        assert!(matches!(header_name(b"x-tenant-id"), HeaderName::Owned(_)));
+        assert_eq!(header_name(b"X-\xff"), "x-\u{fffd}");
+        assert_eq!(header_name(b""), "");
+        // a known name with a byte more or less, or longer than any known name, is not known
+        assert!(matches!(header_name(b"hosts"), HeaderName::Owned(_)));
+        assert!(matches!(header_name(b"hos"), HeaderName::Owned(_)));
+        let long = "content-type".repeat(5);
+        assert_eq!(header_name(long.to_ascii_uppercase().as_bytes()), long.as_str());
+    }
+
+    #[test]
+    fn header_values_keep_their_bytes_in_place_or_on_the_heap() {
+        for len in [0, 1, VALUE_INLINE - 1, VALUE_INLINE, VALUE_INLINE + 1, 4096] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
+            let a = HeaderValue::from(bytes.as_slice());
+            let b = HeaderValue::from(bytes.clone());
+            assert_eq!(a.as_slice(), bytes.as_slice(), "len {len}");
+            assert_eq!(a, b, "len {len}");
+            assert_eq!(matches!(a.0, ValueRepr::Inline { .. }), len <= VALUE_INLINE, "len {len}");
+            assert_eq!(matches!(b.0, ValueRepr::Inline { .. }), len <= VALUE_INLINE, "len {len}");
+        }
+        assert_ne!(HeaderValue::from("abc"), HeaderValue::from("abd"));
+        assert_eq!(HeaderValue::default().as_slice(), b"");
     }
 }

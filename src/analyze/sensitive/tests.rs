@@ -17,7 +17,7 @@ fn fp() -> Fingerprinter {
 }
 
 fn headers(h: &[(&str, &str)]) -> Vec<Header> {
-    h.iter().map(|(n, v)| Header { name: n.to_ascii_lowercase(), value: v.as_bytes().to_vec() }).collect()
+    h.iter().map(|(n, v)| Header { name: n.to_ascii_lowercase().into(), value: v.as_bytes().into() }).collect()
 }
 
 fn body(b: &[u8]) -> BodyInfo {
@@ -791,7 +791,7 @@ fn random_bytes_never_panic() {
         let enc = encodings[rng.below(encodings.len())];
         let target = format!("/{}?{}", String::from_utf8_lossy(&b[..b.len().min(40)]), String::from_utf8_lossy(&b[b.len().min(40)..b.len().min(80)]));
         let mut t = tx("POST", &target, &[("content-type", ct), ("content-encoding", enc), ("cookie", &String::from_utf8_lossy(&b[..b.len().min(30)]))], &b, &[("content-type", ct), ("content-encoding", enc)], &b);
-        t.request_headers.push(Header { name: "x-junk".into(), value: b.clone() });
+        t.request_headers.push(Header { name: "x-junk".into(), value: b.clone().into() });
         let limits = ScanLimits { max_findings: 1 + rng.below(64), max_json_depth: rng.below(40), max_scan_bytes: 1 + rng.below(4096), max_decompressed_bytes: 1 + rng.below(1 << 16) };
         let mut s = ScanStats::default();
         let f1 = scan_request(&t, &limits, &fp(), &mut s);
