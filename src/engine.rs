@@ -227,8 +227,9 @@ impl Engine {
         std::mem::take(&mut self.out)
     }
 
-    /// Gives back an observation vector taken earlier, emptied, so that the
-    /// next output is collected in it instead of a fresh allocation.
+    /// Gives back an observation vector taken earlier: its observations are
+    /// dropped here (on the thread that made them), and the next output is
+    /// collected in it instead of a fresh allocation.
     pub fn recycle_observations(&mut self, mut v: Vec<Observation>) {
         if self.out.observations.capacity() == 0 {
             v.clear();

@@ -78,16 +78,19 @@ struct Batch {
 /// Flows ended per step when the input ends (see `worker_loop`).
 const FINISH_STEP_FLOWS: usize = 1024;
 
-/// Emptied observation vectors waiting to go back to the workers, per worker
-/// (a vector keeps the capacity of the largest output it held; beyond these,
-/// emptied vectors are dropped).
+/// Observation vectors the aggregator is done with, waiting to go back to
+/// the worker that filled them, per worker: the worker drops the
+/// observations (the memory is that thread's, so it is freed without
+/// cross-thread hand-offs) and fills the vector again (it keeps the capacity
+/// of the largest output it held). Beyond these, the aggregator drops them.
 const SPARE_VECTORS_PER_WORKER: usize = 4;
 
 /// Bytes of payload after which a batch is sent even if not full.
 const BATCH_MAX_BYTES: usize = 512 * 1024;
 
 enum AggMsg {
-    Output(EngineOutput),
+    /// A worker's output, and the worker's index (its observations go back to it).
+    Output(usize, EngineOutput),
     /// Reopen output files (log rotation); with a target, switch the event
     /// output to it ("" = stop writing events).
     Reopen(Option<String>),
@@ -261,8 +264,8 @@ impl Pipeline {
         let n = opts.workers.max(1);
         let (agg_tx, agg_rx) = bounded::<AggMsg>(n * 16);
         let (free_tx, free_rx) = bounded::<Batch>(n * (cfg.pipeline.queue_batches + 2));
-        // observation vectors the aggregator has emptied, back to the workers
-        let (spare_tx, spare_rx) = bounded::<Vec<Observation>>(n * SPARE_VECTORS_PER_WORKER);
+        // observation vectors the aggregator is done with, back to the worker that filled them
+        let mut spare_txs = Vec::with_capacity(n);
         let mut senders = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
         let keylog = Arc::new(KeylogShare::default());
@@ -283,10 +286,11 @@ impl Pipeline {
             let free = free_tx.clone();
             let m = opts.metrics.clone();
             let share = Arc::clone(&keylog);
-            let spare = spare_rx.clone();
+            let (spare_tx, spare) = bounded::<Vec<Observation>>(SPARE_VECTORS_PER_WORKER);
+            spare_txs.push(spare_tx);
             let h = std::thread::Builder::new()
                 .name(format!("apitap-worker-{i}"))
-                .spawn(move || worker_loop(&mut engine, &rx, &agg, &free, m.as_deref().and_then(|m| m.workers.get(i)), &share, &spare))
+                .spawn(move || worker_loop(i, &mut engine, &rx, &agg, &free, m.as_deref().and_then(|m| m.workers.get(i)), &share, &spare))
                 .map_err(PipelineError::Spawn)?;
             workers.push(h);
         }
@@ -308,7 +312,7 @@ impl Pipeline {
         };
         let aggregator = std::thread::Builder::new()
             .name("apitap-aggregator".into())
-            .spawn(move || aggregate(&agg_rx, learn, detector, &store, sink, flush_every, max_dirty, agg_metrics.as_deref(), outbox, &output, &spare_tx))
+            .spawn(move || aggregate(&agg_rx, learn, detector, &store, sink, flush_every, max_dirty, agg_metrics.as_deref(), outbox, &output, &spare_txs))
             .map_err(PipelineError::Spawn)?;
         Ok(Pipeline {
             decoder: Decoder::new(cfg.decode_limits()),
@@ -481,7 +485,9 @@ impl Pipeline {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn worker_loop(
+    index: usize,
     engine: &mut Engine,
     rx: &Receiver<Batch>,
     agg: &Sender<AggMsg>,
@@ -516,10 +522,10 @@ fn worker_loop(
         }
         let out = engine.take_output();
         if !out.is_empty() {
-            if agg.send(AggMsg::Output(out)).is_err() {
+            if agg.send(AggMsg::Output(index, out)).is_err() {
                 return; // the aggregator stopped (it reports why)
             }
-            if let Ok(v) = spare.try_recv() {
+            while let Ok(v) = spare.try_recv() {
                 engine.recycle_observations(v);
             }
         }
@@ -535,7 +541,7 @@ fn worker_loop(
     loop {
         let done = engine.finish_some(FINISH_STEP_FLOWS);
         let out = engine.take_output();
-        if !out.is_empty() && agg.send(AggMsg::Output(out)).is_err() {
+        if !out.is_empty() && agg.send(AggMsg::Output(index, out)).is_err() {
             break;
         }
         if done {
@@ -562,7 +568,7 @@ fn aggregate(
     metrics: Option<&Metrics>,
     outbox: Option<OutboxPolicy>,
     output: &crate::config::OutputConfig,
-    spare: &Sender<Vec<Observation>>,
+    spare: &[Sender<Vec<Observation>>],
 ) -> Result<AggReport, PipelineError> {
     let mut inv = Inventory::with_learning(learn);
     let mut tls_dirty: std::collections::HashMap<String, crate::inventory::tls::TlsServiceRecord> = std::collections::HashMap::new();
@@ -700,7 +706,7 @@ fn aggregate(
     };
     loop {
         match rx.recv_timeout(flush_every) {
-            Ok(AggMsg::Output(out)) => {
+            Ok(AggMsg::Output(worker, out)) => {
                 report.observations += out.observations.len() as u64;
                 for o in &out.observations {
                     let (path, key) = inv.observe(o);
@@ -736,10 +742,10 @@ fn aggregate(
                 report.tls_failed += out.tls.iter().filter(|t| matches!(t.decryption, crate::proto::tls::Decryption::Failed(_))).count() as u64;
                 report.tls_decrypted += out.tls.iter().filter(|t| t.decryption == crate::proto::tls::Decryption::Decrypted).count() as u64;
                 em.emit(store, &mut report, metrics, &out.events, out.event_count)?;
-                // the emptied vector goes back to the workers, to be filled again
-                let mut spare_vec = out.observations;
-                spare_vec.clear();
-                let _ = spare.try_send(spare_vec);
+                // the vector goes back to its worker, which drops the observations and fills it again
+                if let Some(back) = spare.get(worker) {
+                    let _ = back.try_send(out.observations);
+                }
             }
             Ok(AggMsg::Reopen(None)) => {
                 if let Some(s) = em.sink.as_mut() {
