@@ -709,7 +709,8 @@ impl Ctx<'_> {
                 return;
             }
             let Some((name, value)) = pair.split_once('=') else { continue };
-            let name = String::from_utf8_lossy(&percent_decode(name.as_bytes())).into_owned();
+            let name = percent_decode(name.as_bytes());
+            let name = String::from_utf8_lossy(&name);
             let value = percent_decode(value.as_bytes());
             if name.is_empty() || value.is_empty() {
                 continue;
@@ -770,6 +771,13 @@ const KNOWN_OTHER_SCHEMES: &[&str] = &[
 
 /// The scheme named by the first word of `Authorization`.
 fn scheme_of(word: &[u8]) -> AuthScheme {
+    // the common schemes without a lower-cased copy
+    if word.eq_ignore_ascii_case(b"bearer") {
+        return AuthScheme::Bearer;
+    }
+    if word.eq_ignore_ascii_case(b"basic") {
+        return AuthScheme::Basic;
+    }
     let name = String::from_utf8_lossy(word).to_ascii_lowercase();
     match name.as_str() {
         "basic" => AuthScheme::Basic,
@@ -1051,7 +1059,10 @@ fn bounded(s: &str, max: usize) -> String {
 
 /// Percent-decoding of a form-encoded component: `+` is a space, `%XX` a
 /// byte; a `%` not followed by two hex digits is kept as is.
-fn percent_decode(s: &[u8]) -> Vec<u8> {
+fn percent_decode(s: &[u8]) -> Cow<'_, [u8]> {
+    if !s.iter().any(|&b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(s);
+    }
     fn hex(b: u8) -> Option<u8> {
         match b {
             b'0'..=b'9' => Some(b - b'0'),
@@ -1077,7 +1088,7 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
         }
         i += 1;
     }
-    out
+    Cow::Owned(out)
 }
 
 /// RFC 9110 §11.2 auth-params: `name=token` or `name="quoted \" string"`,

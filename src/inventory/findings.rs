@@ -86,6 +86,31 @@ macro_rules! kinds {
     };
 }
 
+/// Evidence of a finding that needs none.
+const NO_EVIDENCE: &[(&str, &str)] = &[];
+
+/// The `flags` evidence of a weak-JWT finding for each set of flags (bit 0
+/// `jwt_alg_none`, 1 `jwt_expired_accepted`, 2 `jwt_long_lived`, 3
+/// `jwt_no_exp`): the names set, in name order, comma-separated.
+const WEAK_JWT_EVIDENCE: [&str; 16] = [
+    "",
+    "jwt_alg_none",
+    "jwt_expired_accepted",
+    "jwt_alg_none,jwt_expired_accepted",
+    "jwt_long_lived",
+    "jwt_alg_none,jwt_long_lived",
+    "jwt_expired_accepted,jwt_long_lived",
+    "jwt_alg_none,jwt_expired_accepted,jwt_long_lived",
+    "jwt_no_exp",
+    "jwt_alg_none,jwt_no_exp",
+    "jwt_expired_accepted,jwt_no_exp",
+    "jwt_alg_none,jwt_expired_accepted,jwt_no_exp",
+    "jwt_long_lived,jwt_no_exp",
+    "jwt_alg_none,jwt_long_lived,jwt_no_exp",
+    "jwt_expired_accepted,jwt_long_lived,jwt_no_exp",
+    "jwt_alg_none,jwt_expired_accepted,jwt_long_lived,jwt_no_exp",
+];
+
 kinds! {
     ShadowApi => "shadow_api", "Undocumented (shadow) API endpoint in use", false, Medium;
     ZombieApi => "zombie_api", "Deprecated (zombie) API endpoint still called", false, Medium;
@@ -503,7 +528,8 @@ impl Detector {
 
     /// Records one occurrence of a rule.
     #[allow(clippy::too_many_arguments)]
-    fn hit(&mut self, kind: Kind, sev: Severity, ep: &Endpoint<'_>, actor: Option<IpAddr>, client: IpAddr, ts: u64, evidence: &[(&str, String)]) {
+    #[allow(clippy::too_many_arguments)]
+    fn hit<E: AsRef<str>>(&mut self, kind: Kind, sev: Severity, ep: &Endpoint<'_>, actor: Option<IpAddr>, client: IpAddr, ts: u64, evidence: &[(&str, E)]) {
         self.stats.hits += 1;
         let (method, path) = if kind == Kind::ReconScanning { ("*", "/*") } else { (ep.method, ep.path) };
         let key = (kind, std::hash::BuildHasher::hash_one(self.pending.hasher(), (ep.host, method, path)), actor);
@@ -536,11 +562,15 @@ impl Detector {
             f.clients.insert(client);
         }
         for (k, v) in evidence {
+            let v = v.as_ref();
             match f.evidence.get_mut(*k) {
                 Some(old) if old == v => {}
-                Some(old) => old.clone_from(v),
+                Some(old) => {
+                    old.clear();
+                    old.push_str(v);
+                }
                 None => {
-                    f.evidence.insert((*k).to_string(), v.clone());
+                    f.evidence.insert((*k).to_string(), v.to_string());
                 }
             }
         }
@@ -602,11 +632,11 @@ impl Detector {
             };
             match verdict {
                 Verdict::Undocumented => {
-                    self.hit(Kind::ShadowApi, sev, ep, None, o.client, ts, &[("reason", "not in any API specification".into())]);
+                    self.hit(Kind::ShadowApi, sev, ep, None, o.client, ts, &[("reason", "not in any API specification")]);
                 }
                 Verdict::Deprecated(i) => {
                     let op = self.spec.operations.get(i).and_then(|op| op.operation_id.clone()).unwrap_or_default();
-                    self.hit(Kind::ZombieApi, sev, ep, None, o.client, ts, &[("reason", "deprecated in the API specification".into()), ("operation_id", op)]);
+                    self.hit(Kind::ZombieApi, sev, ep, None, o.client, ts, &[("reason", "deprecated in the API specification"), ("operation_id", op.as_str())]);
                 }
                 Verdict::Documented(_) | Verdict::OutOfScope => {}
             }
@@ -628,7 +658,7 @@ impl Detector {
             }
         }
         if o.credentials.iter().any(|cr| cr.flags.basic_cleartext) {
-            self.hit(Kind::BasicAuthCleartext, Severity::High, ep, None, c, ts, &[]);
+            self.hit(Kind::BasicAuthCleartext, Severity::High, ep, None, c, ts, NO_EVIDENCE);
         }
         let query_key = o.credentials.iter().find(|cr| cr.scheme == AuthScheme::ApiKeyQuery).map(|cr| cr.carrier.clone());
         let url_creds: Vec<SensitiveKind> = o.url_sensitive.iter().copied().filter(|k| credential_kind(*k)).collect();
@@ -646,23 +676,21 @@ impl Detector {
         if !personal.is_empty() {
             self.hit(Kind::SensitiveDataInUrl, Severity::Medium, ep, None, c, ts, &[("sensitive_kinds", kinds_text(&personal))]);
         }
-        let mut jwt_flags: BTreeSet<&'static str> = BTreeSet::new();
-        for cr in &o.credentials {
-            for f in cr.flags.names() {
-                if matches!(f, "jwt_alg_none" | "jwt_no_exp" | "jwt_long_lived" | "jwt_expired_accepted") {
-                    jwt_flags.insert(f);
-                }
-            }
-        }
-        if !jwt_flags.is_empty() {
-            let sev = if jwt_flags.contains("jwt_alg_none") && ok {
+        // the weak-JWT flags of the request's credentials, as a set of bits (1 << WEAK_JWT_FLAGS index)
+        let jwt_flags = o.credentials.iter().fold(0usize, |m, cr| {
+            let f = &cr.flags;
+            m | usize::from(f.jwt_alg_none) | usize::from(f.jwt_expired_accepted) << 1 | usize::from(f.jwt_long_lived) << 2 | usize::from(f.jwt_no_exp) << 3
+        });
+        if jwt_flags != 0 {
+            let (alg_none, expired_accepted) = (jwt_flags & 1 != 0, jwt_flags & 2 != 0);
+            let sev = if alg_none && ok {
                 Severity::Critical
-            } else if jwt_flags.contains("jwt_expired_accepted") || jwt_flags.contains("jwt_alg_none") {
+            } else if expired_accepted || alg_none {
                 Severity::High
             } else {
                 Severity::Medium
             };
-            let flags = jwt_flags.into_iter().collect::<Vec<_>>().join(",");
+            let flags = WEAK_JWT_EVIDENCE.get(jwt_flags).copied().unwrap_or_default();
             self.hit(Kind::WeakJwt, sev, ep, None, c, ts, &[("flags", flags)]);
         }
         use crate::analyze::posture::PostureFlags as P;
@@ -671,10 +699,10 @@ impl Detector {
             self.hit(Kind::VerboseError, Severity::Low, ep, None, c, ts, &[("status", status)]);
         }
         if o.posture.has(P::CORS_CREDENTIALS) {
-            self.hit(Kind::CorsMisconfiguration, Severity::Medium, ep, None, c, ts, &[]);
+            self.hit(Kind::CorsMisconfiguration, Severity::Medium, ep, None, c, ts, NO_EVIDENCE);
         }
         if o.posture.has(P::SMUGGLING) {
-            self.hit(Kind::RequestSmugglingRisk, Severity::Medium, ep, None, c, ts, &[]);
+            self.hit(Kind::RequestSmugglingRisk, Severity::Medium, ep, None, c, ts, NO_EVIDENCE);
         }
         if ok {
             let h = eh;
@@ -996,6 +1024,40 @@ impl Detector {
 mod tests {
     use super::*;
     use crate::analyze::EndpointKey;
+
+    #[test]
+    fn weak_jwt_evidence_names_the_flags_set_in_name_order() {
+        let names = ["jwt_alg_none", "jwt_expired_accepted", "jwt_long_lived", "jwt_no_exp"];
+        for (mask, text) in WEAK_JWT_EVIDENCE.iter().enumerate() {
+            let mut set: Vec<&str> = names.iter().enumerate().filter(|(i, _)| mask & 1 << i != 0).map(|(_, n)| *n).collect();
+            set.sort_unstable();
+            assert_eq!(*text, set.join(","), "mask {mask}");
+        }
+        // and the bits are the flags of the credentials: a finding per flag set
+        for (flag, bit) in names.iter().zip(0..) {
+            let mut d = Detector::new(&FindingsConfig::default(), Default::default(), None);
+            let mut o = obs("10.0.0.1", "GET", "/v1/me", 200, 1);
+            let mut cr = crate::analyze::auth::Credential {
+                scheme: crate::analyze::auth::AuthScheme::BearerJwt,
+                carrier: "authorization".into(),
+                fingerprint: String::new(),
+                principal_fingerprint: None,
+                redacted: String::new(),
+                jwt: None,
+                flags: Default::default(),
+            };
+            match bit {
+                0 => cr.flags.jwt_alg_none = true,
+                1 => cr.flags.jwt_expired_accepted = true,
+                2 => cr.flags.jwt_long_lived = true,
+                _ => cr.flags.jwt_no_exp = true,
+            }
+            o.credentials.push(cr);
+            run(&mut d, &o);
+            let f = d.pending.values().find(|f| f.kind == Kind::WeakJwt).expect("a weak-JWT finding");
+            assert_eq!(f.evidence.get("flags").map(String::as_str), Some(*flag));
+        }
+    }
 
     fn obs(client: &str, method: &str, path: &str, status: u16, ts_s: u64) -> Observation {
         let key = EndpointKey { host: "api.shop.test".into(), method: method.into(), path: crate::analyze::template::typed_template(path) };
