@@ -1,6 +1,7 @@
 //! Capture-file readers alone: apitap's own reader (`capture::replay_file`,
-//! used by `replay`) against libpcap's offline reader on the same file, each
-//! touching every packet byte (a checksum) and nothing else.
+//! used by `replay`: a regular file mapped into memory), the same reader fed
+//! by `read(2)` (as pipes are), and libpcap's offline reader, on the same
+//! file, each touching every packet byte (a checksum) and nothing else.
 //!
 //! cargo bench --bench reader                                   # fixtures/sample.pcap
 //! APITAP_BENCH_PCAP=/path/large.pcap APITAP_BENCH_ROUNDS=3 cargo bench --bench reader
@@ -20,16 +21,16 @@ fn main() {
     let size = std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0) as f64;
     // page cache warm for both alike
     let _ = std::fs::read(&pcap);
-    for name in ["apitap reader", "libpcap"] {
+    for name in ["apitap reader", "apitap read(2)", "libpcap"] {
         let mut rates = Vec::new();
         for _ in 0..rounds {
             let mut sum = 0u64;
             let t0 = Instant::now();
             let visit = |_, ts: u64, f: &[u8]| sum = sum.wrapping_add(ts).wrapping_add(f.iter().map(|b| u64::from(*b)).sum::<u64>());
-            let rep = if name == "libpcap" {
-                capture::replay_file_libpcap(&pcap, visit)
-            } else {
-                capture::replay_file(&pcap, visit, |_| {})
+            let rep = match name {
+                "libpcap" => capture::replay_file_libpcap(&pcap, visit),
+                "apitap read(2)" => capture::replay_file_read(&pcap, visit, |_| {}),
+                _ => capture::replay_file(&pcap, visit, |_| {}),
             }
             .expect("read the capture");
             let secs = t0.elapsed().as_secs_f64();

@@ -10,7 +10,8 @@
 //! alone, which is what the fuzz targets use.
 
 // Unsafe code only where the OS offers no safe interface: poll(2) on the
-// capture handle, sysconf, and the privilege drop (each call commented).
+// capture handle, mmap(2) of replayed files, sysconf, and the privilege drop
+// (each call commented).
 #![deny(unsafe_code)]
 
 pub mod config;

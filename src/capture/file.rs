@@ -11,6 +11,10 @@
 //! (each with its own link type, `if_tsresol` and `if_tsoffset`); Enhanced,
 //! Simple and the obsolete Packet blocks carry packets; every other block is
 //! skipped without being buffered whole.
+//!
+//! A whole file already in memory (a mapped file: see
+//! `capture::sources`) is read in place with [`Reader::over`], without the
+//! copy `read(2)` makes.
 
 #![deny(unsafe_code)]
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
@@ -75,10 +79,28 @@ enum Format {
     Pcapng { big_endian: bool, interfaces: Vec<Interface> },
 }
 
-/// A pcap/pcapng reader over any byte source (a file, a pipe).
+/// The bytes a [`Reader`] reads from.
+enum Buf {
+    /// Filled from the source by `read(2)`.
+    Read(Vec<u8>),
+    /// The whole input, in memory already.
+    Whole(Box<dyn AsRef<[u8]> + Send>),
+}
+
+impl Buf {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Buf::Read(v) => v,
+            Buf::Whole(b) => (**b).as_ref(),
+        }
+    }
+}
+
+/// A pcap/pcapng reader over any byte source (a file, a pipe), or over a
+/// whole file in memory.
 pub struct Reader<R: Read> {
     src: R,
-    buf: Vec<u8>,
+    buf: Buf,
     /// Unread bytes are `buf[start..end]`.
     start: usize,
     end: usize,
@@ -106,20 +128,41 @@ fn pcap_link(raw: u32) -> u32 {
     raw & 0x03FF_FFFF
 }
 
+impl Reader<std::io::Empty> {
+    /// A reader of a whole file in memory (a mapped file): records are read
+    /// where they lie.
+    pub fn over(whole: Box<dyn AsRef<[u8]> + Send>) -> Result<Reader<std::io::Empty>, FileError> {
+        let end = (*whole).as_ref().len();
+        Reader::start(Reader {
+            src: std::io::empty(),
+            buf: Buf::Whole(whole),
+            start: 0,
+            end,
+            offset: 0,
+            format: Format::Pcap { big_endian: false, nanos: false, link: 0 },
+            first_link: None,
+            eof: true,
+        })
+    }
+}
+
 impl<R: Read> Reader<R> {
     /// Reads the file header (and, for pcapng, the first section's interfaces
     /// as they come). Fails on an empty file or an unknown magic number.
     pub fn new(src: R) -> Result<Reader<R>, FileError> {
-        let mut r = Reader {
+        Reader::start(Reader {
             src,
-            buf: vec![0; READ_BYTES],
+            buf: Buf::Read(vec![0; READ_BYTES]),
             start: 0,
             end: 0,
             offset: 0,
             format: Format::Pcap { big_endian: false, nanos: false, link: 0 },
             first_link: None,
             eof: false,
-        };
+        })
+    }
+
+    fn start(mut r: Reader<R>) -> Result<Reader<R>, FileError> {
         if !r.fill(4)? {
             return Err(if r.end == 0 { FileError::Empty } else { FileError::NotCapture(r.unread().to_vec()) });
         }
@@ -160,7 +203,7 @@ impl<R: Read> Reader<R> {
     }
 
     fn unread(&self) -> &[u8] {
-        self.buf.get(self.start..self.end).unwrap_or(&[])
+        self.buf.bytes().get(self.start..self.end).unwrap_or(&[])
     }
 
     fn consume(&mut self, n: usize) {
@@ -179,23 +222,27 @@ impl<R: Read> Reader<R> {
         if self.end - self.start >= need {
             return Ok(true);
         }
+        let Buf::Read(buf) = &mut self.buf else {
+            // the whole input is there: what is not, never will be
+            return Ok(false);
+        };
         if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
+            buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        if self.buf.len() < need {
-            self.buf.resize(need, 0);
-        } else if self.buf.len() > READ_BYTES && need <= READ_BYTES {
+        if buf.len() < need {
+            buf.resize(need, 0);
+        } else if buf.len() > READ_BYTES && need <= READ_BYTES {
             // give back what one huge record took
-            self.buf.truncate(READ_BYTES.max(self.end));
-            self.buf.shrink_to(READ_BYTES.max(self.end));
+            buf.truncate(READ_BYTES.max(self.end));
+            buf.shrink_to(READ_BYTES.max(self.end));
         }
         while self.end < need {
             if self.eof {
                 return Ok(false);
             }
-            let Some(room) = self.buf.get_mut(self.end..) else { return Ok(false) };
+            let Some(room) = buf.get_mut(self.end..) else { return Ok(false) };
             match self.src.read(room) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
@@ -253,7 +300,7 @@ impl<R: Read> Reader<R> {
         let at = self.start + 16;
         self.start += 16 + caplen;
         self.offset += (16 + caplen) as u64;
-        let data = self.buf.get(at..at + caplen).unwrap_or(&[]);
+        let data = self.buf.bytes().get(at..at + caplen).unwrap_or(&[]);
         Ok(Some(Packet { link, ts_us, data }))
     }
 
@@ -346,7 +393,7 @@ impl<R: Read> Reader<R> {
             }
             let at = self.offset;
             let Format::Pcapng { interfaces, .. } = &self.format else { return Ok(None) };
-            let block = self.buf.get(self.start..self.start + len).unwrap_or(&[]);
+            let block = self.buf.bytes().get(self.start..self.start + len).unwrap_or(&[]);
             let parsed = parse_packet_block(block, kind, big, interfaces);
             self.start += len;
             self.offset += len as u64;
@@ -354,7 +401,7 @@ impl<R: Read> Reader<R> {
             if self.first_link.is_none() {
                 self.first_link = Some(iface.link);
             }
-            let Some(data) = self.buf.get(self.start - len..self.start).and_then(|b| b.get(data.0..data.0 + data.1)) else {
+            let Some(data) = self.buf.bytes().get(self.start - len..self.start).and_then(|b| b.get(data.0..data.0 + data.1)) else {
                 return Err(FileError::Damaged { offset: at, reason: "packet data outside its block".into() });
             };
             return Ok(Some(Packet { link: iface.link, ts_us: ts, data }));
@@ -586,6 +633,33 @@ mod tests {
         b.extend_from_slice(&(data.len() as u32).to_le_bytes());
         b.extend_from_slice(data);
         block(6, &b)
+    }
+
+    #[test]
+    fn a_whole_file_in_memory_reads_as_the_stream_does() {
+        // the inputs of the tests above and below, each read both ways
+        let big = vec![7u8; 3 * READ_BYTES / 2];
+        let recs: Vec<(u32, u32, &[u8])> = (0..5).map(|i| (i, 0, &big[..(i as usize * 1000) % big.len() + 1])).chain([(9, 0, &big[..])]).collect();
+        let good = pcap_le(true, 1, &recs);
+        let cut = pcap_le(false, 1, &[(1, 0, b"good"), (2, 0, b"cut here")]);
+        let mut huge = pcap_le(false, 1, &[]);
+        huge.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        let mut ng = shb();
+        ng.extend(block(4, &[0u8; 40]));
+        ng.extend(idb(113, &[(9, &[9]), (14, &10i64.to_le_bytes())]));
+        ng.extend(epb(0, 2_000_000_000, b"sll"));
+        ng.extend(block(3, &[4, 0, 0, 0, b's', b'p', b'b', b'!']));
+        ng.extend(shb());
+        ng.extend(epb(0, 0, b"x"));
+        for input in [good.clone(), cut[..cut.len() - 3].to_vec(), huge, ng] {
+            let (p1, e1) = all(&mut Reader::new(&input[..]).unwrap());
+            let (p2, e2) = all(&mut Reader::over(Box::new(input.clone())).unwrap());
+            assert_eq!(p1, p2);
+            assert_eq!(e1.map(|e| e.to_string()), e2.map(|e| e.to_string()));
+        }
+        assert_eq!(all(&mut Reader::over(Box::new(good)).unwrap()).0.len(), 6);
+        assert!(matches!(Reader::over(Box::new(Vec::new())), Err(FileError::Empty)));
+        assert!(matches!(Reader::over(Box::new(cut[..10].to_vec())), Err(FileError::Truncated { .. })));
     }
 
     #[test]

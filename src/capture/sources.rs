@@ -120,8 +120,19 @@ fn supported_linktype(lt: u32) -> Result<LinkType, (i32, String)> {
 /// `on_packet(link, ts_us, frame)` for every packet and `progress(bytes_read)`
 /// now and then. A damaged or truncated file delivers what precedes the damage
 /// and says where it stopped in [`FileReport::stopped`].
-pub fn replay_file(
+pub fn replay_file(path: &Path, on_packet: impl FnMut(LinkType, u64, &[u8]), progress: impl FnMut(u64)) -> Result<FileReport, CaptureError> {
+    replay_file_with(path, true, on_packet, progress)
+}
+
+/// [`replay_file`] reading even a regular file by `read(2)` instead of
+/// mapping it (what pipes always get; kept to compare the two in `benches/`).
+pub fn replay_file_read(path: &Path, on_packet: impl FnMut(LinkType, u64, &[u8]), progress: impl FnMut(u64)) -> Result<FileReport, CaptureError> {
+    replay_file_with(path, false, on_packet, progress)
+}
+
+fn replay_file_with(
     path: &Path,
+    map: bool,
     mut on_packet: impl FnMut(LinkType, u64, &[u8]),
     mut progress: impl FnMut(u64),
 ) -> Result<FileReport, CaptureError> {
@@ -130,7 +141,70 @@ pub fn replay_file(
         _ => CaptureError::Unreadable { path: path.to_path_buf(), source: e },
     })?;
     let not_capture = |e: file::FileError| CaptureError::NotCapture { path: path.to_path_buf(), message: e.to_string() };
-    let mut reader = file::Reader::new(f).map_err(not_capture)?;
+    // a regular file is read where the page cache holds it; a pipe or a file
+    // that cannot be mapped through read(2)
+    match Mapped::new(&f).filter(|_| map) {
+        Some(m) => replay_records(path, file::Reader::over(Box::new(m)).map_err(not_capture)?, &mut on_packet, &mut progress),
+        None => replay_records(path, file::Reader::new(f).map_err(not_capture)?, &mut on_packet, &mut progress),
+    }
+}
+
+/// A regular file mapped read-only into memory, for [`replay_file`]: records
+/// are read where the page cache holds them instead of being copied out by
+/// `read(2)`. A file that shrinks while it is replayed would stop the process
+/// (SIGBUS on the pages past its new end): `replay` is for finished captures
+/// (one still being written only grows, and what is appended after the start
+/// is not read).
+struct Mapped {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value alone (unmapped in
+// its drop), so it may move to another thread.
+unsafe impl Send for Mapped {}
+
+impl Mapped {
+    /// The whole of `f` mapped, if it is a non-empty regular file the system maps.
+    fn new(f: &std::fs::File) -> Option<Mapped> {
+        use std::os::fd::AsRawFd;
+        let meta = f.metadata().ok()?;
+        let len = usize::try_from(meta.len()).ok()?;
+        if !meta.is_file() || len == 0 {
+            return None;
+        }
+        // SAFETY: asks for a new private read-only mapping of `len` bytes of an
+        // open file; nothing is accessed here and failure is checked below.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, f.as_raw_fd(), 0) };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        Some(Mapped { ptr, len })
+    }
+}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr + len` is a live read-only mapping that this value
+        // owns and unmaps only when dropped, after every borrow of it.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the mapping made in `new`, which nothing borrows any more.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// The record loop of [`replay_file`].
+fn replay_records<R: std::io::Read>(
+    path: &Path,
+    mut reader: file::Reader<R>,
+    on_packet: &mut impl FnMut(LinkType, u64, &[u8]),
+    progress: &mut impl FnMut(u64),
+) -> Result<FileReport, CaptureError> {
     // the file's (first interface's) link type must be one apitap decodes;
     // packets of further pcapng interfaces with other link types are decoded
     // as their own link type says (the decoder counts those it cannot read)
