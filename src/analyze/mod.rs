@@ -18,6 +18,7 @@ pub mod shape;
 pub mod template;
 pub mod posture;
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::proto::{HttpTransaction, HttpVersion};
@@ -27,7 +28,8 @@ use crate::proto::{HttpTransaction, HttpVersion};
 pub struct EndpointKey {
     /// Host name (lower case, no port), or the server address when the request named none.
     pub host: String,
-    pub method: String,
+    /// Upper case; the common methods shared, not copied ([`method_name`]).
+    pub method: std::borrow::Cow<'static, str>,
     /// Path (later: path template).
     pub path: String,
 }
@@ -52,8 +54,9 @@ pub struct Observation {
     pub req_sensitive: Vec<sensitive::SensitiveKind>,
     pub resp_sensitive: Vec<sensitive::SensitiveKind>,
     pub query: Vec<(String, &'static str)>,
-    pub req_content_type: Option<String>,
-    pub resp_content_type: Option<String>,
+    /// Media type (lower case, no parameters); the common ones shared.
+    pub req_content_type: Option<Cow<'static, str>>,
+    pub resp_content_type: Option<Cow<'static, str>>,
     pub latency_us: Option<u64>,
     pub req_bytes: u64,
     pub resp_bytes: u64,
@@ -250,14 +253,38 @@ fn server_host(server: SocketAddr) -> String {
     server.ip().to_string()
 }
 
-fn content_type(headers: &[crate::proto::Header]) -> Option<String> {
+fn content_type(headers: &[crate::proto::Header]) -> Option<Cow<'static, str>> {
     headers.iter().find(|h| h.name == "content-type").map(|h| {
         let v = &h.value;
-        let media = v.get(..memchr::memchr(b';', v).unwrap_or(v.len())).unwrap_or_default();
-        let mut s = String::from_utf8_lossy(media.trim_ascii()).into_owned();
+        let media = v.get(..memchr::memchr(b';', v).unwrap_or(v.len())).unwrap_or_default().trim_ascii();
+        if let Some(common) = COMMON_MEDIA_TYPES.iter().find(|c| media.eq_ignore_ascii_case(c.as_bytes())) {
+            return Cow::Borrowed(*common);
+        }
+        let mut s = String::from_utf8_lossy(media).into_owned();
         s.make_ascii_lowercase();
-        s
+        Cow::Owned(s)
     })
+}
+
+/// Media types shared rather than copied for every message that names them.
+const COMMON_MEDIA_TYPES: [&str; 8] = [
+    "application/json",
+    "text/html",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+    "application/xml",
+    "application/grpc",
+    "application/octet-stream",
+];
+
+/// A request method in upper case: the common ones shared, others copied.
+pub fn method_name(method: &str) -> Cow<'static, str> {
+    const COMMON: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+    match COMMON.iter().find(|m| method.eq_ignore_ascii_case(m)) {
+        Some(m) => Cow::Borrowed(*m),
+        None => Cow::Owned(method.to_ascii_uppercase()),
+    }
 }
 
 /// The JSON shape of a body, when it is JSON, complete and not content-encoded.
@@ -355,7 +382,7 @@ pub fn observe(
         url_sensitive,
         posture: posture::flags(tx),
         decrypted: tx.decrypted,
-        key: EndpointKey { host, method: tx.method.to_ascii_uppercase(), path: template },
+        key: EndpointKey { host, method: method_name(&tx.method), path: template },
         fixed,
         status: tx.status,
         ts_us: tx.request_ts_us,
@@ -387,6 +414,28 @@ fn forwarded_client(tx: &HttpTransaction) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_and_media_types_are_normalised_and_common_ones_shared() {
+        for (m, want, shared) in [("get", "GET", true), ("Post", "POST", true), ("OPTIONS", "OPTIONS", true), ("propfind", "PROPFIND", false), ("", "", false)] {
+            let got = method_name(m);
+            assert_eq!(got, want);
+            assert_eq!(matches!(got, Cow::Borrowed(_)), shared, "{m}");
+        }
+        let h = |v: &str| vec![crate::proto::Header { name: "content-type".into(), value: v.into() }];
+        for (v, want, shared) in [
+            ("application/json", "application/json", true),
+            (" Application/JSON ; charset=utf-8", "application/json", true),
+            ("text/HTML;q=1", "text/html", true),
+            ("application/vnd.api+JSON", "application/vnd.api+json", false),
+            ("", "", false),
+        ] {
+            let got = content_type(&h(v)).unwrap();
+            assert_eq!(got, want, "{v}");
+            assert_eq!(matches!(got, Cow::Borrowed(_)), shared, "{v}");
+        }
+        assert_eq!(content_type(&[]), None);
+    }
 
     #[test]
     fn host_normalisation() {

@@ -72,6 +72,15 @@ fn add_count<K: Ord + Clone>(m: &mut BTreeMap<K, u64>, k: &K, n: u64, cap: usize
     }
 }
 
+/// [`add_count`] of one occurrence of a string key, copied only when new.
+fn add_count_str(m: &mut BTreeMap<String, u64>, k: &str, cap: usize) {
+    if let Some(c) = m.get_mut(k) {
+        *c = c.saturating_add(1);
+    } else if m.len() < cap {
+        m.insert(k.to_string(), 1);
+    }
+}
+
 /// One API endpoint as stored and dumped.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -118,7 +127,7 @@ impl EndpointRecord {
     pub fn new(key: &EndpointKey) -> EndpointRecord {
         EndpointRecord {
             host: key.host.clone(),
-            method: key.method.clone(),
+            method: key.method.to_string(),
             path: key.path.clone(),
             first_seen_us: u64::MAX,
             ..EndpointRecord::default()
@@ -127,7 +136,7 @@ impl EndpointRecord {
 
     /// The key of this record.
     pub fn key(&self) -> EndpointKey {
-        EndpointKey { host: self.host.clone(), method: self.method.clone(), path: self.path.clone() }
+        EndpointKey { host: self.host.clone(), method: crate::analyze::method_name(&self.method), path: self.path.clone() }
     }
 
     /// Adds one observation.
@@ -178,10 +187,10 @@ impl EndpointRecord {
             self.response_size.add(o.resp_bytes);
         }
         if let Some(c) = &o.req_content_type {
-            add_count(&mut self.request_content_types, c, 1, MAX_SMALL_SET);
+            add_count_str(&mut self.request_content_types, c, MAX_SMALL_SET);
         }
         if let Some(c) = &o.resp_content_type {
-            add_count(&mut self.response_content_types, c, 1, MAX_SMALL_SET);
+            add_count_str(&mut self.response_content_types, c, MAX_SMALL_SET);
         }
         for (name, t) in &o.query {
             if let Some(set) = self.query_params.get_mut(name) {
@@ -388,13 +397,13 @@ impl Inventory {
             Some(t) => t,
             None => self.memo.get(&memo_key).map_or(o.key.path.as_str(), |(_, _, t)| t.as_str()),
         };
-        let method = o.key.method.as_str();
+        let method: &str = &o.key.method;
         let k = self.dirty_keys.hash(&[host.as_bytes(), method.as_bytes(), template.as_bytes()]);
         match self.dirty.get_mut(&k) {
             Some(rec) if rec.host == host && rec.method == method && rec.path == template => rec.observe(o),
             Some(_) => self.stats.key_collisions += 1,
             None => {
-                let key = EndpointKey { host: host.to_string(), method: method.to_string(), path: template.to_string() };
+                let key = EndpointKey { host: host.to_string(), method: crate::analyze::method_name(method), path: template.to_string() };
                 let mut rec = EndpointRecord::new(&key);
                 rec.observe(o);
                 self.dirty.insert(k, rec);
