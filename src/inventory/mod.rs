@@ -321,10 +321,23 @@ pub struct Inventory {
     /// Templates already worked out, by a keyed hash of (host, path): valid
     /// while no rule is learned (learning again from a path already learned
     /// from changes nothing), cleared when one is; at most [`MEMO_LIMIT`].
-    memo: HashMap<u64, (String, String, String), crate::analyze::fingerprint::PreHashed>,
+    memo: HashMap<u64, Filed, crate::analyze::fingerprint::PreHashed>,
     /// Keys the memo's hash (the map does not hash it again).
     memo_keys: std::collections::hash_map::RandomState,
 }
+
+/// A memo entry: the template a host's path is filed under, and the
+/// endpoint key ([`Inventory::observe`]) of the last of [`MEMO_METHODS`] it
+/// was called with (a path is mostly called with one method).
+struct Filed {
+    host: String,
+    path: String,
+    template: String,
+    key: Option<(usize, u128)>,
+}
+
+/// Methods whose endpoint keys a memo entry keeps (by index).
+const MEMO_METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 
 /// Entries of the template memo before it starts again.
 const MEMO_LIMIT: usize = 65_536;
@@ -366,7 +379,7 @@ impl Inventory {
         self.stats.observations += 1;
         let host = o.key.host.as_str();
         let memo_key = std::hash::BuildHasher::hash_one(&self.memo_keys, (host, o.key.path.as_str()));
-        let held = !o.fixed && matches!(self.memo.get(&memo_key), Some((h, p, _)) if h == host && *p == o.key.path);
+        let held = !o.fixed && matches!(self.memo.get(&memo_key), Some(f) if f.host == host && f.path == o.key.path);
         let made = if held {
             None
         } else if o.fixed {
@@ -389,16 +402,30 @@ impl Inventory {
                 self.memo.clear();
             }
             if !learned_any {
-                self.memo.insert(memo_key, (host.to_string(), o.key.path.clone(), path.clone()));
+                self.memo.insert(memo_key, Filed { host: host.to_string(), path: o.key.path.clone(), template: path.clone(), key: None });
             }
             Some(path)
         };
-        let template: &str = match &made {
-            Some(t) => t,
-            None => self.memo.get(&memo_key).map_or(o.key.path.as_str(), |(_, _, t)| t.as_str()),
-        };
         let method: &str = &o.key.method;
-        let k = self.dirty_keys.hash(&[host.as_bytes(), method.as_bytes(), template.as_bytes()]);
+        let method_index = MEMO_METHODS.iter().position(|m| *m == method);
+        let (template, k): (&str, u128) = match &made {
+            Some(t) => (t, self.dirty_keys.hash(&[host.as_bytes(), method.as_bytes(), t.as_bytes()])),
+            None => match self.memo.get_mut(&memo_key) {
+                Some(f) => {
+                    // the endpoint key of the method last seen here, if it is this one
+                    let k = match (f.key, method_index) {
+                        (Some((held, k)), Some(i)) if held == i => k,
+                        _ => {
+                            let k = self.dirty_keys.hash(&[host.as_bytes(), method.as_bytes(), f.template.as_bytes()]);
+                            f.key = method_index.map(|i| (i, k));
+                            k
+                        }
+                    };
+                    (f.template.as_str(), k)
+                }
+                None => (o.key.path.as_str(), self.dirty_keys.hash(&[host.as_bytes(), method.as_bytes(), o.key.path.as_bytes()])),
+            },
+        };
         match self.dirty.get_mut(&k) {
             Some(rec) if rec.host == host && rec.method == method && rec.path == template => rec.observe(o),
             Some(_) => self.stats.key_collisions += 1,
