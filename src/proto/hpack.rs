@@ -107,7 +107,6 @@
 //! error once the block is done. Anomalies are data: every one is counted in
 //! [`HpackStats`].
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 
@@ -133,7 +132,7 @@ pub enum Field {
     /// A field whose name and value are known. `sensitive` is set for the
     /// "never indexed" representation (§6.2.3), which encoders use for secrets
     /// such as authorization values and cookies.
-    Known { name: Cow<'static, [u8]>, value: HeaderValue, sensitive: bool },
+    Known { name: FieldName, value: HeaderValue, sensitive: bool },
     /// Referenced a dynamic-table entry we never saw (mid-stream) or whose
     /// bytes were not kept. `index` is the HPACK index as sent (62 = newest
     /// dynamic entry). `value` is the literal value when only the name was
@@ -168,6 +167,68 @@ impl Field {
     /// Whether the field referenced a dynamic entry the decoder does not know.
     pub fn is_unknown(&self) -> bool {
         matches!(self, Field::Unknown { .. })
+    }
+}
+
+/// The name of a [`Field`], as sent: a name of the static table or one the
+/// protocol layer knows is shared, any other is copied. Equal when the bytes are.
+#[derive(Clone)]
+pub enum FieldName {
+    Shared(&'static str),
+    Bytes(Vec<u8>),
+}
+
+impl FieldName {
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            FieldName::Shared(s) => s.as_bytes(),
+            FieldName::Bytes(b) => b,
+        }
+    }
+}
+
+impl std::ops::Deref for FieldName {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for FieldName {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PartialEq for FieldName {
+    fn eq(&self, other: &FieldName) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for FieldName {}
+
+impl PartialEq<Vec<u8>> for FieldName {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        self.as_bytes() == other.as_slice()
+    }
+}
+
+impl fmt::Debug for FieldName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl From<Vec<u8>> for FieldName {
+    fn from(b: Vec<u8>) -> FieldName {
+        FieldName::Bytes(b)
+    }
+}
+
+impl From<&[u8]> for FieldName {
+    fn from(b: &[u8]) -> FieldName {
+        FieldName::Bytes(b.to_vec())
     }
 }
 
@@ -235,68 +296,68 @@ pub struct HpackStats {
 }
 
 /// The static table (RFC 7541 Appendix A); index 1 is the first element.
-static STATIC_TABLE: [(&[u8], &[u8]); STATIC_LEN as usize] = [
-    (b":authority", b""),
-    (b":method", b"GET"),
-    (b":method", b"POST"),
-    (b":path", b"/"),
-    (b":path", b"/index.html"),
-    (b":scheme", b"http"),
-    (b":scheme", b"https"),
-    (b":status", b"200"),
-    (b":status", b"204"),
-    (b":status", b"206"),
-    (b":status", b"304"),
-    (b":status", b"400"),
-    (b":status", b"404"),
-    (b":status", b"500"),
-    (b"accept-charset", b""),
-    (b"accept-encoding", b"gzip, deflate"),
-    (b"accept-language", b""),
-    (b"accept-ranges", b""),
-    (b"accept", b""),
-    (b"access-control-allow-origin", b""),
-    (b"age", b""),
-    (b"allow", b""),
-    (b"authorization", b""),
-    (b"cache-control", b""),
-    (b"content-disposition", b""),
-    (b"content-encoding", b""),
-    (b"content-language", b""),
-    (b"content-length", b""),
-    (b"content-location", b""),
-    (b"content-range", b""),
-    (b"content-type", b""),
-    (b"cookie", b""),
-    (b"date", b""),
-    (b"etag", b""),
-    (b"expect", b""),
-    (b"expires", b""),
-    (b"from", b""),
-    (b"host", b""),
-    (b"if-match", b""),
-    (b"if-modified-since", b""),
-    (b"if-none-match", b""),
-    (b"if-range", b""),
-    (b"if-unmodified-since", b""),
-    (b"last-modified", b""),
-    (b"link", b""),
-    (b"location", b""),
-    (b"max-forwards", b""),
-    (b"proxy-authenticate", b""),
-    (b"proxy-authorization", b""),
-    (b"range", b""),
-    (b"referer", b""),
-    (b"refresh", b""),
-    (b"retry-after", b""),
-    (b"server", b""),
-    (b"set-cookie", b""),
-    (b"strict-transport-security", b""),
-    (b"transfer-encoding", b""),
-    (b"user-agent", b""),
-    (b"vary", b""),
-    (b"via", b""),
-    (b"www-authenticate", b""),
+static STATIC_TABLE: [(&str, &[u8]); STATIC_LEN as usize] = [
+    (":authority", b""),
+    (":method", b"GET"),
+    (":method", b"POST"),
+    (":path", b"/"),
+    (":path", b"/index.html"),
+    (":scheme", b"http"),
+    (":scheme", b"https"),
+    (":status", b"200"),
+    (":status", b"204"),
+    (":status", b"206"),
+    (":status", b"304"),
+    (":status", b"400"),
+    (":status", b"404"),
+    (":status", b"500"),
+    ("accept-charset", b""),
+    ("accept-encoding", b"gzip, deflate"),
+    ("accept-language", b""),
+    ("accept-ranges", b""),
+    ("accept", b""),
+    ("access-control-allow-origin", b""),
+    ("age", b""),
+    ("allow", b""),
+    ("authorization", b""),
+    ("cache-control", b""),
+    ("content-disposition", b""),
+    ("content-encoding", b""),
+    ("content-language", b""),
+    ("content-length", b""),
+    ("content-location", b""),
+    ("content-range", b""),
+    ("content-type", b""),
+    ("cookie", b""),
+    ("date", b""),
+    ("etag", b""),
+    ("expect", b""),
+    ("expires", b""),
+    ("from", b""),
+    ("host", b""),
+    ("if-match", b""),
+    ("if-modified-since", b""),
+    ("if-none-match", b""),
+    ("if-range", b""),
+    ("if-unmodified-since", b""),
+    ("last-modified", b""),
+    ("link", b""),
+    ("location", b""),
+    ("max-forwards", b""),
+    ("proxy-authenticate", b""),
+    ("proxy-authorization", b""),
+    ("range", b""),
+    ("referer", b""),
+    ("refresh", b""),
+    ("retry-after", b""),
+    ("server", b""),
+    ("set-cookie", b""),
+    ("strict-transport-security", b""),
+    ("transfer-encoding", b""),
+    ("user-agent", b""),
+    ("vary", b""),
+    ("via", b""),
+    ("www-authenticate", b""),
 ];
 
 // ---------------------------------------------------------------------------
@@ -801,10 +862,11 @@ impl<'a> Cursor<'a> {
 
 /// A field name as kept in a [`Field`]: shared when it is a name the protocol
 /// layer knows (they are lower case, as HTTP/2 names must be), copied otherwise.
-fn field_name(b: &[u8]) -> Cow<'static, [u8]> {
+fn field_name(b: &[u8]) -> FieldName {
     match super::known_name(b) {
-        Some(k) => Cow::Borrowed(k.as_bytes()),
-        None => Cow::Owned(b.to_vec()),
+        // as sent: a name in another case (which HTTP/2 forbids) is copied
+        Some(k) if k.as_bytes() == b => FieldName::Shared(k),
+        _ => FieldName::Bytes(b.to_vec()),
     }
 }
 
@@ -911,7 +973,7 @@ impl Part<'_> {
 
 /// What an index refers to.
 enum Lookup {
-    Static(&'static [u8], &'static [u8]),
+    Static(&'static str, &'static [u8]),
     Dynamic(Entry),
     /// An entry of the unknown tail.
     Tail,
@@ -919,8 +981,8 @@ enum Lookup {
 
 /// The name of a literal field.
 enum Name {
-    Static(&'static [u8]),
-    Owned(Cow<'static, [u8]>),
+    Static(&'static str),
+    Owned(FieldName),
     /// From a dynamic entry whose name we do not have.
     Unknown {
         index: u64,
@@ -1150,7 +1212,7 @@ impl Decoder {
             Err(e) => blk.note(e),
             Ok(Lookup::Static(name, value)) => {
                 if self.admit(blk, name.len() + value.len()) {
-                    out.push(Field::Known { name: Cow::Borrowed(name), value: HeaderValue::from(value), sensitive: false });
+                    out.push(Field::Known { name: FieldName::Shared(name), value: HeaderValue::from(value), sensitive: false });
                 }
             }
             Ok(Lookup::Dynamic(e)) => {
@@ -1250,7 +1312,7 @@ impl Decoder {
         };
         let cache = !sensitive
             && match &name {
-                Name::Static(n) => cacheable_value(n),
+                Name::Static(n) => cacheable_value(n.as_bytes()),
                 Name::Owned(n) => cacheable_value(n),
                 Name::Unknown { .. } | Name::Invalid { .. } => false,
             };
@@ -1258,7 +1320,7 @@ impl Decoder {
 
         if kind == Literal::Incremental {
             let name_part = match &name {
-                Name::Static(n) => Part::Bytes(n),
+                Name::Static(n) => Part::Bytes(n.as_bytes()),
                 Name::Owned(n) => Part::Bytes(n),
                 Name::Unknown { len: Some(n), .. } | Name::Invalid { len: Some(n) } => Part::Len(*n),
                 Name::Unknown { len: None, .. } | Name::Invalid { len: None } => Part::Unknown,
@@ -1275,7 +1337,7 @@ impl Decoder {
         match name {
             Name::Static(n) => {
                 if self.admit(blk, n.len() + value.len()) {
-                    out.push(Field::Known { name: Cow::Borrowed(n), value, sensitive });
+                    out.push(Field::Known { name: FieldName::Shared(n), value, sensitive });
                 }
             }
             Name::Owned(n) => {
@@ -2356,7 +2418,7 @@ mod tests {
         fn get(&self, index: u64) -> (Vec<u8>, Vec<u8>) {
             if index <= STATIC_LEN {
                 let (n, v) = STATIC_TABLE[index as usize - 1];
-                (n.to_vec(), v.to_vec())
+                (n.as_bytes().to_vec(), v.to_vec())
             } else {
                 self.table[(index - STATIC_LEN - 1) as usize].clone()
             }

@@ -739,13 +739,10 @@ impl H2Connection {
                         break;
                     }
                     let name = match name {
-                        // shared names are known lower-case ASCII
-                        std::borrow::Cow::Borrowed(b) => match std::str::from_utf8(b) {
-                            Ok(n) => super::HeaderName::Borrowed(n),
-                            Err(_) => super::header_name(b),
-                        },
+                        // shared names are known lower-case names
+                        super::hpack::FieldName::Shared(n) => super::HeaderName::Borrowed(n),
                         // not a known name (HPACK looked): kept as it is, lower-cased
-                        std::borrow::Cow::Owned(b) => {
+                        super::hpack::FieldName::Bytes(b) => {
                             let mut n = String::from_utf8(b).unwrap_or_else(|e| lossy(e.as_bytes()));
                             n.make_ascii_lowercase();
                             super::HeaderName::Owned(n)
