@@ -1054,7 +1054,14 @@ fn contains_ci(list: &[String], name: &str) -> bool {
 
 /// At most `max` characters of `s`.
 fn bounded(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+    // up to `max` bytes hold at most `max` characters: copied whole
+    if s.len() <= max {
+        return s.to_string();
+    }
+    match s.char_indices().nth(max) {
+        Some((end, _)) => s.get(..end).unwrap_or(s).to_string(),
+        None => s.to_string(),
+    }
 }
 
 /// Percent-decoding of a form-encoded component: `+` is a space, `%XX` a
@@ -1309,6 +1316,15 @@ fn bump_key(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bounded_keeps_at_most_max_characters() {
+        assert_eq!(super::bounded("authorization", 64), "authorization");
+        assert_eq!(super::bounded("abcdef", 3), "abc");
+        assert_eq!(super::bounded("ééééé", 3), "ééé");
+        assert_eq!(super::bounded("ééé", 3), "ééé");
+        assert_eq!(super::bounded("", 3), "");
+    }
+
     use std::net::SocketAddr;
 
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

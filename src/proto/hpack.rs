@@ -864,9 +864,8 @@ impl<'a> Cursor<'a> {
 /// layer knows (they are lower case, as HTTP/2 names must be), copied otherwise.
 fn field_name(b: &[u8]) -> FieldName {
     match super::known_name(b) {
-        // as sent: a name in another case (which HTTP/2 forbids) is copied
-        Some(k) if k.as_bytes() == b => FieldName::Shared(k),
-        _ => FieldName::Bytes(b.to_vec()),
+        Some(k) => FieldName::Shared(k),
+        None => FieldName::Bytes(b.to_vec()),
     }
 }
 

@@ -83,12 +83,11 @@ const KNOWN_NAME_MAX: usize = 40;
 /// times the names, so probes stay short).
 const KNOWN_SLOTS: usize = 1024;
 
-/// Slot of a name in the known-name table, whatever its case: a few of its
-/// bytes (ASCII letters folded to lower case) and its length mixed (names
-/// differ early, late or in length).
+/// Slot of a lower-case name in the known-name table: a few of its bytes and
+/// its length mixed (names differ early, late or in length).
 fn known_slot(b: &[u8]) -> usize {
     let n = b.len();
-    let at = |i: usize| u64::from(b.get(i).map_or(0, |c| c | 0x20));
+    let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
     let h = (n as u64) ^ at(0) << 8 ^ at(1) << 16 ^ at(n / 2) << 24 ^ at(n.wrapping_sub(2)) << 32 ^ at(n.wrapping_sub(1)) << 40;
     (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize % KNOWN_SLOTS
 }
@@ -111,16 +110,13 @@ fn known_table() -> &'static [Option<&'static str>] {
     })
 }
 
-/// The shared (lower-case) spelling of a name, when it is a known one in any case.
-pub(crate) fn known_name(name: &[u8]) -> Option<&'static str> {
-    if name.len() > KNOWN_NAME_MAX {
-        return None;
-    }
+/// The shared spelling of a lower-case name, when it is a known one.
+pub(crate) fn known_name(lower: &[u8]) -> Option<&'static str> {
     let table = known_table();
-    let mut i = known_slot(name);
+    let mut i = known_slot(lower);
     loop {
         match table.get(i).copied().flatten() {
-            Some(k) if k.as_bytes().eq_ignore_ascii_case(name) => return Some(k),
+            Some(k) if k.as_bytes() == lower => return Some(k),
             Some(_) => i = (i + 1) % KNOWN_SLOTS,
             None => return None,
         }
@@ -130,8 +126,13 @@ pub(crate) fn known_name(name: &[u8]) -> Option<&'static str> {
 /// A header name as it came off the wire, lower-cased (invalid UTF-8
 /// replaced): shared when known, owned otherwise.
 pub fn header_name(raw: &[u8]) -> HeaderName {
-    if let Some(k) = known_name(raw) {
-        return HeaderName::Borrowed(k);
+    let mut buf = [0u8; KNOWN_NAME_MAX];
+    if let Some(lower) = buf.get_mut(..raw.len()) {
+        lower.copy_from_slice(raw);
+        lower.make_ascii_lowercase();
+        if let Some(k) = known_name(lower) {
+            return HeaderName::Borrowed(k);
+        }
     }
     let mut s = String::from_utf8_lossy(raw).into_owned();
     s.make_ascii_lowercase();
