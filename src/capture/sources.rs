@@ -144,8 +144,12 @@ fn replay_file_with(
     // a regular file is read where the page cache holds it; a pipe or a file
     // that cannot be mapped through read(2)
     match Mapped::new(&f).filter(|_| map) {
-        Some(m) => replay_records(path, file::Reader::over(Box::new(m)).map_err(not_capture)?, &mut on_packet, &mut progress),
-        None => replay_records(path, file::Reader::new(f).map_err(not_capture)?, &mut on_packet, &mut progress),
+        Some(m) => {
+            let pages = m.pages();
+            let mut release = |read: u64| pages.release_before(read);
+            replay_records(path, file::Reader::over(Box::new(m)).map_err(not_capture)?, &mut on_packet, &mut progress, &mut release)
+        }
+        None => replay_records(path, file::Reader::new(f).map_err(not_capture)?, &mut on_packet, &mut progress, &mut |_| {}),
     }
 }
 
@@ -183,6 +187,44 @@ impl Mapped {
     }
 }
 
+/// Bytes replayed between two releases of the pages read ([`Pages::release_before`]).
+const RELEASE_EVERY_BYTES: u64 = 8 << 20;
+
+/// The part of a file a record may still look back into: pcapng reads a
+/// block again just after consuming it, and no block is longer than this.
+const RELEASE_LAG_BYTES: usize = file::MAX_RECORD_BYTES;
+
+/// Where a [`Mapped`] file lies, to let go of the pages already read.
+#[derive(Clone, Copy)]
+struct Pages {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapped {
+    fn pages(&self) -> Pages {
+        Pages { ptr: self.ptr, len: self.len }
+    }
+}
+
+impl Pages {
+    /// Unmaps the pages more than [`RELEASE_LAG_BYTES`] before offset `read`
+    /// from the process (they stay in the page cache): a replay's resident
+    /// memory does not grow with the file. Reading them again would fault
+    /// them back in from the file, unchanged.
+    fn release_before(self, read: u64) {
+        let page = 4096usize;
+        let end = usize::try_from(read).unwrap_or(usize::MAX).saturating_sub(RELEASE_LAG_BYTES).min(self.len) / page * page;
+        if end > 0 {
+            // SAFETY: `ptr..ptr + end` lies within the live private read-only
+            // mapping made in `Mapped::new` (`end` ≤ `len`, page-aligned from
+            // the page-aligned start); MADV_DONTNEED on clean file-backed
+            // pages only drops them from the process.
+            unsafe { libc::madvise(self.ptr, end, libc::MADV_DONTNEED) };
+        }
+    }
+}
+
 impl AsRef<[u8]> for Mapped {
     fn as_ref(&self) -> &[u8] {
         // SAFETY: `ptr..ptr + len` is a live read-only mapping that this value
@@ -204,7 +246,9 @@ fn replay_records<R: std::io::Read>(
     mut reader: file::Reader<R>,
     on_packet: &mut impl FnMut(LinkType, u64, &[u8]),
     progress: &mut impl FnMut(u64),
+    release: &mut impl FnMut(u64),
 ) -> Result<FileReport, CaptureError> {
+    let mut released = 0u64;
     // the file's (first interface's) link type must be one apitap decodes;
     // packets of further pcapng interfaces with other link types are decoded
     // as their own link type says (the decoder counts those it cannot read)
@@ -233,6 +277,10 @@ fn replay_records<R: std::io::Read>(
                 on_packet(link, pkt.ts_us, pkt.data);
                 if report.packets % PROGRESS_EVERY == 0 {
                     progress(reader.position());
+                }
+                if reader.position().saturating_sub(released) >= RELEASE_EVERY_BYTES {
+                    released = reader.position();
+                    release(released);
                 }
             }
             Ok(None) => break,
