@@ -92,3 +92,44 @@ fn own_reader_matches_libpcap_on_a_truncated_capture() {
         compare(&[p]);
     }
 }
+
+/// A file far larger than the part of a mapped file kept resident (the pages
+/// behind the reader are let go of as it goes): mapped, fed by read(2) and
+/// libpcap, the same packets, each with its own content.
+#[test]
+fn a_mapped_file_larger_than_its_resident_window_reads_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("large.pcap");
+    // pcap, little endian, µs, Ethernet; 48,000 records of 1,000 to 1,399 bytes (about 57 MB)
+    let mut f = Vec::with_capacity(60 << 20);
+    f.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    f.extend_from_slice(&2u16.to_le_bytes());
+    f.extend_from_slice(&4u16.to_le_bytes());
+    f.extend_from_slice(&[0; 8]);
+    f.extend_from_slice(&65_535u32.to_le_bytes());
+    f.extend_from_slice(&1u32.to_le_bytes());
+    for i in 0..48_000u32 {
+        let len = 1_000 + i % 400;
+        f.extend_from_slice(&(1_700_000_000 + i / 1000).to_le_bytes());
+        f.extend_from_slice(&(i % 1000).to_le_bytes());
+        f.extend_from_slice(&len.to_le_bytes());
+        f.extend_from_slice(&len.to_le_bytes());
+        f.extend((0..len).map(|j| (i.wrapping_mul(31).wrapping_add(j) % 251) as u8));
+    }
+    std::fs::write(&p, &f).unwrap();
+    let (mapped, stopped) = read_native(&p);
+    assert_eq!(stopped, None);
+    assert_eq!(mapped.len(), 48_000);
+    let mut streamed = Vec::new();
+    apitap::capture::replay_file_read(&p, |l, ts, fr| streamed.push((l.dlt(), ts, fr.to_vec())), |_| {}).unwrap();
+    assert!(mapped == streamed, "the mapped and the streamed reads differ");
+    let (pcap, _) = read_libpcap(&p).unwrap();
+    assert!(mapped == pcap, "the mapped read and libpcap differ");
+    // every record's own bytes, not a neighbour's
+    for (i, (_, ts, data)) in mapped.iter().enumerate().step_by(997) {
+        let i = i as u32;
+        assert_eq!(*ts, u64::from(1_700_000_000 + i / 1000) * 1_000_000 + u64::from(i % 1000));
+        assert_eq!(data.len() as u32, 1_000 + i % 400);
+        assert!(data.iter().enumerate().all(|(j, b)| *b == (i.wrapping_mul(31).wrapping_add(j as u32) % 251) as u8));
+    }
+}
