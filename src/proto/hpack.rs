@@ -179,7 +179,7 @@ pub enum FieldName {
 }
 
 impl FieldName {
-    pub fn as_bytes(&self) -> &[u8] {
+    pub fn as_slice(&self) -> &[u8] {
         match self {
             FieldName::Shared(s) => s.as_bytes(),
             FieldName::Bytes(b) => b,
@@ -187,38 +187,7 @@ impl FieldName {
     }
 }
 
-impl std::ops::Deref for FieldName {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-impl AsRef<[u8]> for FieldName {
-    fn as_ref(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-impl PartialEq for FieldName {
-    fn eq(&self, other: &FieldName) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for FieldName {}
-
-impl PartialEq<Vec<u8>> for FieldName {
-    fn eq(&self, other: &Vec<u8>) -> bool {
-        self.as_bytes() == other.as_slice()
-    }
-}
-
-impl fmt::Debug for FieldName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
-    }
-}
+super::byte_view!(FieldName);
 
 impl From<Vec<u8>> for FieldName {
     fn from(b: Vec<u8>) -> FieldName {

@@ -210,44 +210,54 @@ impl From<Vec<u8>> for HeaderValue {
     }
 }
 
-impl std::ops::Deref for HeaderValue {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        self.as_slice()
-    }
-}
+/// The traits of a type that stands for a run of bytes it returns from
+/// `as_slice()`: it dereferences to them, compares by them (with itself, a
+/// slice or a vector) and shows them as text.
+macro_rules! byte_view {
+    ($t:ty) => {
+        impl std::ops::Deref for $t {
+            type Target = [u8];
+            fn deref(&self) -> &[u8] {
+                self.as_slice()
+            }
+        }
 
-impl AsRef<[u8]> for HeaderValue {
-    fn as_ref(&self) -> &[u8] {
-        self.as_slice()
-    }
-}
+        impl AsRef<[u8]> for $t {
+            fn as_ref(&self) -> &[u8] {
+                self.as_slice()
+            }
+        }
 
-impl PartialEq for HeaderValue {
-    fn eq(&self, other: &HeaderValue) -> bool {
-        self.as_slice() == other.as_slice()
-    }
-}
+        impl PartialEq for $t {
+            fn eq(&self, other: &$t) -> bool {
+                self.as_slice() == other.as_slice()
+            }
+        }
 
-impl Eq for HeaderValue {}
+        impl Eq for $t {}
 
-impl PartialEq<[u8]> for HeaderValue {
-    fn eq(&self, other: &[u8]) -> bool {
-        self.as_slice() == other
-    }
-}
+        impl PartialEq<[u8]> for $t {
+            fn eq(&self, other: &[u8]) -> bool {
+                self.as_slice() == other
+            }
+        }
 
-impl PartialEq<Vec<u8>> for HeaderValue {
-    fn eq(&self, other: &Vec<u8>) -> bool {
-        self.as_slice() == other.as_slice()
-    }
-}
+        impl PartialEq<Vec<u8>> for $t {
+            fn eq(&self, other: &Vec<u8>) -> bool {
+                self.as_slice() == other.as_slice()
+            }
+        }
 
-impl std::fmt::Debug for HeaderValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
-    }
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
+            }
+        }
+    };
 }
+pub(crate) use byte_view;
+
+byte_view!(HeaderValue);
 
 /// What was seen of one message body.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
