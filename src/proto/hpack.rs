@@ -329,6 +329,11 @@ static STATIC_TABLE: [(&str, &[u8]); STATIC_LEN as usize] = [
     ("www-authenticate", b""),
 ];
 
+/// The names of the static table, in table order (some more than once).
+pub(super) fn static_names() -> impl Iterator<Item = &'static str> {
+    STATIC_TABLE.iter().map(|(n, _)| *n)
+}
+
 // ---------------------------------------------------------------------------
 // Huffman code (RFC 7541 Appendix B)
 // ---------------------------------------------------------------------------

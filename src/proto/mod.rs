@@ -48,27 +48,21 @@ pub struct Header {
     pub value: HeaderValue,
 }
 
-/// A lower-case header name: one of [`KNOWN_NAMES`] without an allocation of
+/// A lower-case header name: one of [`known_names`] without an allocation of
 /// its own, any other name owned.
 pub type HeaderName = std::borrow::Cow<'static, str>;
 
 /// Header names common enough to be shared instead of copied for every
-/// message: the HPACK static table's (RFC 7541 Appendix A) and those of
-/// authentication, proxies, CORS, tracing and gRPC.
-const KNOWN_NAMES: &[&str] = &[
-    ":authority", ":method", ":path", ":scheme", ":status", ":protocol", "accept-charset", "accept-encoding",
-    "accept-language", "accept-ranges", "accept", "access-control-allow-origin", "age", "allow", "authorization",
-    "cache-control", "content-disposition", "content-encoding", "content-language", "content-length",
-    "content-location", "content-range", "content-type", "cookie", "date", "etag", "expect", "expires", "from",
-    "host", "if-match", "if-modified-since", "if-none-match", "if-range", "if-unmodified-since", "last-modified",
-    "link", "location", "max-forwards", "proxy-authenticate", "proxy-authorization", "range", "referer", "refresh",
-    "retry-after", "server", "set-cookie", "strict-transport-security", "transfer-encoding", "user-agent", "vary",
-    "via", "www-authenticate", "connection", "keep-alive", "proxy-connection", "upgrade", "http2-settings", "te",
-    "trailer", "priority", "alt-svc", "origin", "forwarded", "x-forwarded-for", "x-forwarded-proto",
-    "x-forwarded-host", "x-forwarded-port", "x-real-ip", "x-client-ip", "true-client-ip", "x-request-id",
-    "x-correlation-id", "x-requested-with", "x-csrf-token", "x-xsrf-token", "x-auth-token", "x-access-token",
-    "x-api-key", "api-key", "apikey", "x-http-method-override", "x-original-url", "x-content-type-options",
-    "x-frame-options", "x-xss-protection", "x-powered-by", "content-security-policy", "referrer-policy",
+/// message, besides those of the HPACK static table ([`known_names`]): the
+/// other pseudo-headers and the names of connections, authentication,
+/// proxies, CORS, tracing and gRPC.
+const MORE_KNOWN_NAMES: &[&str] = &[
+    ":protocol", "connection", "keep-alive", "proxy-connection", "upgrade", "http2-settings", "te", "trailer",
+    "priority", "alt-svc", "origin", "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+    "x-forwarded-port", "x-real-ip", "x-client-ip", "true-client-ip", "x-request-id", "x-correlation-id",
+    "x-requested-with", "x-csrf-token", "x-xsrf-token", "x-auth-token", "x-access-token", "x-api-key", "api-key",
+    "apikey", "x-http-method-override", "x-original-url", "x-content-type-options", "x-frame-options",
+    "x-xss-protection", "x-powered-by", "content-security-policy", "referrer-policy",
     "access-control-allow-credentials", "access-control-allow-headers", "access-control-allow-methods",
     "access-control-expose-headers", "access-control-max-age", "access-control-request-method",
     "access-control-request-headers", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
@@ -77,7 +71,13 @@ const KNOWN_NAMES: &[&str] = &[
     "sec-fetch-mode", "sec-fetch-site", "sec-fetch-user", "pragma", "x-cache", "x-amz-date", "x-goog-api-key",
 ];
 
-/// Longest name in [`KNOWN_NAMES`] (longer names are never looked up).
+/// Every known name: the HPACK static table's (RFC 7541 Appendix A), then
+/// [`MORE_KNOWN_NAMES`] (a name may come twice; the table keeps one).
+fn known_names() -> impl Iterator<Item = &'static str> {
+    hpack::static_names().chain(MORE_KNOWN_NAMES.iter().copied())
+}
+
+/// Longest known name ([`known_names`]; longer names are never looked up).
 const KNOWN_NAME_MAX: usize = 40;
 /// Slots of the known-name lookup table (a power of two, at least four
 /// times the names, so probes stay short).
@@ -97,13 +97,19 @@ fn known_table() -> &'static [Option<&'static str>] {
     static TABLE: std::sync::OnceLock<Vec<Option<&'static str>>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
         let mut t = vec![None; KNOWN_SLOTS];
-        for name in KNOWN_NAMES {
+        for name in known_names() {
             let mut i = known_slot(name.as_bytes());
-            while let Some(Some(_)) = t.get(i) {
-                i = (i + 1) % KNOWN_SLOTS;
-            }
-            if let Some(s) = t.get_mut(i) {
-                *s = Some(*name);
+            loop {
+                match t.get(i) {
+                    Some(Some(held)) if *held == name => break,
+                    Some(Some(_)) => i = (i + 1) % KNOWN_SLOTS,
+                    _ => {
+                        if let Some(s) = t.get_mut(i) {
+                            *s = Some(name);
+                        }
+                        break;
+                    }
+                }
             }
         }
         t
@@ -724,11 +730,11 @@ mod tests {
     #[test]
     fn header_names_are_lower_cased_and_known_ones_shared() {
         // every known name is found, whatever the case it was sent in
-        for k in KNOWN_NAMES {
+        for k in known_names() {
             assert!(k.len() <= KNOWN_NAME_MAX, "{k} is longer than KNOWN_NAME_MAX");
-            assert_eq!(k.to_ascii_lowercase(), *k, "{k} must be lower case");
+            assert_eq!(k.to_ascii_lowercase(), k, "{k} must be lower case");
             let n = header_name(k.to_ascii_uppercase().as_bytes());
-            assert!(matches!(n, HeaderName::Borrowed(b) if b == *k), "{k} not shared: {n:?}");
+            assert!(matches!(n, HeaderName::Borrowed(b) if b == k), "{k} not shared: {n:?}");
         }
         // other names are owned, lower-cased, with invalid UTF-8 replaced
         assert_eq!(header_name(b"X-Tenant-Id"), HeaderName::Owned("x-tenant-id".into()));
