@@ -188,11 +188,12 @@ impl Mapped {
 }
 
 /// Bytes replayed between two releases of the pages read ([`Pages::release_before`]).
-const RELEASE_EVERY_BYTES: u64 = 8 << 20;
+const RELEASE_EVERY_BYTES: u64 = 4 << 20;
 
-/// The part of a file a record may still look back into: pcapng reads a
-/// block again just after consuming it, and no block is longer than this.
-const RELEASE_LAG_BYTES: usize = file::MAX_RECORD_BYTES;
+/// Bytes behind the reader kept mapped: pcapng reads a block again just
+/// after consuming it. A longer block's start, let go of already, is read
+/// back from the file (a page fault, not an error).
+const RELEASE_LAG_BYTES: usize = 1 << 20;
 
 /// Where a [`Mapped`] file lies, to let go of the pages already read.
 #[derive(Clone, Copy)]
