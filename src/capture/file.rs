@@ -132,17 +132,7 @@ impl Reader<std::io::Empty> {
     /// A reader of a whole file in memory (a mapped file): records are read
     /// where they lie.
     pub fn over(whole: Box<dyn AsRef<[u8]> + Send>) -> Result<Reader<std::io::Empty>, FileError> {
-        let end = (*whole).as_ref().len();
-        Reader::start(Reader {
-            src: std::io::empty(),
-            buf: Buf::Whole(whole),
-            start: 0,
-            end,
-            offset: 0,
-            format: Format::Pcap { big_endian: false, nanos: false, link: 0 },
-            first_link: None,
-            eof: true,
-        })
+        Reader::start(std::io::empty(), Buf::Whole(whole))
     }
 }
 
@@ -150,19 +140,17 @@ impl<R: Read> Reader<R> {
     /// Reads the file header (and, for pcapng, the first section's interfaces
     /// as they come). Fails on an empty file or an unknown magic number.
     pub fn new(src: R) -> Result<Reader<R>, FileError> {
-        Reader::start(Reader {
-            src,
-            buf: Buf::Read(vec![0; READ_BYTES]),
-            start: 0,
-            end: 0,
-            offset: 0,
-            format: Format::Pcap { big_endian: false, nanos: false, link: 0 },
-            first_link: None,
-            eof: false,
-        })
+        Reader::start(src, Buf::Read(vec![0; READ_BYTES]))
     }
 
-    fn start(mut r: Reader<R>) -> Result<Reader<R>, FileError> {
+    /// A reader of `buf` (empty, to be filled from `src`; or whole), past the file header.
+    fn start(src: R, buf: Buf) -> Result<Reader<R>, FileError> {
+        // a whole input is all there: read to its end, nothing more to come
+        let (end, eof) = match &buf {
+            Buf::Read(_) => (0, false),
+            Buf::Whole(b) => ((**b).as_ref().len(), true),
+        };
+        let mut r = Reader { src, buf, start: 0, end, offset: 0, format: Format::Pcap { big_endian: false, nanos: false, link: 0 }, first_link: None, eof };
         if !r.fill(4)? {
             return Err(if r.end == 0 { FileError::Empty } else { FileError::NotCapture(r.unread().to_vec()) });
         }

@@ -159,10 +159,7 @@ fn replay_file_with(
 /// (SIGBUS on the pages past its new end): `replay` is for finished captures
 /// (one still being written only grows, and what is appended after the start
 /// is not read).
-struct Mapped {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
+struct Mapped(Pages);
 
 // SAFETY: the mapping is read-only and owned by this value alone (unmapped in
 // its drop), so it may move to another thread.
@@ -183,7 +180,7 @@ impl Mapped {
         if ptr == libc::MAP_FAILED {
             return None;
         }
-        Some(Mapped { ptr, len })
+        Some(Mapped(Pages { ptr, len }))
     }
 }
 
@@ -195,7 +192,7 @@ const RELEASE_EVERY_BYTES: u64 = 4 << 20;
 /// back from the file (a page fault, not an error).
 const RELEASE_LAG_BYTES: usize = 1 << 20;
 
-/// Where a [`Mapped`] file lies, to let go of the pages already read.
+/// Where a [`Mapped`] file lies (also to let go of the pages already read).
 #[derive(Clone, Copy)]
 struct Pages {
     ptr: *mut libc::c_void,
@@ -204,7 +201,7 @@ struct Pages {
 
 impl Mapped {
     fn pages(&self) -> Pages {
-        Pages { ptr: self.ptr, len: self.len }
+        self.0
     }
 }
 
@@ -230,14 +227,14 @@ impl AsRef<[u8]> for Mapped {
     fn as_ref(&self) -> &[u8] {
         // SAFETY: `ptr..ptr + len` is a live read-only mapping that this value
         // owns and unmaps only when dropped, after every borrow of it.
-        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+        unsafe { std::slice::from_raw_parts(self.0.ptr.cast::<u8>(), self.0.len) }
     }
 }
 
 impl Drop for Mapped {
     fn drop(&mut self) {
         // SAFETY: unmaps the mapping made in `new`, which nothing borrows any more.
-        unsafe { libc::munmap(self.ptr, self.len) };
+        unsafe { libc::munmap(self.0.ptr, self.0.len) };
     }
 }
 

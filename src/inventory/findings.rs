@@ -676,7 +676,7 @@ impl Detector {
         if !personal.is_empty() {
             self.hit(Kind::SensitiveDataInUrl, Severity::Medium, ep, None, c, ts, &[("sensitive_kinds", kinds_text(&personal))]);
         }
-        // the weak-JWT flags of the request's credentials, as a set of bits (1 << WEAK_JWT_FLAGS index)
+        // the weak-JWT flags of the request's credentials, as the bits of a WEAK_JWT_EVIDENCE index
         let jwt_flags = o.credentials.iter().fold(0usize, |m, cr| {
             let f = &cr.flags;
             m | usize::from(f.jwt_alg_none) | usize::from(f.jwt_expired_accepted) << 1 | usize::from(f.jwt_long_lived) << 2 | usize::from(f.jwt_no_exp) << 3

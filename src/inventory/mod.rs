@@ -64,20 +64,17 @@ fn add_str(m: &mut BTreeMap<String, u64>, k: &str, n: u64) {
     }
 }
 
-fn add_count<K: Ord + Clone>(m: &mut BTreeMap<K, u64>, k: &K, n: u64, cap: usize) {
+/// Adds `n` to the count of `k` (a key or a borrowed form of one, copied
+/// only when new), while the map holds fewer than `cap` keys.
+fn add_count<K, Q>(m: &mut BTreeMap<K, u64>, k: &Q, n: u64, cap: usize)
+where
+    K: Ord + std::borrow::Borrow<Q>,
+    Q: Ord + ToOwned<Owned = K> + ?Sized,
+{
     if let Some(c) = m.get_mut(k) {
         *c = c.saturating_add(n);
     } else if m.len() < cap {
-        m.insert(k.clone(), n);
-    }
-}
-
-/// [`add_count`] of one occurrence of a string key, copied only when new.
-fn add_count_str(m: &mut BTreeMap<String, u64>, k: &str, cap: usize) {
-    if let Some(c) = m.get_mut(k) {
-        *c = c.saturating_add(1);
-    } else if m.len() < cap {
-        m.insert(k.to_string(), 1);
+        m.insert(k.to_owned(), n);
     }
 }
 
@@ -187,10 +184,10 @@ impl EndpointRecord {
             self.response_size.add(o.resp_bytes);
         }
         if let Some(c) = &o.req_content_type {
-            add_count_str(&mut self.request_content_types, c, MAX_SMALL_SET);
+            add_count(&mut self.request_content_types, &**c, 1, MAX_SMALL_SET);
         }
         if let Some(c) = &o.resp_content_type {
-            add_count_str(&mut self.response_content_types, c, MAX_SMALL_SET);
+            add_count(&mut self.response_content_types, &**c, 1, MAX_SMALL_SET);
         }
         for (name, t) in &o.query {
             if let Some(set) = self.query_params.get_mut(name) {
@@ -408,22 +405,24 @@ impl Inventory {
         };
         let method: &str = &o.key.method;
         let method_index = MEMO_METHODS.iter().position(|m| *m == method);
+        let keys = &self.dirty_keys;
+        let key_of = |template: &str| keys.hash(&[host.as_bytes(), method.as_bytes(), template.as_bytes()]);
         let (template, k): (&str, u128) = match &made {
-            Some(t) => (t, self.dirty_keys.hash(&[host.as_bytes(), method.as_bytes(), t.as_bytes()])),
+            Some(t) => (t, key_of(t)),
             None => match self.memo.get_mut(&memo_key) {
                 Some(f) => {
                     // the endpoint key of the method last seen here, if it is this one
                     let k = match (f.key, method_index) {
                         (Some((held, k)), Some(i)) if held == i => k,
                         _ => {
-                            let k = self.dirty_keys.hash(&[host.as_bytes(), method.as_bytes(), f.template.as_bytes()]);
+                            let k = key_of(&f.template);
                             f.key = method_index.map(|i| (i, k));
                             k
                         }
                     };
                     (f.template.as_str(), k)
                 }
-                None => (o.key.path.as_str(), self.dirty_keys.hash(&[host.as_bytes(), method.as_bytes(), o.key.path.as_bytes()])),
+                None => (o.key.path.as_str(), key_of(&o.key.path)),
             },
         };
         match self.dirty.get_mut(&k) {
