@@ -205,8 +205,10 @@ impl Engine {
             }
         };
         // one allocation for the batch's observations, not a growing vector
-        // (a batch's segments complete many transactions, a few at a time)
-        self.out.observations.reserve(self.handler.txs.len().max(OBSERVATIONS_RESERVE));
+        // (a batch's segments complete many transactions, a few at a time);
+        // a vector that has room (a recycled one) is not grown ahead of need
+        let want = if self.out.observations.capacity() == 0 { self.handler.txs.len().max(OBSERVATIONS_RESERVE) } else { self.handler.txs.len() };
+        self.out.observations.reserve(want);
         for tx in self.handler.txs.drain(..) {
             let obs = analyze::observe(&tx, &self.analyze, &mut self.analyze_stats, &mut depth);
             if self.transactions {

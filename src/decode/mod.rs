@@ -128,23 +128,25 @@ impl FlowKey {
     }
 
     /// A stable (not randomised) hash, identical for both directions, used to
-    /// shard connections over workers. FNV-1a over the canonical key.
+    /// shard connections over workers: one word per endpoint (the address
+    /// folded to 64 bits, then the port), an FxHash-style step per word and
+    /// the murmur3 finaliser so that the low bits are usable for `% workers`.
     pub fn symmetric_hash(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut eat = |bytes: &[u8]| {
-            for b in bytes {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-        };
-        for sa in [self.lo, self.hi] {
-            match sa {
-                SocketAddr::V4(v) => eat(&v.ip().octets()),
-                SocketAddr::V6(v) => eat(&v.ip().octets()),
-            }
-            eat(&sa.port().to_be_bytes());
+        #[inline]
+        fn word(sa: &SocketAddr) -> u64 {
+            let ip = match sa {
+                SocketAddr::V4(v) => u64::from(u32::from(*v.ip())),
+                SocketAddr::V6(v) => {
+                    let x = u128::from(*v.ip());
+                    (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
+                }
+            };
+            ip.rotate_left(16) ^ u64::from(sa.port())
         }
-        // final avalanche so that low bits are usable for `% workers`
+        let mut h = 0u64;
+        for w in [word(&self.lo), word(&self.hi)] {
+            h = (h.rotate_left(5) ^ w).wrapping_mul(0xf135_7aea_2e62_a9c5);
+        }
         h ^= h >> 33;
         h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
         h ^= h >> 33;

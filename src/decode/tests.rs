@@ -1850,3 +1850,37 @@ fn stats_serialize() {
     assert_eq!(v["non_ip"], 1);
     assert_eq!(v["frag_timeouts"], 0);
 }
+
+/// The shard hash is the same for both directions of a connection, and it
+/// spreads connections evenly over 2 and 3 workers whether clients differ by
+/// port (one client, ephemeral ports in sequence) or by address (IPv4 and
+/// IPv6 clients of one server port).
+#[test]
+fn symmetric_hash_is_direction_free_and_spreads_connections() {
+    let server4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10)), 443);
+    let server6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::from(S6)), 443);
+    let mut populations: Vec<Vec<FlowKey>> = Vec::new();
+    populations.push((0..4000u16).map(|i| FlowKey::new(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 20, 21)), 32768 + i), server4)).collect());
+    populations.push((0..4000u32).map(|i| FlowKey::new(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 51000), server4)).collect());
+    populations.push(
+        (0..4000u128)
+            .map(|i| FlowKey::new(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(u128::from(Ipv6Addr::from(C6)) + (i << 64))), 51000), server6))
+            .collect(),
+    );
+    for (p, keys) in populations.iter().enumerate() {
+        for k in keys {
+            assert_eq!(FlowKey::new(k.hi, k.lo).symmetric_hash(), k.symmetric_hash());
+        }
+        for workers in [2u64, 3] {
+            let mut counts = vec![0usize; workers as usize];
+            for k in keys {
+                counts[(k.symmetric_hash() % workers) as usize] += 1;
+            }
+            let fair = keys.len() / workers as usize;
+            for c in &counts {
+                // within 10% of a fair share: about 5 standard deviations of a random split
+                assert!(c.abs_diff(fair) * 10 < fair, "population {p}, {workers} workers: {counts:?}");
+            }
+        }
+    }
+}

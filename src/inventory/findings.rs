@@ -34,6 +34,11 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+/// The hasher of the detector tables: randomly seeded per table, much cheaper
+/// than SipHash on the small keys here (addresses, keyed hashes, object ids).
+/// Identities that are not checked on lookup (the endpoint hashes that key
+/// findings) stay SipHash ([`key_hash`]).
+type Fast = foldhash::fast::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -314,7 +319,7 @@ pub struct DetectorStats {
 /// A map of per-key window states with a bound; a full map first forgets
 /// keys idle for a whole window, then refuses new keys.
 /// Keys that are keyed hashes already ([`PreHashed`]) are not hashed again.
-struct Tracker<K, V, S = RandomState> {
+struct Tracker<K, V, S = Fast> {
     map: HashMap<K, (u64, V), S>,
     max: usize,
     last_sweep_us: u64,
@@ -343,6 +348,9 @@ impl<K: Hash + Eq + Clone, V: Default, S: std::hash::BuildHasher + Default> Trac
     }
 }
 
+/// Slots of the detector's finding-identity cache.
+const IDENT_SLOTS: usize = 256;
+
 /// A keyed hash of an endpoint (or part of one) for the detector tables: keyed
 /// per detector, so that no client can make two endpoints or two paths share
 /// an entry.
@@ -362,7 +370,7 @@ fn roll(start: &mut u64, ts: u64, window_us: u64) -> bool {
 #[derive(Default)]
 struct Bola {
     start: u64,
-    ids: HashSet<u64>,
+    ids: HashSet<u64, Fast>,
     last: Option<u64>,
     steps: u64,
     ascending: u64,
@@ -383,15 +391,15 @@ struct Stuffing {
 struct Spread {
     start: u64,
     failures: u64,
-    clients: HashSet<IpAddr>,
+    clients: HashSet<IpAddr, Fast>,
     fired: bool,
 }
 
 #[derive(Default)]
 struct Recon {
     start: u64,
-    paths: HashSet<u64>,
-    dirs: HashSet<u64>,
+    paths: HashSet<u64, Fast>,
+    dirs: HashSet<u64, Fast>,
     fired: bool,
 }
 
@@ -403,7 +411,7 @@ struct Rate {
     mean_errors: f64,
     requests: u64,
     errors: u64,
-    top: HashMap<IpAddr, u64>,
+    top: HashMap<IpAddr, u64, Fast>,
     fired_rate: bool,
     fired_errors: bool,
 }
@@ -432,7 +440,7 @@ pub struct Detector {
     verdicts: HashMap<u64, Verdict, PreHashed>,
     /// Findings of this run not yet taken, by kind, a keyed hash of the
     /// endpoint (host, method, path) and actor; each holds its stable uid.
-    pending: HashMap<(Kind, u64, Option<IpAddr>), Finding>,
+    pending: HashMap<(Kind, u64, Option<IpAddr>), Finding, Fast>,
     bola: Tracker<(IpAddr, u64), Bola>,
     stuffing: Tracker<(IpAddr, u64), Stuffing>,
     spread: Tracker<u64, Spread, PreHashed>,
@@ -440,13 +448,19 @@ pub struct Detector {
     rates: Tracker<u64, Rate, PreHashed>,
     mix: Tracker<u64, Mix, PreHashed>,
     /// Hosts answered over cleartext HTTP, and hosts named in TLS (bounded by `max_tracked`).
-    plain_hosts: HashSet<String>,
+    plain_hosts: HashSet<String, Fast>,
     /// The host of the last cleartext observation, known to be in
     /// `plain_hosts` (consecutive observations mostly share their host).
     last_plain_host: String,
-    tls_hosts: HashMap<String, (IpAddr, u16)>,
+    tls_hosts: HashMap<String, (IpAddr, u16), Fast>,
     /// Keys [`key_hash`].
     keyed: RandomState,
+    /// The endpoint hash of the observation being checked, while it is.
+    observing: Option<u64>,
+    /// Finding identities ([`key_hash`] of host, method, path) of endpoints
+    /// hit lately, by their endpoint hash (one slot per hash's low bits): the
+    /// same endpoints hit again and again are not hashed again.
+    idents: Box<[Option<(u64, u64)>; IDENT_SLOTS]>,
     stats: DetectorStats,
 }
 
@@ -496,17 +510,19 @@ impl Detector {
             spec,
             baseline,
             verdicts: HashMap::default(),
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             bola: Tracker::new(max),
             stuffing: Tracker::new(max),
             spread: Tracker::new(max),
             recon: Tracker::new(max),
             rates: Tracker::new(max),
             mix: Tracker::new(max),
-            plain_hosts: HashSet::new(),
+            plain_hosts: HashSet::default(),
             last_plain_host: String::new(),
-            tls_hosts: HashMap::new(),
+            tls_hosts: HashMap::default(),
             keyed: RandomState::new(),
+            observing: None,
+            idents: Box::new([None; IDENT_SLOTS]),
             stats: DetectorStats::default(),
         }
     }
@@ -528,11 +544,27 @@ impl Detector {
 
     /// Records one occurrence of a rule.
     #[allow(clippy::too_many_arguments)]
-    #[allow(clippy::too_many_arguments)]
     fn hit<E: AsRef<str>>(&mut self, kind: Kind, sev: Severity, ep: &Endpoint<'_>, actor: Option<IpAddr>, client: IpAddr, ts: u64, evidence: &[(&str, E)]) {
         self.stats.hits += 1;
         let (method, path) = if kind == Kind::ReconScanning { ("*", "/*") } else { (ep.method, ep.path) };
-        let key = (kind, std::hash::BuildHasher::hash_one(self.pending.hasher(), (ep.host, method, path)), actor);
+        let ident = match self.observing {
+            // the observed endpoint itself (recon findings are per host)
+            Some(eh) if kind != Kind::ReconScanning => {
+                let slot = (eh as usize) % IDENT_SLOTS;
+                match self.idents.get(slot).copied().flatten() {
+                    Some((held, ident)) if held == eh => ident,
+                    _ => {
+                        let ident = key_hash(&self.keyed, ep.host, method, path);
+                        if let Some(s) = self.idents.get_mut(slot) {
+                            *s = Some((eh, ident));
+                        }
+                        ident
+                    }
+                }
+            }
+            _ => key_hash(&self.keyed, ep.host, method, path),
+        };
+        let key = (kind, ident, actor);
         if !self.pending.contains_key(&key) && self.pending.len() >= MAX_PENDING {
             self.stats.pending_full += 1;
             return;
@@ -597,6 +629,7 @@ impl Detector {
         }
         // the endpoint's hash, for every per-endpoint table
         let eh = (key as u64) ^ ((key >> 64) as u64);
+        self.observing = Some(eh);
         self.spec_checks(o, ep, eh);
         self.posture(o, ep, eh);
         self.drift(o, ep);
@@ -604,6 +637,7 @@ impl Detector {
         self.stuffing(o, ep, eh);
         self.recon(o, ep);
         self.spikes(o, ep, eh);
+        self.observing = None;
     }
 
     /// The endpoint answered: something exists behind it.

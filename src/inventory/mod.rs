@@ -319,8 +319,9 @@ pub struct Inventory {
     /// while no rule is learned (learning again from a path already learned
     /// from changes nothing), cleared when one is; at most [`MEMO_LIMIT`].
     memo: HashMap<u64, Filed, crate::analyze::fingerprint::PreHashed>,
-    /// Keys the memo's hash (the map does not hash it again).
-    memo_keys: std::collections::hash_map::RandomState,
+    /// Keys the memo's hash (the map does not hash it again); entries are
+    /// checked against host and path, so a fast seeded hash will do.
+    memo_keys: foldhash::fast::RandomState,
 }
 
 /// A memo entry: the template a host's path is filed under, and the

@@ -218,7 +218,7 @@ const MEMO_NAMES: usize = 4096;
 const MEMO_NAME_BYTES: usize = 64;
 
 std::thread_local! {
-    static NAMES: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, Hint>> = std::cell::RefCell::new(std::collections::HashMap::new());
+    static NAMES: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, Hint, foldhash::fast::RandomState>> = std::cell::RefCell::new(std::collections::HashMap::default());
 }
 
 fn classify_words(name: &[u8]) -> Hint {
