@@ -146,6 +146,32 @@ pub(super) fn ipv4(ctx: &mut Ctx<'_>, cur: &mut Cursor<'_>) -> Flow {
     Ok(Next::Proto { proto, src, dst })
 }
 
+/// The walk of the commonest frame in one step: Ethernet II carrying IPv4
+/// that is not a fragment, whose total length the capture holds (padding
+/// after it is cut), carrying TCP. What the full walk would give for such a
+/// frame; `None` for any other frame, and for one whose headers are not
+/// valid, which then takes the full walk (and is counted there).
+pub(super) fn ethernet_ipv4_tcp(frame: &[u8]) -> Option<super::walk::TcpMeta> {
+    const ETHERNET_LEN: usize = 14;
+    if be16(frame, 12)? != super::link::ethertype::IPV4 {
+        return None;
+    }
+    let mut cur = Cursor::new(frame);
+    cur.skip(ETHERNET_LEN);
+    let h = Ipv4Header::new(cur.buf)?;
+    let (header_len, total) = (h.header_len(), h.total_len());
+    if h.version() != 4 || header_len < IPV4_MIN_LEN || header_len > cur.buf.len() || h.protocol() != protocol::TCP || h.more_fragments() || h.frag_offset() != 0 {
+        return None;
+    }
+    // a total length of 0 means "to the end of the capture" (no cut); one
+    // beyond the capture (a snap cut) is counted by the full walk
+    if total != 0 && (total < header_len || cur.trim(total)) {
+        return None;
+    }
+    cur.skip(header_len);
+    super::tcp::segment(&cur, IpAddr::V4(h.src()), IpAddr::V4(h.dst())).ok()
+}
+
 /// The IPv6 fixed header (RFC 8200 §3):
 ///
 /// ```text

@@ -502,7 +502,26 @@ impl Decoder {
     pub fn decode<'a>(&'a mut self, link: LinkType, ts_us: u64, frame: &'a [u8]) -> Decoded<'a> {
         self.stats.packets = self.stats.packets.saturating_add(1);
         self.frags.expire(ts_us, &self.limits, &mut self.stats);
+        if link == LinkType::Ethernet {
+            if let Some(m) = ip::ethernet_ipv4_tcp(frame) {
+                self.stats.tcp = self.stats.tcp.saturating_add(1);
+                return Decoded::Tcp(TcpSegment {
+                    src: m.src,
+                    dst: m.dst,
+                    seq: m.seq,
+                    ack: m.ack,
+                    flags: m.flags,
+                    window: m.window,
+                    payload: frame.get(m.payload).unwrap_or_default(),
+                });
+            }
+        }
+        self.decode_walk(link, ts_us, frame)
+    }
 
+    /// [`Decoder::decode`] past its one-step path for Ethernet/IPv4/TCP: the
+    /// full walk of any frame (the packet is counted and fragments expired already).
+    fn decode_walk<'a>(&'a mut self, link: LinkType, ts_us: u64, frame: &'a [u8]) -> Decoded<'a> {
         let mut ctx = walk::Ctx {
             frags: &mut self.frags,
             stats: &mut self.stats,
