@@ -1520,6 +1520,18 @@ impl Decoder {
     /// The kept bytes at `start..start + len`, made into what the caller
     /// keeps; `None` when they are not in the ring.
     fn ring_bytes<T>(&self, start: u64, len: usize, make: fn(&[u8]) -> T) -> Option<T> {
+        // most entries lie in one piece of the ring: made from it in place
+        let (a, b) = self.ring.as_slices();
+        let off = start.checked_sub(self.ring_base).and_then(|o| usize::try_from(o).ok());
+        if let (Some(off), true) = (off, len > 0) {
+            let end = off.checked_add(len)?;
+            if end <= a.len() {
+                return a.get(off..end).map(make);
+            }
+            if off >= a.len() {
+                return b.get(off - a.len()..end - a.len()).map(make);
+            }
+        }
         with_scratch(|v| self.ring_copy(start, len, v).then(|| make(v)))
     }
 
