@@ -120,7 +120,7 @@ fn object_id(path: &str, template: &str) -> Option<String> {
             None
         } else {
             // split at ASCII '/', so still UTF-8: nothing is replaced
-            Some(String::from_utf8_lossy(p).into_owned())
+            Some(crate::proto::lossy(p))
         }
     })
 }

@@ -217,7 +217,7 @@ struct RequestHead {
 }
 
 fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    super::lossy(b)
 }
 
 fn collect_headers(raw: &[httparse::Header<'_>], max: usize, anomalies: &mut Anomalies) -> Vec<Header> {

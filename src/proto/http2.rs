@@ -295,7 +295,7 @@ fn pseudo<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
 }
 
 fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    super::lossy(b)
 }
 
 fn parse_status(v: &[u8]) -> Option<u16> {

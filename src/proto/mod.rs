@@ -129,6 +129,15 @@ pub(crate) fn known_name(lower: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// `b` as text, invalid UTF-8 replaced (valid text, the common case, is
+/// checked by the faster validator and copied as is).
+pub(crate) fn lossy(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
 /// A header name as it came off the wire, lower-cased (invalid UTF-8
 /// replaced): shared when known, owned otherwise.
 pub fn header_name(raw: &[u8]) -> HeaderName {
@@ -140,7 +149,7 @@ pub fn header_name(raw: &[u8]) -> HeaderName {
             return HeaderName::Borrowed(k);
         }
     }
-    let mut s = String::from_utf8_lossy(raw).into_owned();
+    let mut s = lossy(raw);
     s.make_ascii_lowercase();
     HeaderName::Owned(s)
 }
