@@ -164,14 +164,35 @@ pub fn looks_like_words(b: &[u8]) -> bool {
 /// The typed template of a path: typed segments replaced by `{type}`,
 /// everything else kept. The first segment and version/`api` segments stay.
 pub fn typed_template(path: &str) -> String {
-    crate::analyze::fingerprint::memoised(&TYPED, &[path.as_bytes()], || typed_template_now(path))
+    if path.len() > TYPED_MEMO_PATH_MAX {
+        return typed_template_now(path);
+    }
+    TYPED.with(|m| {
+        let Ok(mut m) = m.try_borrow_mut() else { return typed_template_now(path) };
+        if let Some(t) = m.get(path) {
+            return t.clone();
+        }
+        let t = typed_template_now(path);
+        if m.len() >= crate::analyze::fingerprint::MEMO_ENTRIES {
+            m.clear();
+        }
+        m.insert(path.into(), t.clone());
+        t
+    })
 }
+
+/// Longest path whose template is memoised (longer ones are worked out each
+/// time): with [`crate::analyze::fingerprint::MEMO_ENTRIES`] entries, the memo
+/// holds at most a few megabytes.
+const TYPED_MEMO_PATH_MAX: usize = 512;
 
 std::thread_local! {
     /// Templates of paths seen on this thread (a path comes back on every call
-    /// of its endpoint); bounded, see [`crate::analyze::fingerprint::Memo`].
-    static TYPED: std::cell::RefCell<crate::analyze::fingerprint::Memo<String>> =
-        std::cell::RefCell::new(crate::analyze::fingerprint::Memo::new());
+    /// of its endpoint), by the path itself: paths are exported with every
+    /// transaction anyway, and a lookup by them costs a fast hash and one
+    /// comparison. Emptied when full.
+    static TYPED: std::cell::RefCell<std::collections::HashMap<Box<str>, String, foldhash::fast::RandomState>> =
+        std::cell::RefCell::new(std::collections::HashMap::default());
 }
 
 fn typed_template_now(path: &str) -> String {
@@ -226,6 +247,21 @@ pub fn matches_template(template: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memoised_templates_are_the_templates_worked_out_again() {
+        let long = format!("/v1/files/{}/12345", "a".repeat(TYPED_MEMO_PATH_MAX));
+        for path in ["/v2/users/42", "/v2/users/42", "/v2/users/43/orders/7", "/", "", long.as_str(), long.as_str()] {
+            assert_eq!(typed_template(path), typed_template_now(path), "{path}");
+        }
+        assert_eq!(typed_template("/v2/users/42"), "/v2/users/{id}");
+        // a full memo starts again rather than growing
+        for i in 0..crate::analyze::fingerprint::MEMO_ENTRIES + 10 {
+            let p = format!("/api/items/{i}");
+            assert_eq!(typed_template(&p), "/api/items/{id}");
+        }
+        assert!(TYPED.with(|m| m.borrow().len()) <= crate::analyze::fingerprint::MEMO_ENTRIES);
+    }
 
     #[test]
     fn typed_segments() {
