@@ -188,11 +188,15 @@ pub fn split_target<'a>(method: &str, target: &'a str) -> (&'a str, Option<&'a s
     if method.eq_ignore_ascii_case("CONNECT") {
         return (target, None);
     }
-    let b = target.as_bytes();
-    let without_fragment = target.get(..memchr::memchr(b'#', b).unwrap_or(b.len())).unwrap_or(target);
-    let (path, query) = match memchr::memchr(b'?', without_fragment.as_bytes()) {
-        Some(i) => (without_fragment.get(..i).unwrap_or(""), without_fragment.get(i + 1..)),
-        None => (without_fragment, None),
+    // the query runs from the first '?' to a '#' after it; a '#' first ends the path
+    let (path, query) = match memchr::memchr2(b'?', b'#', target.as_bytes()) {
+        Some(i) if target.as_bytes().get(i) == Some(&b'?') => {
+            let rest = target.get(i + 1..).unwrap_or("");
+            let query = rest.get(..memchr::memchr(b'#', rest.as_bytes()).unwrap_or(rest.len())).unwrap_or(rest);
+            (target.get(..i).unwrap_or(""), Some(query))
+        }
+        Some(i) => (target.get(..i).unwrap_or(""), None),
+        None => (target, None),
     };
     let path = if path.starts_with('/') {
         path
@@ -456,6 +460,11 @@ mod tests {
         assert_eq!(split_target("CONNECT", "h.example:443"), ("h.example:443", None));
         assert_eq!(split_target("OPTIONS", "*"), ("*", None));
         assert_eq!(split_target("GET", "/p#frag"), ("/p", None));
+        assert_eq!(split_target("GET", "/p?a=1#frag?b"), ("/p", Some("a=1")));
+        assert_eq!(split_target("GET", "/p#frag?b=2"), ("/p", None));
+        assert_eq!(split_target("GET", "/p?"), ("/p", Some("")));
+        assert_eq!(split_target("GET", "/p?#"), ("/p", Some("")));
+        assert_eq!(split_target("GET", "http://h.example?x#y"), ("/", Some("x")));
     }
 
     #[test]

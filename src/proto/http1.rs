@@ -94,16 +94,19 @@ pub fn could_be_http_text(data: &[u8]) -> bool {
     request_start(data) != Verdict::No || response_start(data) != Verdict::No
 }
 
-/// End of a message head: the index just past the blank line, if present.
-/// Accepts CRLF and bare LF line endings.
-fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+/// End of a message head: the index just past the blank line, if present,
+/// and whether a line of `buf[from..end]` ended in a bare LF (an LF not
+/// after a CR, at index 0 aside). Accepts CRLF and bare LF line endings.
+fn find_head_end(buf: &[u8], from: usize) -> Option<(usize, bool)> {
     let mut i = from;
+    let mut bare = false;
     while i < buf.len() {
         let p = memchr::memchr(b'\n', buf.get(i..)?)? + i;
-        // blank line: "\n\n" or "\n\r\n"
+        bare |= p > 0 && buf.get(p - 1) != Some(&b'\r');
+        // blank line: "\n\n" (its second LF is bare) or "\n\r\n"
         match (buf.get(p + 1), buf.get(p + 2)) {
-            (Some(b'\n'), _) => return Some(p + 2),
-            (Some(b'\r'), Some(b'\n')) => return Some(p + 3),
+            (Some(b'\n'), _) => return Some((p + 2, true)),
+            (Some(b'\r'), Some(b'\n')) => return Some((p + 3, bare)),
             _ => {}
         }
         i = p + 1;
@@ -508,13 +511,14 @@ impl Http1Connection {
                 return 0;
             }
             side.msg_ts = ts;
-            if let Some(end) = find_head_end(data, 0).filter(|&e| e <= cfg.max_header_bytes) {
-                self.complete_head(is_req, data.get(..end).unwrap_or_default(), cfg, stats, out);
+            if let Some((end, bare_lf)) = find_head_end(data, 0).filter(|&(e, _)| e <= cfg.max_header_bytes) {
+                // every line of the head was looked at: its bare LFs are known
+                self.complete_head(is_req, data.get(..end).unwrap_or_default(), Some(bare_lf), cfg, stats, out);
                 return end;
             }
             if is_req {
                 if let Some(n) = http09_request_len(data) {
-                    self.complete_head(is_req, data.get(..n).unwrap_or_default(), cfg, stats, out);
+                    self.complete_head(is_req, data.get(..n).unwrap_or_default(), None, cfg, stats, out);
                     return n;
                 }
             }
@@ -530,9 +534,9 @@ impl Http1Connection {
         let room = cfg.max_header_bytes.saturating_sub(old);
         let take = data.len().min(room);
         side.buf.extend_from_slice(data.get(..take).unwrap_or_default());
-        if let Some(end) = find_head_end(&side.buf, old.saturating_sub(2)) {
+        if let Some((end, _)) = find_head_end(&side.buf, old.saturating_sub(2)) {
             let mut head = std::mem::take(&mut side.buf);
-            self.complete_head(is_req, head.get(..end).unwrap_or_default(), cfg, stats, out);
+            self.complete_head(is_req, head.get(..end).unwrap_or_default(), None, cfg, stats, out);
             head.clear();
             let side = self.side(is_req);
             if side.buf.is_empty() {
@@ -543,7 +547,7 @@ impl Http1Connection {
         if is_req && data.len() == take {
             if let Some(n) = http09_request_len(&side.buf) {
                 let mut head = std::mem::take(&mut side.buf);
-                self.complete_head(is_req, head.get(..n).unwrap_or_default(), cfg, stats, out);
+                self.complete_head(is_req, head.get(..n).unwrap_or_default(), None, cfg, stats, out);
                 head.clear();
                 self.side(is_req).buf = head;
                 return take;
@@ -569,9 +573,11 @@ impl Http1Connection {
         stats.anomalies += 1;
     }
 
-    /// A complete head: start the message and its body.
-    fn complete_head(&mut self, is_req: bool, head: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
-        if memchr::memchr_iter(b'\n', head).any(|i| i > 0 && head.get(i - 1) != Some(&b'\r')) {
+    /// A complete head: start the message and its body. `bare_lf`: whether
+    /// it has a bare LF, when the caller knows (else it is looked for here).
+    fn complete_head(&mut self, is_req: bool, head: &[u8], bare_lf: Option<bool>, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+        let bare_lf = bare_lf.unwrap_or_else(|| memchr::memchr_iter(b'\n', head).any(|i| i > 0 && head.get(i - 1) != Some(&b'\r')));
+        if bare_lf {
             self.side(is_req).anomalies.set(Anomalies::BARE_LF);
         }
         if is_req {
@@ -1058,6 +1064,39 @@ impl Http1Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The head end and its bare-LF flag, found line by line, agree with a
+    /// search for the blank line and a look at every LF of the head, for heads
+    /// made of every mix of line endings.
+    #[test]
+    fn head_end_and_bare_lf_agree_with_a_look_at_every_line() {
+        let ends: [&[u8]; 4] = [b"\r\n", b"\n", b"\r\r\n", b"\r\n\r"];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut head = Vec::new();
+            for line in 0..(seed % 5 + 1) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                head.extend_from_slice(if line == 0 { b"GET /a HTTP/1.1" } else { b"X-A: b" });
+                head.extend_from_slice(ends[(seed % 4) as usize]);
+            }
+            head.extend_from_slice(ends[(seed >> 8) as usize % 2]);
+            head.extend_from_slice(b"body\n\n");
+            let expected_end = (0..head.len()).find_map(|p| match (head.get(p), head.get(p + 1), head.get(p + 2)) {
+                (Some(b'\n'), Some(b'\n'), _) => Some(p + 2),
+                (Some(b'\n'), Some(b'\r'), Some(b'\n')) => Some(p + 3),
+                _ => None,
+            });
+            let found = find_head_end(&head, 0);
+            assert_eq!(found.map(|f| f.0), expected_end, "{:?}", String::from_utf8_lossy(&head));
+            if let Some((end, bare)) = found {
+                let h = &head[..end];
+                let expected_bare = memchr::memchr_iter(b'\n', h).any(|i| i > 0 && h[i - 1] != b'\r');
+                assert_eq!(bare, expected_bare, "{:?}", String::from_utf8_lossy(h));
+            }
+        }
+    }
 
     /// One step of a conversation: request bytes, response bytes, a gap, or an end.
     enum Step<'a> {
