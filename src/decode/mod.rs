@@ -505,15 +505,7 @@ impl Decoder {
         if link == LinkType::Ethernet {
             if let Some(m) = ip::ethernet_ipv4_tcp(frame) {
                 self.stats.tcp = self.stats.tcp.saturating_add(1);
-                return Decoded::Tcp(TcpSegment {
-                    src: m.src,
-                    dst: m.dst,
-                    seq: m.seq,
-                    ack: m.ack,
-                    flags: m.flags,
-                    window: m.window,
-                    payload: frame.get(m.payload).unwrap_or_default(),
-                });
+                return Decoded::Tcp(m.segment_in(frame));
             }
         }
         self.decode_walk(link, ts_us, frame)
@@ -575,15 +567,7 @@ impl Decoder {
                 } else {
                     frame
                 };
-                Decoded::Tcp(TcpSegment {
-                    src: m.src,
-                    dst: m.dst,
-                    seq: m.seq,
-                    ack: m.ack,
-                    flags: m.flags,
-                    window: m.window,
-                    payload: buf.get(m.payload).unwrap_or_default(),
-                })
+                Decoded::Tcp(m.segment_in(buf))
             }
             walk::Step::NotTcp => {
                 bump(&mut stats.non_tcp);

@@ -116,6 +116,21 @@ pub(super) struct TcpMeta {
     pub payload: Range<usize>,
 }
 
+impl TcpMeta {
+    /// The segment, its payload borrowed from `buf` (the buffer walked).
+    pub(super) fn segment_in(self, buf: &[u8]) -> super::TcpSegment<'_> {
+        super::TcpSegment {
+            src: self.src,
+            dst: self.dst,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            payload: buf.get(self.payload).unwrap_or_default(),
+        }
+    }
+}
+
 /// A datagram completed from fragments, to be decoded from its transport
 /// header on.
 #[derive(Debug)]
