@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use super::{Anomalies, BodyInfo, Header, HttpTransaction, HttpVersion, ProtoStats};
+use super::{Anomalies, BodyInfo, Header, HeaderName, HttpTransaction, HttpVersion, ProtoStats};
 use crate::config::HttpConfig;
 use crate::flow::Chunk;
 
@@ -223,15 +223,68 @@ fn lossy(b: &[u8]) -> String {
     super::lossy(b)
 }
 
-fn collect_headers(raw: &[httparse::Header<'_>], max: usize, anomalies: &mut Anomalies) -> Vec<Header> {
+/// Which kind of head a header list belongs to (each has its own [`NAMES`]).
+#[derive(Clone, Copy)]
+enum HeadKind {
+    Request = 0,
+    Response = 1,
+    Other = 2,
+}
+
+/// Header positions remembered per kind of head, and the longest name.
+const NAME_SLOTS: usize = 32;
+const NAME_SLOT_BYTES: usize = 32;
+
+/// A known header name as last sent at one position of a head: its bytes as
+/// sent and the shared name they resolve to.
+#[derive(Clone, Copy)]
+struct NameSlot {
+    len: u8,
+    raw: [u8; NAME_SLOT_BYTES],
+    name: &'static str,
+}
+
+std::thread_local! {
+    /// The known names last seen at each position of request, response and
+    /// other heads on this thread: clients and servers send the same names in
+    /// the same order message after message, so a name is mostly the bytes
+    /// already resolved at its position (one comparison instead of a
+    /// lower-cased copy and a table lookup).
+    static NAMES: std::cell::RefCell<[[Option<NameSlot>; NAME_SLOTS]; 3]> = const { std::cell::RefCell::new([[None; NAME_SLOTS]; 3]) };
+}
+
+fn collect_headers(raw: &[httparse::Header<'_>], max: usize, kind: HeadKind, anomalies: &mut Anomalies) -> Vec<Header> {
     let mut out = Vec::with_capacity(raw.len().min(max));
-    for h in raw.iter().filter(|h| !h.name.is_empty()) {
-        if out.len() >= max {
-            anomalies.set(Anomalies::TOO_MANY_HEADERS);
-            break;
+    NAMES.with(|cell| {
+        let mut names = cell.try_borrow_mut().ok();
+        let mut slots = names.as_deref_mut().and_then(|n| n.get_mut(kind as usize));
+        for h in raw.iter().filter(|h| !h.name.is_empty()) {
+            if out.len() >= max {
+                anomalies.set(Anomalies::TOO_MANY_HEADERS);
+                break;
+            }
+            let bytes = h.name.as_bytes();
+            let slot = slots.as_deref_mut().and_then(|s| s.get_mut(out.len()));
+            let name = match slot {
+                Some(slot) => match slot {
+                    Some(held) if usize::from(held.len) == bytes.len() && held.raw.get(..bytes.len()) == Some(bytes) => HeaderName::Borrowed(held.name),
+                    _ => {
+                        let name = super::header_name(bytes);
+                        if let (HeaderName::Borrowed(k), Ok(len)) = (&name, u8::try_from(bytes.len())) {
+                            let mut raw = [0u8; NAME_SLOT_BYTES];
+                            if let Some(r) = raw.get_mut(..bytes.len()) {
+                                r.copy_from_slice(bytes);
+                                *slot = Some(NameSlot { len, raw, name: k });
+                            }
+                        }
+                        name
+                    }
+                },
+                None => super::header_name(bytes),
+            };
+            out.push(Header { name, value: h.value.into() });
         }
-        out.push(Header { name: super::header_name(h.name.as_bytes()), value: h.value.into() });
-    }
+    });
     out
 }
 
@@ -258,7 +311,7 @@ fn parse_header_block(block: &[u8], max: usize, anomalies: &mut Anomalies) -> Ve
     let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
     // header fields one per line; httparse::parse_headers handles the block
     match httparse::parse_headers(block, &mut slots) {
-        Ok(httparse::Status::Complete((_, hs))) => collect_headers(hs, max, anomalies),
+        Ok(httparse::Status::Complete((_, hs))) => collect_headers(hs, max, HeadKind::Other, anomalies),
         Ok(httparse::Status::Partial) | Err(_) => {
             // fall back to a line-by-line split, skipping lines without a colon
             let mut out = Vec::new();
@@ -295,7 +348,7 @@ fn parse_request_head(head: &[u8], cfg: &HttpConfig) -> Option<RequestHead> {
         let method = req.method.unwrap_or_default().to_string();
         let target = req.path.unwrap_or_default().to_string();
         let version = Some(version_of(req.version));
-        let headers = collect_headers(req.headers, cfg.max_headers, &mut anomalies);
+        let headers = collect_headers(req.headers, cfg.max_headers, HeadKind::Request, &mut anomalies);
         return Some(RequestHead { method, target, version, headers, anomalies });
     }
     // Lenient path: METHOD SP TARGET [SP VERSION] with odd bytes in the target,
@@ -329,7 +382,7 @@ fn parse_response_head(head: &[u8], cfg: &HttpConfig) -> Option<(u16, Vec<Header
     let mut resp = httparse::Response::new(&mut []);
     if let Ok(httparse::Status::Complete(_)) = header_parser_config().parse_response_with_uninit_headers(&mut resp, head, &mut slots) {
         let code = resp.code?;
-        let headers = collect_headers(resp.headers, cfg.max_headers, &mut anomalies);
+        let headers = collect_headers(resp.headers, cfg.max_headers, HeadKind::Response, &mut anomalies);
         return Some((code, headers, anomalies));
     }
     // Lenient: "HTTP/x.y ddd[ reason]" with oddities elsewhere.
@@ -1064,6 +1117,36 @@ impl Http1Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Names found through the per-position memory are the names
+    /// `header_name` gives, whatever order, spelling and length they come in.
+    #[test]
+    fn remembered_header_names_are_the_names_worked_out_again() {
+        let long = "X-".repeat(NAME_SLOT_BYTES);
+        // known names of one length (six), others of their own, unknown ones, one too long to remember
+        let names = ["Host", "host", "HOST", "Accept", "Cookie", "SERVER", "origin", "X-Tenant", "content-type", "Content-Length", "X-Api-Key", "x-api-key", "Hos", long.as_str(), "te"];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            let mut raw: Vec<&str> = Vec::new();
+            for _ in 0..(seed % (NAME_SLOTS as u64 + 8)) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                raw.push(names[(seed % names.len() as u64) as usize]);
+            }
+            let headers: Vec<httparse::Header<'_>> = raw.iter().map(|n| httparse::Header { name: n, value: b"v" }).collect();
+            for kind in [HeadKind::Request, HeadKind::Response, HeadKind::Other] {
+                let mut anomalies = Anomalies::default();
+                let got = collect_headers(&headers, 128, kind, &mut anomalies);
+                let want: Vec<HeaderName> = raw.iter().map(|n| crate::proto::header_name(n.as_bytes())).collect();
+                assert_eq!(got.iter().map(|h| h.name.clone()).collect::<Vec<_>>(), want, "{raw:?}");
+                // known names stay shared, whether found in memory or worked out
+                for (h, w) in got.iter().zip(&want) {
+                    assert_eq!(matches!(h.name, HeaderName::Borrowed(_)), matches!(w, HeaderName::Borrowed(_)));
+                }
+            }
+        }
+    }
 
     /// The head end and its bare-LF flag, found line by line, agree with a
     /// search for the blank line and a look at every LF of the head, for heads
