@@ -34,11 +34,6 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-/// The hasher of the detector tables: randomly seeded per table, much cheaper
-/// than SipHash on the small keys here (addresses, keyed hashes, object ids).
-/// Identities that are not checked on lookup (the endpoint hashes that key
-/// findings) stay SipHash ([`key_hash`]).
-type Fast = foldhash::fast::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -52,6 +47,12 @@ use crate::analyze::fingerprint::PreHashed;
 use crate::analyze::sensitive::SensitiveKind;
 use crate::analyze::Observation;
 use crate::config::FindingsConfig;
+
+/// The hasher of the detector tables: randomly seeded per table, much cheaper
+/// than SipHash on the small keys here (addresses, keyed hashes, object ids).
+/// Identities that are not checked on lookup (the endpoint hashes that key
+/// findings) stay SipHash ([`key_hash`]).
+type Fast = foldhash::fast::RandomState;
 
 /// Client addresses kept per finding.
 pub const MAX_FINDING_CLIENTS: usize = 16;

@@ -1516,49 +1516,37 @@ impl Decoder {
         self.ring_base + self.ring.len() as u64
     }
 
-    /// Appends `len` kept bytes at absolute offset `start` to `out`.
     /// The kept bytes at `start..start + len`, made into what the caller
-    /// keeps; `None` when they are not in the ring.
+    /// keeps; `None` when they are not in the ring. Most entries lie in one
+    /// piece of the ring and are made from it in place; one that wraps is
+    /// joined in the per-thread buffer first.
     fn ring_bytes<T>(&self, start: u64, len: usize, make: fn(&[u8]) -> T) -> Option<T> {
-        // most entries lie in one piece of the ring: made from it in place
-        let (a, b) = self.ring.as_slices();
-        let off = start.checked_sub(self.ring_base).and_then(|o| usize::try_from(o).ok());
-        if let (Some(off), true) = (off, len > 0) {
-            let end = off.checked_add(len)?;
-            if end <= a.len() {
-                return a.get(off..end).map(make);
-            }
-            if off >= a.len() {
-                return b.get(off - a.len()..end - a.len()).map(make);
-            }
+        match self.ring_parts(start, len)? {
+            (x, []) => Some(make(x)),
+            (x, y) => with_scratch(|v| {
+                v.extend_from_slice(x);
+                v.extend_from_slice(y);
+                Some(make(v))
+            }),
         }
-        with_scratch(|v| self.ring_copy(start, len, v).then(|| make(v)))
     }
 
-    fn ring_copy(&self, start: u64, len: usize, out: &mut Vec<u8>) -> bool {
+    /// The kept bytes at `start..start + len` as the ring holds them: in one
+    /// piece, or two when they wrap; `None` when they are not in the ring.
+    fn ring_parts(&self, start: u64, len: usize) -> Option<(&[u8], &[u8])> {
         if len == 0 {
             // An empty string keeps no bytes; its offset may precede the ring.
-            return true;
+            return Some((&[], &[]));
         }
-        let Some(off) = start.checked_sub(self.ring_base).and_then(|o| usize::try_from(o).ok()) else {
-            return false;
-        };
-        let Some(end) = off.checked_add(len) else { return false };
+        let off = usize::try_from(start.checked_sub(self.ring_base)?).ok()?;
+        let end = off.checked_add(len)?;
         let (a, b) = self.ring.as_slices();
-        let parts = if end <= a.len() {
-            (a.get(off..end), Some(&[][..]))
+        if end <= a.len() {
+            Some((a.get(off..end)?, &[]))
         } else if off >= a.len() {
-            (b.get(off - a.len()..end - a.len()), Some(&[][..]))
+            Some((b.get(off - a.len()..end - a.len())?, &[]))
         } else {
-            (a.get(off..), b.get(..end - a.len()))
-        };
-        match parts {
-            (Some(x), Some(y)) => {
-                out.extend_from_slice(x);
-                out.extend_from_slice(y);
-                true
-            }
-            _ => false,
+            Some((a.get(off..)?, b.get(..end - a.len())?))
         }
     }
 
@@ -1649,16 +1637,8 @@ impl Decoder {
             .iter()
             .rev()
             .map(|e| {
-                let name = (e.flags & NAME_KEPT != 0).then(|| {
-                    let mut v = Vec::new();
-                    assert!(self.ring_copy(e.start, e.name_len, &mut v));
-                    v
-                });
-                let value = (e.flags & VALUE_KEPT != 0).then(|| {
-                    let mut v = Vec::new();
-                    assert!(self.ring_copy(e.value_start(), e.value_len, &mut v));
-                    v
-                });
+                let name = (e.flags & NAME_KEPT != 0).then(|| self.ring_bytes(e.start, e.name_len, <[u8]>::to_vec).expect("kept name in the ring"));
+                let value = (e.flags & VALUE_KEPT != 0).then(|| self.ring_bytes(e.value_start(), e.value_len, <[u8]>::to_vec).expect("kept value in the ring"));
                 (name, value, e.size)
             })
             .collect()
