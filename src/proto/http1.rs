@@ -253,6 +253,26 @@ std::thread_local! {
     static NAMES: std::cell::RefCell<[[Option<NameSlot>; NAME_SLOTS]; 3]> = const { std::cell::RefCell::new([[None; NAME_SLOTS]; 3]) };
 }
 
+/// The name `bytes` resolve to: from `slot` when it holds these bytes, else
+/// worked out (and remembered in `slot` when it is a known name).
+fn name_at(slot: Option<&mut Option<NameSlot>>, bytes: &[u8]) -> HeaderName {
+    let Some(slot) = slot else { return super::header_name(bytes) };
+    if let Some(held) = slot {
+        if held.raw.get(..usize::from(held.len)) == Some(bytes) {
+            return HeaderName::Borrowed(held.name);
+        }
+    }
+    let name = super::header_name(bytes);
+    if let (HeaderName::Borrowed(k), Ok(len)) = (&name, u8::try_from(bytes.len())) {
+        let mut raw = [0u8; NAME_SLOT_BYTES];
+        if let Some(r) = raw.get_mut(..bytes.len()) {
+            r.copy_from_slice(bytes);
+            *slot = Some(NameSlot { len, raw, name: k });
+        }
+    }
+    name
+}
+
 fn collect_headers(raw: &[httparse::Header<'_>], max: usize, kind: HeadKind, anomalies: &mut Anomalies) -> Vec<Header> {
     let mut out = Vec::with_capacity(raw.len().min(max));
     NAMES.with(|cell| {
@@ -263,25 +283,8 @@ fn collect_headers(raw: &[httparse::Header<'_>], max: usize, kind: HeadKind, ano
                 anomalies.set(Anomalies::TOO_MANY_HEADERS);
                 break;
             }
-            let bytes = h.name.as_bytes();
             let slot = slots.as_deref_mut().and_then(|s| s.get_mut(out.len()));
-            let name = match slot {
-                Some(slot) => match slot {
-                    Some(held) if usize::from(held.len) == bytes.len() && held.raw.get(..bytes.len()) == Some(bytes) => HeaderName::Borrowed(held.name),
-                    _ => {
-                        let name = super::header_name(bytes);
-                        if let (HeaderName::Borrowed(k), Ok(len)) = (&name, u8::try_from(bytes.len())) {
-                            let mut raw = [0u8; NAME_SLOT_BYTES];
-                            if let Some(r) = raw.get_mut(..bytes.len()) {
-                                r.copy_from_slice(bytes);
-                                *slot = Some(NameSlot { len, raw, name: k });
-                            }
-                        }
-                        name
-                    }
-                },
-                None => super::header_name(bytes),
-            };
+            let name = name_at(slot, h.name.as_bytes());
             out.push(Header { name, value: h.value.into() });
         }
     });
