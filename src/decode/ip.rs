@@ -152,8 +152,8 @@ pub(super) fn ipv4(ctx: &mut Ctx<'_>, cur: &mut Cursor<'_>) -> Flow {
 /// frame; `None` for any other frame, and for one whose headers are not
 /// valid, which then takes the full walk (and is counted there).
 pub(super) fn ethernet_ipv4_tcp(frame: &[u8]) -> Option<super::walk::TcpMeta> {
-    const ETHERNET_LEN: usize = 14;
-    if be16(frame, 12)? != super::link::ethertype::IPV4 {
+    use super::link::{ethertype, ETHERNET_LEN, ETHERNET_TYPE};
+    if be16(frame, ETHERNET_TYPE)? != ethertype::IPV4 {
         return None;
     }
     let mut cur = Cursor::new(frame);

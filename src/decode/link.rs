@@ -59,8 +59,8 @@ pub(super) fn by_ethertype(t: u16) -> Flow {
 /// ```text
 /// | destination MAC (6) | source MAC (6) | EtherType (2) |
 /// ```
-const ETHERNET_LEN: usize = 14;
-const ETHERNET_TYPE: usize = 12;
+pub(super) const ETHERNET_LEN: usize = 14;
+pub(super) const ETHERNET_TYPE: usize = 12;
 
 pub(super) fn ethernet(cur: &mut Cursor<'_>) -> Flow {
     let t = be16(cur.buf, ETHERNET_TYPE).ok_or(drop(Layer::Ethernet, DropReason::Truncated))?;

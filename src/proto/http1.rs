@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use super::{Anomalies, BodyInfo, Header, HeaderName, HttpTransaction, HttpVersion, ProtoStats};
+use super::{lossy, Anomalies, BodyInfo, Header, HeaderName, HttpTransaction, HttpVersion, ProtoStats};
 use crate::config::HttpConfig;
 use crate::flow::Chunk;
 
@@ -217,10 +217,6 @@ struct RequestHead {
     version: Option<HttpVersion>,
     headers: Vec<Header>,
     anomalies: Anomalies,
-}
-
-fn lossy(b: &[u8]) -> String {
-    super::lossy(b)
 }
 
 /// Which kind of head a header list belongs to (each has its own [`NAMES`]).

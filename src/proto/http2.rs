@@ -33,7 +33,7 @@
 use std::net::SocketAddr;
 
 use super::hpack::{self, Field};
-use super::{Anomalies, BodyInfo, GrpcInfo, Header, HttpTransaction, HttpVersion, ProtoStats};
+use super::{lossy, Anomalies, BodyInfo, GrpcInfo, Header, HttpTransaction, HttpVersion, ProtoStats};
 use crate::config::{Http2Config, HttpConfig};
 use crate::flow::{Chunk, FastMap};
 
@@ -292,10 +292,6 @@ fn new_side(state: FrameState, midstream: bool, cfg: &Http2Config) -> Side {
 
 fn pseudo<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
     headers.iter().find(|h| h.name == name).map(|h| h.value.as_slice())
-}
-
-fn lossy(b: &[u8]) -> String {
-    super::lossy(b)
 }
 
 fn parse_status(v: &[u8]) -> Option<u16> {
