@@ -730,6 +730,7 @@ pub fn transaction(inp: &mut Input<'_>) -> HttpTransaction {
         pushed: false,
         grpc: None,
         decrypted: false,
+        sampling: None,
     }
 }
 
@@ -832,8 +833,7 @@ pub fn analyze(data: &[u8]) {
         let n = usize::from(inp.u16());
         let chunk = inp.bytes(n);
         let tx = transaction(&mut Input::new(chunk));
-        let mut depth = |_: &str, _: &str, _: &str| apitap::analyze::Depth { shapes: true, body_scan: true };
-        if let Some(o) = apitap::analyze::observe(&tx, &ctx, &mut stats, &mut depth) {
+        if let Some(o) = apitap::analyze::observe(&tx, &ctx, &mut stats, apitap::proto::Sampling::ALL) {
             let (path, key) = inv.observe(&o);
             det.observe(&o, &apitap::inventory::findings::Endpoint { host: &o.key.host, method: &o.key.method, path }, key);
         }

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::decode::{FlowKey, TcpFlags, TcpSegment};
 use crate::export::ocsf;
 use crate::flow::{Chunk, Direction, FlowHandler, FlowStats, FlowTable};
-use crate::proto::{Connection, HttpTransaction, ProtoConfig, ProtoStats};
+use crate::proto::{Connection, HeadFacts, HttpTransaction, ProtoConfig, ProtoStats, Sampling, TxSink};
 
 /// Body shapes computed for the first this many transactions of an endpoint…
 const SHAPES_PER_ENDPOINT: u32 = 8;
@@ -72,6 +72,62 @@ struct Handler {
     stats: ProtoStats,
     txs: Vec<HttpTransaction>,
     tls: Vec<crate::proto::tls::TlsSession>,
+    sampler: Sampler,
+}
+
+/// Decides, per endpoint family ([`analyze::sample_family`]), which
+/// transactions' bodies the analysis reads: the first `scan_first` of a
+/// family and then one in `scan_every` are scanned, the first
+/// [`SHAPES_PER_ENDPOINT`] and then one in [`SHAPE_SAMPLE_EVERY`] give
+/// shapes. Asked by the parsers when a request head is complete, so that
+/// the other bodies are counted, not copied.
+struct Sampler {
+    templates: crate::config::TemplatesConfig,
+    /// Transactions seen per endpoint family (under a keyed hash of the family; bounded).
+    per_family: std::collections::HashMap<u64, u32, crate::analyze::fingerprint::PreHashed>,
+    /// Seeds the family hash.
+    family_seed: u64,
+    scan_first: u32,
+    scan_every: u32,
+}
+
+impl Sampler {
+    fn decide(&mut self, head: &HeadFacts<'_>) -> Sampling {
+        let Some(key) = analyze::sample_family(&self.templates, self.family_seed, head) else {
+            return Sampling::NONE;
+        };
+        if self.per_family.len() >= ENDPOINT_TABLE_LIMIT {
+            self.per_family.clear();
+        }
+        let n = self.per_family.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        Sampling {
+            // the first few, then one in SHAPE_SAMPLE_EVERY (shapes may vary)
+            shapes: *n <= SHAPES_PER_ENDPOINT || *n % SHAPE_SAMPLE_EVERY == 0,
+            body_scan: *n <= self.scan_first || *n % self.scan_every.max(1) == 0,
+        }
+    }
+
+    /// The sampling of a transaction whose parser did not ask at its head.
+    fn decide_late(&mut self, tx: &HttpTransaction) -> Sampling {
+        self.decide(&HeadFacts { method: tx.method.as_bytes(), target: tx.target.as_bytes(), host: tx.host.as_deref().map(str::as_bytes), server: tx.server })
+    }
+}
+
+/// The parsers' sink: the handler's transactions and its sampler.
+struct Sink<'a> {
+    txs: &'a mut Vec<HttpTransaction>,
+    sampler: &'a mut Sampler,
+}
+
+impl TxSink for Sink<'_> {
+    fn txs(&mut self) -> &mut Vec<HttpTransaction> {
+        self.txs
+    }
+
+    fn sampling(&mut self, head: &HeadFacts<'_>) -> Sampling {
+        self.sampler.decide(head)
+    }
 }
 
 impl FlowHandler for Handler {
@@ -82,11 +138,13 @@ impl FlowHandler for Handler {
     }
 
     fn chunk(&mut self, state: &mut Connection, dir: Direction, chunk: Chunk<'_>, ts_us: u64) {
-        state.on_chunk(dir, chunk, ts_us, &self.http, &mut self.stats, &mut self.txs);
+        let mut sink = Sink { txs: &mut self.txs, sampler: &mut self.sampler };
+        state.on_chunk(dir, chunk, ts_us, &self.http, &mut self.stats, &mut sink);
     }
 
     fn close(&mut self, mut state: Connection, ts_us: u64) {
-        state.on_close(ts_us, &self.http, &mut self.stats, &mut self.txs);
+        let mut sink = Sink { txs: &mut self.txs, sampler: &mut self.sampler };
+        state.on_close(ts_us, &self.http, &mut self.stats, &mut sink);
         if let Some(s) = state.take_tls_session() {
             self.tls.push(s);
         }
@@ -101,13 +159,6 @@ pub struct Engine {
     format: crate::config::EventFormat,
     analyze: AnalyzeContext,
     analyze_stats: AnalyzeStats,
-    /// Transactions seen per endpoint family (under a keyed hash of the family),
-    /// for sampling the costly analyses (bounded).
-    per_endpoint: std::collections::HashMap<u64, u32, crate::analyze::fingerprint::PreHashed>,
-    /// Seeds the family hash (see [`family_key`]).
-    family_seed: u64,
-    scan_first: u32,
-    scan_every: u32,
     now_us: u64,
     next_expire_us: u64,
     out: EngineOutput,
@@ -120,12 +171,20 @@ impl Engine {
         Engine {
             analyze: analyze_context(cfg, fingerprint_key),
             analyze_stats: AnalyzeStats::default(),
-            per_endpoint: std::collections::HashMap::default(),
-            family_seed: std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0x6661_6d69_6c79u64),
-            scan_first: cfg.sensitive.body_scan_first,
-            scan_every: cfg.sensitive.body_scan_every,
             table: FlowTable::new(cfg.flow_limits()),
-            handler: Handler { http: ProtoConfig { http: cfg.http.clone(), http2: cfg.http2.clone(), keylog: None }, stats: ProtoStats::default(), txs: Vec::new(), tls: Vec::new() },
+            handler: Handler {
+                http: ProtoConfig { http: cfg.http.clone(), http2: cfg.http2.clone(), keylog: None },
+                stats: ProtoStats::default(),
+                txs: Vec::new(),
+                tls: Vec::new(),
+                sampler: Sampler {
+                    templates: cfg.templates.clone(),
+                    per_family: std::collections::HashMap::default(),
+                    family_seed: std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0x6661_6d69_6c79u64),
+                    scan_first: cfg.sensitive.body_scan_first,
+                    scan_every: cfg.sensitive.body_scan_every,
+                },
+            },
             transactions,
             format: cfg.output.format,
             now_us: 0,
@@ -173,44 +232,15 @@ impl Engine {
 
     fn drain(&mut self) {
         self.out.tls.append(&mut self.handler.tls);
-        let seen = &mut self.per_endpoint;
-        let family_seed = self.family_seed;
-        let (scan_first, scan_every) = (self.scan_first, self.scan_every.max(1));
-        let mut depth = |host: &str, method: &str, template: &str| -> Depth {
-            if seen.len() >= ENDPOINT_TABLE_LIMIT {
-                seen.clear();
-            }
-            // sample by endpoint family (host, method, first two segments,
-            // depth): free-text parameters are only learned later, in the
-            // aggregator, so the worker's template still holds each slug
-            let t = template.as_bytes();
-            let (mut depth, mut third) = (0u64, t.len());
-            // templates are short: a plain loop beats a vectorised search here
-            for (i, &b) in t.iter().enumerate() {
-                if b == b'/' {
-                    depth += 1;
-                    if depth == 3 {
-                        third = i;
-                    }
-                }
-            }
-            let family = t.get(..third).unwrap_or(t);
-            let key = family_key(family_seed, &[host.as_bytes(), method.as_bytes(), family], depth);
-            let n = seen.entry(key).or_insert(0);
-            *n = n.saturating_add(1);
-            Depth {
-                // the first few, then one in SHAPE_SAMPLE_EVERY (shapes may vary)
-                shapes: *n <= SHAPES_PER_ENDPOINT || *n % SHAPE_SAMPLE_EVERY == 0,
-                body_scan: *n <= scan_first || *n % scan_every == 0,
-            }
-        };
         // one allocation for the batch's observations, not a growing vector
         // (a batch's segments complete many transactions, a few at a time);
         // a vector that has room (a recycled one) is not grown ahead of need
         let want = if self.out.observations.capacity() == 0 { self.handler.txs.len().max(OBSERVATIONS_RESERVE) } else { self.handler.txs.len() };
         self.out.observations.reserve(want);
+        let sampler = &mut self.handler.sampler;
         for tx in self.handler.txs.drain(..) {
-            let obs = analyze::observe(&tx, &self.analyze, &mut self.analyze_stats, &mut depth);
+            let depth: Depth = tx.sampling.unwrap_or_else(|| sampler.decide_late(&tx));
+            let obs = analyze::observe(&tx, &self.analyze, &mut self.analyze_stats, depth);
             if self.transactions {
                 let ev = crate::export::in_format(ocsf::http_activity(&tx, obs.as_ref()), self.format);
                 if serde_json::to_writer(&mut self.out.events, &ev).is_ok() {
@@ -255,37 +285,6 @@ impl Engine {
     pub fn analyze_stats(&self) -> &AnalyzeStats {
         &self.analyze_stats
     }
-}
-
-/// The sampling key of an endpoint family: a seeded multiply-rotate hash of
-/// its parts (length-prefixed) and depth. Not collision-resistant against a
-/// client that learns the seed, and it need not be: two families that share
-/// a key only share a sampling counter (a client can shift sampling as much
-/// by sending more requests), while the table's size is bounded by
-/// [`ENDPOINT_TABLE_LIMIT`] whatever the keys.
-fn family_key(seed: u64, parts: &[&[u8]], depth: u64) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mix = |h: u64, w: u64| (h.rotate_left(23) ^ w).wrapping_mul(K);
-    let mut h = mix(seed, depth);
-    for p in parts {
-        h = mix(h, p.len() as u64);
-        let mut chunks = p.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            h = mix(h, u64::from_le_bytes(w));
-        }
-        let mut w = [0u8; 8];
-        let rest = chunks.remainder();
-        if let Some(dst) = w.get_mut(..rest.len()) {
-            dst.copy_from_slice(rest);
-        }
-        h = mix(h, u64::from_le_bytes(w));
-    }
-    // final avalanche (the table uses the low bits as they are)
-    h ^= h >> 29;
-    h = h.wrapping_mul(K);
-    h ^ (h >> 32)
 }
 
 /// The analysis context a configuration describes (validated configurations

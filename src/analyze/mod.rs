@@ -136,12 +136,10 @@ pub struct AnalyzeContext {
     pub fingerprints: fingerprint::Fingerprinter,
 }
 
-/// Which costly parts of the analysis run for one transaction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Depth {
-    pub shapes: bool,
-    pub body_scan: bool,
-}
+/// Which costly parts of the analysis run for one transaction: decided per
+/// endpoint family ([`sample_family`]) when the request head is complete, so
+/// that the parsers copy only the bodies that will be read.
+pub type Depth = crate::proto::Sampling;
 
 /// Counters of the analysis, per worker.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -157,28 +155,49 @@ pub struct AnalyzeStats {
 /// The host part of a `Host` header or `:authority`: no userinfo, no port, no
 /// IPv6 brackets, lower case, no trailing dot. `None` when nothing is left.
 pub fn normalize_host(raw: &str) -> Option<String> {
-    let h = raw.trim();
-    let b = h.as_bytes();
-    let h = match memchr::memrchr(b'@', b) {
-        Some(i) => h.get(i + 1..).unwrap_or(""),
-        None => h,
-    };
-    let b = h.as_bytes();
-    let h = if let Some(rest) = h.strip_prefix('[') {
-        rest.get(..memchr::memchr(b']', rest.as_bytes()).unwrap_or(rest.len())).unwrap_or("")
-    } else {
-        let mut colons = memchr::memchr_iter(b':', b);
-        match (colons.next(), colons.next()) {
-            (Some(i), None) => h.get(..i).unwrap_or(""),
-            _ => h,
+    host_span(raw).map(str::to_ascii_lowercase)
+}
+
+/// What [`normalize_host`] keeps of `raw`, before lower-casing.
+fn host_span(raw: &str) -> Option<&str> {
+    host_range(raw.as_bytes()).and_then(|r| raw.get(r))
+}
+
+/// [`host_span`] over bytes.
+fn host_span_bytes(raw: &[u8]) -> Option<&[u8]> {
+    host_range(raw).and_then(|r| raw.get(r))
+}
+
+/// Where [`host_span`] lies in `raw` (cut at ASCII bytes only). One pass:
+/// host values are short, and a vectorised search per character costs more.
+fn host_range(raw: &[u8]) -> Option<std::ops::Range<usize>> {
+    let mut start = raw.iter().position(|b| !b.is_ascii_whitespace())?;
+    let mut end = raw.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    // userinfo ends at the last '@'; count the colons after it
+    let (mut colons, mut first_colon) = (0usize, end);
+    for (i, &b) in raw.iter().enumerate().take(end).skip(start) {
+        if b == b'@' {
+            start = i + 1;
+            colons = 0;
+            first_colon = end;
+        } else if b == b':' {
+            if colons == 0 {
+                first_colon = i;
+            }
+            colons += 1;
         }
-    };
-    let h = h.trim_end_matches('.');
-    if h.is_empty() {
-        None
-    } else {
-        Some(h.to_ascii_lowercase())
     }
+    if raw.get(start) == Some(&b'[') {
+        // an IPv6 literal: what the brackets hold
+        start += 1;
+        end = raw.get(start..end).and_then(|r| memchr::memchr(b']', r)).map_or(end, |i| start + i);
+    } else if colons == 1 {
+        end = first_colon;
+    }
+    while end > start && raw.get(end - 1) == Some(&b'.') {
+        end -= 1;
+    }
+    (end > start).then_some(start..end)
 }
 
 /// Splits a request target into (path, query). The absolute form
@@ -310,19 +329,149 @@ fn user_template<'a>(ctx: &'a AnalyzeContext, host: &str, path: &str) -> Option<
         .map(|r| r.template.as_str())
 }
 
+/// The endpoint family a request's bodies are sampled by: its host, method
+/// and the first two segments of its template (the host, method and
+/// template [`observe`] gives it), with the template's depth, as a hash under
+/// `seed` ([`family_key`]) — worked out from the request head alone, without
+/// allocating unless user templates are configured. Free-text parameters are
+/// only learned later, in the aggregator, so a template's slugs still stand
+/// for themselves here. `None` when [`observe`] will leave the request out
+/// (an ignored path, a skipped static asset): none of its bodies is read.
+pub fn sample_family(templates: &crate::config::TemplatesConfig, seed: u64, head: &crate::proto::HeadFacts<'_>) -> Option<u64> {
+    let text = |b| String::from_utf8_lossy(b);
+    let host_span = head.host.and_then(host_span_bytes);
+    let server = host_span.is_none().then(|| server_host(head.server));
+    let host = host_span.or(server.as_deref().map(str::as_bytes)).unwrap_or_default();
+    let connect = head.method.eq_ignore_ascii_case(b"CONNECT");
+    let path = if connect { head.target } else { target_path(head.target) };
+    let path: &[u8] = if path.is_empty() { b"/" } else { path };
+    if !templates.ignore.is_empty() && templates.ignore.iter().any(|g| template::matches_template(g, &text(path))) {
+        return None;
+    }
+    let user = if templates.rules.is_empty() {
+        None
+    } else {
+        let (host, path) = (text(host).to_ascii_lowercase(), text(path));
+        templates
+            .rules
+            .iter()
+            .find(|r| r.host.as_deref().is_none_or(|h| h == "*" || context::host_glob(h, &host)) && template::matches_template(&r.template, &path))
+            .map(|r| r.template.as_str())
+    };
+    let family = |template: &str| -> Option<u64> {
+        if templates.assets == crate::config::AssetPolicy::Skip
+            && template.ends_with("{file}")
+            && path.rsplit(|b| *b == b'/').next().is_some_and(|last| template::is_asset(&text(last)))
+        {
+            return None;
+        }
+        // host, method, the template up to its third '/', and its depth
+        let t = template.as_bytes();
+        let (mut depth, mut third) = (0u64, t.len());
+        for (i, &b) in t.iter().enumerate() {
+            if b == b'/' {
+                depth += 1;
+                if depth == 3 {
+                    third = i;
+                }
+            }
+        }
+        let mut h = FamilyHash::new(seed);
+        let mut lower = [0u8; 64];
+        match lower.get_mut(..host.len()) {
+            Some(buf) => {
+                buf.copy_from_slice(host);
+                buf.make_ascii_lowercase();
+                h.part(buf);
+            }
+            None => h.part(&host.to_ascii_lowercase()),
+        }
+        h.part(head.method);
+        h.part(t.get(..third).unwrap_or(t));
+        Some(h.finish(depth))
+    };
+    match user {
+        Some(t) => family(t),
+        None if connect => family(&text(path)),
+        None => template::with_typed_template(path, family),
+    }
+}
+
+/// The path of a request target, as [`split_target`] gives it (for any
+/// method but CONNECT), in bytes.
+fn target_path(target: &[u8]) -> &[u8] {
+    let path = match memchr::memchr2(b'?', b'#', target) {
+        Some(i) => target.get(..i).unwrap_or_default(),
+        None => target,
+    };
+    if path.first() == Some(&b'/') {
+        return path;
+    }
+    match memchr::memmem::find(path, b"://") {
+        Some(i) => {
+            let after = path.get(i + 3..).unwrap_or_default();
+            match memchr::memchr(b'/', after) {
+                Some(j) => after.get(j..).unwrap_or(b"/"),
+                None => b"/",
+            }
+        }
+        None => path,
+    }
+}
+
+/// The sampling key of an endpoint family ([`sample_family`]): a seeded
+/// multiply-rotate hash of its parts (length-prefixed) and depth. Not
+/// collision-resistant against a client that learns the seed, and it need
+/// not be: two families that share a key only share a sampling counter (a
+/// client can shift sampling as much by sending more requests), while the
+/// sampler's table is bounded whatever the keys.
+struct FamilyHash(u64);
+
+impl FamilyHash {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn new(seed: u64) -> FamilyHash {
+        FamilyHash(seed)
+    }
+
+    fn mix(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(23) ^ w).wrapping_mul(Self::K);
+    }
+
+    fn part(&mut self, p: &[u8]) {
+        self.mix(p.len() as u64);
+        let mut chunks = p.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let mut w = [0u8; 8];
+        let rest = chunks.remainder();
+        if let Some(dst) = w.get_mut(..rest.len()) {
+            dst.copy_from_slice(rest);
+        }
+        self.mix(u64::from_le_bytes(w));
+    }
+
+    fn finish(mut self, depth: u64) -> u64 {
+        self.mix(depth);
+        // final avalanche (the table uses the low bits as they are)
+        let mut h = self.0;
+        h ^= h >> 29;
+        h = h.wrapping_mul(Self::K);
+        h ^ (h >> 32)
+    }
+}
+
 /// The observation of one transaction, or `None` when configuration says to
 /// leave it out (ignored paths, skipped static assets).
 ///
-/// `depth` says, per endpoint (host, method, template), which costly parts to
-/// run: body shapes add nothing after an endpoint's first few bodies, and
-/// bodies are scanned for sensitive data on a per-endpoint sample once an
-/// endpoint is well known (headers, query and path are always scanned).
-pub fn observe(
-    tx: &HttpTransaction,
-    ctx: &AnalyzeContext,
-    stats: &mut AnalyzeStats,
-    depth: &mut dyn FnMut(&str, &str, &str) -> Depth,
-) -> Option<Observation> {
+/// `d` says which costly parts to run (see [`sample_family`]): body shapes
+/// add nothing after an endpoint's first few bodies, and bodies are scanned
+/// for sensitive data on a per-endpoint sample once an endpoint is well
+/// known (headers, query and path are always scanned).
+pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeStats, d: Depth) -> Option<Observation> {
     let host = tx.host.as_deref().and_then(normalize_host).unwrap_or_else(|| server_host(tx.server));
     let (path, query) = split_target(&tx.method, &tx.target);
     let path = if path.is_empty() { "/" } else { path };
@@ -347,7 +496,6 @@ pub fn observe(
         k.dedup();
         k
     };
-    let d = depth(&host, &tx.method, &template);
     let unsampled;
     let scan = if d.body_scan {
         &ctx.scan

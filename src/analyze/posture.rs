@@ -56,6 +56,9 @@ const VERBOSE_MARKERS: &[&[u8]] = &[
 /// Body bytes searched for [`VERBOSE_MARKERS`].
 pub const VERBOSE_SCAN_BYTES: usize = 8192;
 
+// an error response whose bodies are not sampled keeps this much for the check
+const _: () = assert!(crate::proto::ERROR_BODY_KEEP >= VERBOSE_SCAN_BYTES);
+
 /// The posture facts of one transaction.
 pub fn flags(tx: &HttpTransaction) -> PostureFlags {
     let mut f = 0u8;

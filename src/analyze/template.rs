@@ -164,20 +164,31 @@ pub fn looks_like_words(b: &[u8]) -> bool {
 /// The typed template of a path: typed segments replaced by `{type}`,
 /// everything else kept. The first segment and version/`api` segments stay.
 pub fn typed_template(path: &str) -> String {
+    with_typed_template(path.as_bytes(), str::to_owned)
+}
+
+/// `f` of the typed template of `path` (lossy UTF-8), from the per-thread
+/// memo when held there: no copy of the template is made.
+pub fn with_typed_template<R>(path: &[u8], f: impl FnOnce(&str) -> R) -> R {
+    let now = || match std::str::from_utf8(path) {
+        Ok(p) => typed_template_now(p),
+        Err(_) => typed_template_now(&String::from_utf8_lossy(path)),
+    };
     if path.len() > TYPED_MEMO_PATH_MAX {
-        return typed_template_now(path);
+        return f(&now());
     }
     TYPED.with(|m| {
-        let Ok(mut m) = m.try_borrow_mut() else { return typed_template_now(path) };
+        let Ok(mut m) = m.try_borrow_mut() else { return f(&now()) };
         if let Some(t) = m.get(path) {
-            return t.clone();
+            return f(t);
         }
-        let t = typed_template_now(path);
+        let t = now();
+        let r = f(&t);
         if m.len() >= crate::analyze::fingerprint::MEMO_ENTRIES {
             m.clear();
         }
-        m.insert(path.into(), t.clone());
-        t
+        m.insert(path.into(), t);
+        r
     })
 }
 
@@ -191,7 +202,7 @@ std::thread_local! {
     /// of its endpoint), by the path itself: paths are exported with every
     /// transaction anyway, and a lookup by them costs a fast hash and one
     /// comparison. Emptied when full.
-    static TYPED: std::cell::RefCell<std::collections::HashMap<Box<str>, String, foldhash::fast::RandomState>> =
+    static TYPED: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, String, foldhash::fast::RandomState>> =
         std::cell::RefCell::new(std::collections::HashMap::default());
 }
 

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use super::{lossy, Anomalies, BodyInfo, Header, HeaderName, HttpTransaction, HttpVersion, ProtoStats};
+use super::{lossy, Anomalies, BodyInfo, Header, HeaderName, HttpTransaction, HttpVersion, ProtoStats, HeadFacts, Sampling, TxSink};
 use crate::config::HttpConfig;
 use crate::flow::Chunk;
 
@@ -166,12 +166,24 @@ struct Side {
     resync_scanned: usize,
     /// Body info of the message in progress.
     body: BodyInfo,
+    /// Bytes of that body to keep as its sample (the transaction's
+    /// [`Sampling`]; at most `http.body_scan_bytes`).
+    keep: usize,
     anomalies: Anomalies,
 }
 
 impl Side {
     fn new(state: State) -> Side {
-        Side { state, buf: Vec::new(), msg_ts: 0, line_start: true, resync_scanned: 0, body: BodyInfo::default(), anomalies: Anomalies::default() }
+        Side {
+            state,
+            buf: Vec::new(),
+            msg_ts: 0,
+            line_start: true,
+            resync_scanned: 0,
+            body: BodyInfo::default(),
+            keep: usize::MAX,
+            anomalies: Anomalies::default(),
+        }
     }
 }
 
@@ -497,7 +509,7 @@ impl Http1Connection {
         ts: u64,
         cfg: &HttpConfig,
         stats: &mut ProtoStats,
-        out: &mut Vec<HttpTransaction>,
+        out: &mut dyn TxSink,
     ) -> usize {
         match chunk {
             Chunk::Data(d) => self.feed(is_req, d, ts, cfg, stats, out),
@@ -523,7 +535,7 @@ impl Http1Connection {
         std::mem::take(&mut self.tunnel_opened)
     }
 
-    fn feed(&mut self, is_req: bool, data: &[u8], ts: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) -> usize {
+    fn feed(&mut self, is_req: bool, data: &[u8], ts: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) -> usize {
         if !is_req {
             self.prepare_response();
         }
@@ -547,7 +559,7 @@ impl Http1Connection {
     }
 
     /// Head state: skip blank lines between messages, accumulate until the blank line.
-    fn head(&mut self, is_req: bool, data: &[u8], ts: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) -> usize {
+    fn head(&mut self, is_req: bool, data: &[u8], ts: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) -> usize {
         let side = self.side(is_req);
         if side.buf.is_empty() {
             let blank = data.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
@@ -627,7 +639,7 @@ impl Http1Connection {
 
     /// A complete head: start the message and its body. `bare_lf`: whether
     /// it has a bare LF, when the caller knows (else it is looked for here).
-    fn complete_head(&mut self, is_req: bool, head: &[u8], bare_lf: Option<bool>, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn complete_head(&mut self, is_req: bool, head: &[u8], bare_lf: Option<bool>, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let bare_lf = bare_lf.unwrap_or_else(|| memchr::memchr_iter(b'\n', head).any(|i| i > 0 && head.get(i - 1) != Some(&b'\r')));
         if bare_lf {
             self.side(is_req).anomalies.set(Anomalies::BARE_LF);
@@ -639,7 +651,7 @@ impl Http1Connection {
         }
     }
 
-    fn complete_request_head(&mut self, head: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn complete_request_head(&mut self, head: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let Some(parsed) = parse_request_head(head, cfg) else {
             self.req.anomalies.set(Anomalies::INVALID_REQUEST_HEAD);
             stats.anomalies += 1;
@@ -653,6 +665,12 @@ impl Http1Connection {
         let is_connect = parsed.method.eq_ignore_ascii_case("CONNECT");
         let host = header_str(&parsed.headers, "host");
         let version = parsed.version.unwrap_or(HttpVersion::Http09);
+        let sampling = out.sampling(&HeadFacts {
+            method: parsed.method.as_bytes(),
+            target: parsed.target.as_bytes(),
+            host: host.as_deref().map(str::as_bytes),
+            server: self.server,
+        });
         let tx = HttpTransaction {
             client: self.client,
             server: self.server,
@@ -674,6 +692,7 @@ impl Http1Connection {
             pushed: false,
             grpc: None,
             decrypted: false,
+            sampling: Some(sampling),
         };
         if !anomalies.is_empty() {
             stats.anomalies += 1;
@@ -685,6 +704,7 @@ impl Http1Connection {
             }
         }
         self.req.body = BodyInfo::default();
+        self.req.keep = sampling.request_keep(cfg.body_scan_bytes);
         self.req.state = match kind {
             BodyKind::None | BodyKind::UntilClose => State::Head,
             BodyKind::Length(n) => State::Length(n),
@@ -698,7 +718,7 @@ impl Http1Connection {
         self.pending.push_back(Pending { tx: Box::new(tx), http09, body_open });
     }
 
-    fn complete_response_head(&mut self, head: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn complete_response_head(&mut self, head: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let Some((status, headers, mut anomalies)) = parse_response_head(head, cfg) else {
             self.resp.anomalies.set(Anomalies::INVALID_RESPONSE_HEAD);
             stats.anomalies += 1;
@@ -729,6 +749,9 @@ impl Http1Connection {
         let ts = self.resp.msg_ts;
         self.response = Some(ResponseHead { status, headers, ts });
         self.resp.body = BodyInfo::default();
+        // the request it answers decided (a response without one is not reported)
+        let sampling = self.pending.front().map_or(Sampling::NONE, |p| p.tx.sampling.unwrap_or(Sampling::ALL));
+        self.resp.keep = sampling.response_keep(cfg.body_scan_bytes, Some(status));
         if status == 101 || (method_connect && (200..300).contains(&status)) {
             let proto = self
                 .response
@@ -770,7 +793,7 @@ impl Http1Connection {
     /// far as can be told, the latest request sent before it: earlier pending
     /// requests had their responses in the lost bytes (browsers do not
     /// pipeline). They are reported without a response.
-    fn drop_requests_answered_in_gap(&mut self, ts: u64, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn drop_requests_answered_in_gap(&mut self, ts: u64, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let before = self.pending.iter().filter(|p| p.tx.request_ts_us <= ts).count();
         for _ in 1..before {
             if let Some(mut p) = self.pending.pop_front() {
@@ -781,7 +804,7 @@ impl Http1Connection {
     }
 
     /// The response in progress is complete: pair it with the oldest request.
-    fn finish_response(&mut self, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>, upgrade: Option<String>) {
+    fn finish_response(&mut self, stats: &mut ProtoStats, out: &mut dyn TxSink, upgrade: Option<String>) {
         let Some(resp) = self.response.take() else { return };
         let body = std::mem::take(&mut self.resp.body);
         let anomalies = std::mem::take(&mut self.resp.anomalies);
@@ -803,14 +826,14 @@ impl Http1Connection {
             stats.anomalies += 1;
         }
         stats.transactions += 1;
-        out.push(*p.tx);
+        out.txs().push(*p.tx);
     }
 
-    fn emit_unanswered(&mut self, mut p: Pending, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn emit_unanswered(&mut self, mut p: Pending, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         p.tx.anomalies.set(Anomalies::NO_RESPONSE);
         stats.requests_without_response += 1;
         stats.transactions += 1;
-        out.push(*p.tx);
+        out.txs().push(*p.tx);
     }
 
     /// The request body in progress is complete.
@@ -822,7 +845,7 @@ impl Http1Connection {
         }
     }
 
-    fn body_done(&mut self, is_req: bool, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn body_done(&mut self, is_req: bool, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         self.side(is_req).state = State::Head;
         if is_req {
             self.finish_request_body();
@@ -832,9 +855,9 @@ impl Http1Connection {
     }
 
     /// Body states: consume body bytes.
-    fn body(&mut self, is_req: bool, data: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) -> usize {
-        let limit = cfg.body_scan_bytes;
+    fn body(&mut self, is_req: bool, data: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) -> usize {
         let side = self.side(is_req);
+        let limit = side.keep.min(cfg.body_scan_bytes);
         match side.state {
             State::Length(rem) => {
                 let n = usize::try_from(rem).unwrap_or(usize::MAX).min(data.len());
@@ -861,7 +884,7 @@ impl Http1Connection {
         }
     }
 
-    fn bad_chunk(&mut self, is_req: bool, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn bad_chunk(&mut self, is_req: bool, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let side = self.side(is_req);
         side.anomalies.set(Anomalies::BAD_CHUNK);
         side.buf.clear();
@@ -874,7 +897,7 @@ impl Http1Connection {
         self.side(is_req).state = State::Dead;
     }
 
-    fn chunked(&mut self, is_req: bool, cs: ChunkState, data: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) -> usize {
+    fn chunked(&mut self, is_req: bool, cs: ChunkState, data: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) -> usize {
         let side = self.side(is_req);
         match cs {
             ChunkState::Size => {
@@ -910,7 +933,7 @@ impl Http1Connection {
             }
             ChunkState::Data(rem) => {
                 let n = usize::try_from(rem).unwrap_or(usize::MAX).min(data.len());
-                side.body.add(data.get(..n).unwrap_or_default(), cfg.body_scan_bytes, stats);
+                side.body.add(data.get(..n).unwrap_or_default(), side.keep.min(cfg.body_scan_bytes), stats);
                 let left = rem - n as u64;
                 side.state = State::Chunked(if left == 0 { ChunkState::DataEnd } else { ChunkState::Data(left) });
                 n
@@ -987,7 +1010,7 @@ impl Http1Connection {
         data.len()
     }
 
-    fn gap(&mut self, is_req: bool, n: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn gap(&mut self, is_req: bool, n: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let _ = cfg;
         let flag = if is_req { Anomalies::REQUEST_GAP } else { Anomalies::RESPONSE_GAP };
         if !is_req {
@@ -1041,7 +1064,7 @@ impl Http1Connection {
         }
     }
 
-    fn end(&mut self, is_req: bool, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn end(&mut self, is_req: bool, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let _ = cfg;
         let side = self.side(is_req);
         match side.state {
@@ -1051,7 +1074,7 @@ impl Http1Connection {
                 if self.pending.front().is_some_and(|p| p.http09) {
                     if let Some(p) = self.pending.pop_front() {
                         stats.transactions += 1;
-                        out.push(*p.tx);
+                        out.txs().push(*p.tx);
                     }
                 }
             }
@@ -1066,7 +1089,7 @@ impl Http1Connection {
 
     /// The connection is closing: complete what is in progress and report
     /// requests that never got a response.
-    pub fn finish(&mut self, _ts: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    pub fn finish(&mut self, _ts: u64, cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         self.end(false, cfg, stats, out);
         if self.response.is_some() {
             self.finish_response(stats, out, None);
@@ -1075,7 +1098,7 @@ impl Http1Connection {
         while let Some(p) = self.pending.pop_front() {
             if p.http09 {
                 stats.transactions += 1;
-                out.push(*p.tx);
+                out.txs().push(*p.tx);
             } else {
                 self.emit_unanswered(p, stats, out);
             }

@@ -33,7 +33,7 @@
 use std::net::SocketAddr;
 
 use super::hpack::{self, Field};
-use super::{lossy, Anomalies, BodyInfo, GrpcInfo, Header, HttpTransaction, HttpVersion, ProtoStats};
+use super::{lossy, Anomalies, BodyInfo, GrpcInfo, Header, HttpTransaction, HttpVersion, ProtoStats, HeadFacts, Sampling, TxSink};
 use crate::config::{Http2Config, HttpConfig};
 use crate::flow::{Chunk, FastMap};
 
@@ -242,6 +242,11 @@ struct Part {
     grpc_left: u64,
     grpc_prefix: [u8; 5],
     grpc_prefix_len: u8,
+    /// Which bodies of the transaction are read (the request's, decided at
+    /// its head; a response part carries it too); `None` = every body.
+    sampling: Option<Sampling>,
+    /// The final status, on a response part.
+    status: Option<u16>,
 }
 
 /// A stream's state.
@@ -359,7 +364,7 @@ impl H2Connection {
     /// becomes stream 1, whose response comes as HTTP/2 (RFC 9113 §3.2 of RFC 7540).
     pub fn upgraded(client: SocketAddr, server: SocketAddr, request: HttpTransaction, cfg: &Http2Config) -> H2Connection {
         let mut c = H2Connection::new(client, server, false, cfg);
-        let mut part = Part { ts: Some(request.request_ts_us), ended: true, ..Part::default() };
+        let mut part = Part { ts: Some(request.request_ts_us), ended: true, sampling: request.sampling, ..Part::default() };
         part.headers = request.request_headers.clone();
         let st = Stream { request: Some(part), upgraded: Some(Box::new(request)), seq: 0, req_dir: Some(0), ..Stream::default() };
         c.next_seq = 1;
@@ -375,7 +380,7 @@ impl H2Connection {
         ts: u64,
         http: &HttpConfig,
         stats: &mut ProtoStats,
-        out: &mut Vec<HttpTransaction>,
+        out: &mut dyn TxSink,
     ) {
         let d = usize::from(!from_client);
         match chunk {
@@ -395,7 +400,7 @@ impl H2Connection {
         }
     }
 
-    fn feed(&mut self, d: usize, mut data: &[u8], ts: u64, http: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn feed(&mut self, d: usize, mut data: &[u8], ts: u64, http: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         while !data.is_empty() {
             let Some(side) = self.sides.get_mut(d) else { return };
             let consumed = match side.state {
@@ -503,7 +508,7 @@ impl H2Connection {
     }
 
     /// A DATA frame whose payload (and padding) is fully consumed ends here.
-    fn finish_data_if_done(&mut self, d: usize, hdr: FrameHeader, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn finish_data_if_done(&mut self, d: usize, hdr: FrameHeader, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let Some(side) = self.sides.get_mut(d) else { return };
         if let FrameState::Data { left: 0, pad, .. } = side.state {
             side.state = if pad == 0 { FrameState::Header } else { FrameState::Skip(pad) };
@@ -565,7 +570,7 @@ impl H2Connection {
     }
 
     /// Frames without payload take effect at once (no bytes follow to drive them).
-    fn zero_length_frame(&mut self, d: usize, hdr: FrameHeader, http: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn zero_length_frame(&mut self, d: usize, hdr: FrameHeader, http: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         if hdr.len != 0 {
             return;
         }
@@ -583,7 +588,7 @@ impl H2Connection {
     }
 
     /// A complete non-DATA frame.
-    fn frame(&mut self, d: usize, hdr: FrameHeader, payload: &[u8], http: &HttpConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn frame(&mut self, d: usize, hdr: FrameHeader, payload: &[u8], http: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         match hdr.kind {
             HEADERS => {
                 let mut p = payload;
@@ -690,7 +695,7 @@ impl H2Connection {
         frag: &[u8],
         stats: &mut ProtoStats,
         http: &HttpConfig,
-        out: &mut Vec<HttpTransaction>,
+        out: &mut dyn TxSink,
     ) {
         let Some(side) = self.sides.get_mut(d) else { return };
         let end_stream = flags & FLAG_END_STREAM != 0;
@@ -714,7 +719,7 @@ impl H2Connection {
         fragment: &[u8],
         http: &HttpConfig,
         stats: &mut ProtoStats,
-        out: &mut Vec<HttpTransaction>,
+        out: &mut dyn TxSink,
     ) {
         let max_list = self.cfg.max_header_list_bytes;
         let Some(side) = self.sides.get_mut(d) else { return };
@@ -778,8 +783,19 @@ impl H2Connection {
         }
         let end = block.end_stream;
         if is_request && st.request.is_none() {
-            st.req_dir = Some(if block.promised.is_some() { 1 - d } else { d });
-            st.request = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, ..Part::default() });
+            let req_dir = if block.promised.is_some() { 1 - d } else { d };
+            st.req_dir = Some(req_dir);
+            let sampling = match (pseudo(&headers, ":method"), pseudo(&headers, ":path")) {
+                (Some(method), Some(target)) => Some(out.sampling(&HeadFacts {
+                    method,
+                    target,
+                    host: pseudo(&headers, ":authority").or_else(|| pseudo(&headers, "host")),
+                    // the side that sends the request is the client (as in `build`)
+                    server: if req_dir == 1 { self.client } else { self.server },
+                })),
+                _ => None,
+            };
+            st.request = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, sampling, ..Part::default() });
             if block.promised.is_some() {
                 // a promised request has no body
                 if let Some(r) = st.request.as_mut() {
@@ -798,7 +814,8 @@ impl H2Connection {
                 return;
             }
             if st.response.is_none() {
-                st.response = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, ..Part::default() });
+                let sampling = st.request.as_ref().and_then(|r| r.sampling);
+                st.response = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, sampling, status: Some(code), ..Part::default() });
                 if end {
                     self.end_response(stream_id, stats, out);
                 }
@@ -823,7 +840,7 @@ impl H2Connection {
     }
 
     /// Ends the part of `stream` carried by direction `d`.
-    fn end_part(&mut self, d: usize, stream: u32, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn end_part(&mut self, d: usize, stream: u32, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let Some(st) = self.streams.get_mut(&stream) else { return };
         if st.req_dir == Some(d) {
             if let Some(r) = st.request.as_mut() {
@@ -837,7 +854,7 @@ impl H2Connection {
         self.maybe_emit(stream, false, stats, out);
     }
 
-    fn end_response(&mut self, stream: u32, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn end_response(&mut self, stream: u32, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         if let Some(r) = self.streams.get_mut(&stream).and_then(|s| s.response.as_mut()) {
             r.ended = true;
         }
@@ -851,16 +868,22 @@ impl H2Connection {
             return;
         };
         let grpc = st.request.as_ref().is_some_and(|r| is_grpc(&r.headers));
-        let part = if st.req_dir == Some(d) { st.request.as_mut() } else { st.response.as_mut() };
+        let is_request = st.req_dir == Some(d);
+        let part = if is_request { st.request.as_mut() } else { st.response.as_mut() };
         let Some(part) = part else { return };
-        part.body.add(bytes, http.body_scan_bytes, stats);
+        let limit = match part.sampling {
+            None => http.body_scan_bytes,
+            Some(s) if is_request => s.request_keep(http.body_scan_bytes),
+            Some(s) => s.response_keep(http.body_scan_bytes, part.status),
+        };
+        part.body.add(bytes, limit, stats);
         if grpc {
             grpc_frames(part, bytes);
         }
     }
 
     /// Evicts the oldest stream when the stream table is full.
-    fn make_room(&mut self, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn make_room(&mut self, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         if self.streams.len() < self.cfg.max_streams_per_connection {
             return;
         }
@@ -872,7 +895,7 @@ impl H2Connection {
     }
 
     /// Emits the stream's transaction when it is complete (or `force`d).
-    fn maybe_emit(&mut self, stream: u32, force: bool, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn maybe_emit(&mut self, stream: u32, force: bool, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let done = match self.streams.get(&stream) {
             Some(st) => force || st.reset || st.response.as_ref().is_some_and(|r| r.ended),
             None => false,
@@ -886,7 +909,7 @@ impl H2Connection {
             if tx.status.is_none() {
                 stats.requests_without_response += 1;
             }
-            out.push(tx);
+            out.txs().push(tx);
         }
     }
 
@@ -967,11 +990,12 @@ impl H2Connection {
             pushed: st.pushed,
             grpc,
             decrypted: false,
+            sampling: req.sampling,
         })
     }
 
     /// The connection ended: every stream with a known request is reported.
-    pub fn finish(&mut self, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    pub fn finish(&mut self, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let mut ids: Vec<(u64, u32)> = self.streams.iter().map(|(id, s)| (s.seq, *id)).collect();
         ids.sort_unstable();
         for (_, id) in ids {

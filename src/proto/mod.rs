@@ -297,6 +297,79 @@ impl BodyInfo {
     }
 }
 
+/// Which bodies of a transaction the analysis reads, decided by the sink's
+/// [`TxSink::sampling`] when the request head is complete: a body it will
+/// not read is counted, not copied ([`Sampling::request_keep`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sampling {
+    /// Bodies are scanned for sensitive data.
+    pub body_scan: bool,
+    /// JSON bodies give the endpoint's schema.
+    pub shapes: bool,
+}
+
+impl Sampling {
+    /// Every body read (what a sink that does not sample answers).
+    pub const ALL: Sampling = Sampling { body_scan: true, shapes: true };
+    /// No body read but the start of an error response ([`ERROR_BODY_KEEP`]).
+    pub const NONE: Sampling = Sampling { body_scan: false, shapes: false };
+
+    /// Bytes of the request body to keep, of at most `limit`.
+    pub fn request_keep(self, limit: usize) -> usize {
+        if self.body_scan || self.shapes {
+            limit
+        } else {
+            0
+        }
+    }
+
+    /// Bytes of the response body to keep, of at most `limit`, for a final
+    /// `status`: an error response keeps its start (the posture analysis looks
+    /// for stack traces and debug pages there) even when not sampled.
+    pub fn response_keep(self, limit: usize, status: Option<u16>) -> usize {
+        if self.body_scan || self.shapes {
+            limit
+        } else if status.is_some_and(|s| s >= 400) {
+            limit.min(ERROR_BODY_KEEP)
+        } else {
+            0
+        }
+    }
+}
+
+/// Bytes of an error response's body kept when its transaction's bodies are
+/// not sampled ([`Sampling::response_keep`]).
+pub const ERROR_BODY_KEEP: usize = 8192;
+
+/// What a parser knows of a request when its head is complete.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadFacts<'a> {
+    pub method: &'a [u8],
+    pub target: &'a [u8],
+    /// `Host` (HTTP/1) or `:authority` (HTTP/2), as sent.
+    pub host: Option<&'a [u8]>,
+    pub server: SocketAddr,
+}
+
+/// Where parsers put the transactions they finish, and who decides, when a
+/// request head is complete, which of its bodies will be read
+/// ([`Sampling`]). A plain vector keeps every body.
+pub trait TxSink {
+    fn txs(&mut self) -> &mut Vec<HttpTransaction>;
+
+    /// The sampling of the request whose head is `head`.
+    fn sampling(&mut self, head: &HeadFacts<'_>) -> Sampling {
+        let _ = head;
+        Sampling::ALL
+    }
+}
+
+impl TxSink for Vec<HttpTransaction> {
+    fn txs(&mut self) -> &mut Vec<HttpTransaction> {
+        self
+    }
+}
+
 /// Anomalies seen on a transaction: data, not errors (bit set).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Anomalies(pub u32);
@@ -379,6 +452,9 @@ pub struct HttpTransaction {
     pub grpc: Option<GrpcInfo>,
     /// Read from a TLS session decrypted with key-log secrets.
     pub decrypted: bool,
+    /// Which bodies the analysis reads, when decided at the request head
+    /// (`None`: not decided; every body kept).
+    pub sampling: Option<Sampling>,
 }
 
 /// What was seen of a gRPC call.
@@ -419,6 +495,7 @@ impl HttpTransaction {
             pushed: false,
             grpc: None,
             decrypted: false,
+            sampling: None,
         }
     }
 
@@ -610,7 +687,7 @@ impl Connection {
         ts_us: u64,
         cfg: &ProtoConfig,
         stats: &mut ProtoStats,
-        out: &mut Vec<HttpTransaction>,
+        out: &mut dyn TxSink,
     ) {
         if self.detected == Detected::Pending {
             match chunk {
@@ -670,7 +747,7 @@ impl Connection {
     }
 
     /// The connection ended: pending requests are reported without a response.
-    pub fn on_close(&mut self, ts_us: u64, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    pub fn on_close(&mut self, ts_us: u64, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         if let Some(t) = self.tls.as_mut() {
             t.finish(ts_us, cfg, stats, out);
         }

@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use ring::{aead, hkdf, hmac};
 use serde::Serialize;
 
-use super::{Chunk, Connection, Direction, HttpTransaction, ProtoConfig, ProtoStats};
+use super::{Chunk, Connection, Direction, ProtoConfig, ProtoStats, TxSink};
 
 /// Handshake bytes (and one partial record) buffered per direction.
 pub const MAX_HANDSHAKE_BYTES: usize = 64 * 1024;
@@ -721,7 +721,7 @@ impl TlsConnection {
 
     /// Feeds bytes of one direction.
     #[allow(clippy::too_many_arguments)]
-    pub fn on_chunk(&mut self, to_server: bool, chunk: Chunk<'_>, ts_us: u64, keylog: Option<&KeyLog>, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    pub fn on_chunk(&mut self, to_server: bool, chunk: Chunk<'_>, ts_us: u64, keylog: Option<&KeyLog>, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let i = di(to_server);
         self.late_secrets(keylog, ts_us, cfg, stats, out);
         match chunk {
@@ -766,7 +766,7 @@ impl TlsConnection {
 
     /// Secrets that reached the key log after the handshake was seen: derive
     /// the keys now and decrypt the records held for them.
-    fn late_secrets(&mut self, keylog: Option<&KeyLog>, ts_us: u64, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn late_secrets(&mut self, keylog: Option<&KeyLog>, ts_us: u64, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         if self.secrets.is_some() {
             return;
         }
@@ -800,7 +800,7 @@ impl TlsConnection {
 
     /// Reads the complete records buffered in one direction.
     #[allow(clippy::too_many_arguments)]
-    fn records(&mut self, to_server: bool, ts_us: u64, keylog: Option<&KeyLog>, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn records(&mut self, to_server: bool, ts_us: u64, keylog: Option<&KeyLog>, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let i = di(to_server);
         loop {
             let Some(dir) = self.dirs.get_mut(i) else { return };
@@ -842,7 +842,7 @@ impl TlsConnection {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record(&mut self, to_server: bool, head: [u8; 5], fragment: &[u8], ts_us: u64, keylog: Option<&KeyLog>, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    fn record(&mut self, to_server: bool, head: [u8; 5], fragment: &[u8], ts_us: u64, keylog: Option<&KeyLog>, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         let i = di(to_server);
         let ct = head[0];
         if ct == CT_CCS {
@@ -883,9 +883,9 @@ impl TlsConnection {
                         Box::new(c)
                     });
                     let dir = if to_server { Direction::ToServer } else { Direction::ToClient };
-                    let before = out.len();
+                    let before = out.txs().len();
                     inner.on_chunk(dir, Chunk::Data(&plain), ts_us, cfg, stats, out);
-                    for t in out.iter_mut().skip(before) {
+                    for t in out.txs().iter_mut().skip(before) {
                         t.decrypted = true;
                     }
                 }
@@ -1044,12 +1044,12 @@ impl TlsConnection {
     }
 
     /// The connection ended.
-    pub fn finish(&mut self, ts_us: u64, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut Vec<HttpTransaction>) {
+    pub fn finish(&mut self, ts_us: u64, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
         self.late_secrets(cfg.keylog.as_deref(), ts_us, cfg, stats, out);
         if let Some(inner) = self.inner.as_mut() {
-            let before = out.len();
+            let before = out.txs().len();
             inner.on_close(ts_us, cfg, stats, out);
-            for t in out.iter_mut().skip(before) {
+            for t in out.txs().iter_mut().skip(before) {
                 t.decrypted = true;
             }
         }
