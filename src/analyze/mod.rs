@@ -171,15 +171,27 @@ fn host_span_bytes(raw: &[u8]) -> Option<&[u8]> {
 /// Where [`host_span`] lies in `raw` (cut at ASCII bytes only). One pass:
 /// host values are short, and a vectorised search per character costs more.
 fn host_range(raw: &[u8]) -> Option<std::ops::Range<usize>> {
-    let mut start = raw.iter().position(|b| !b.is_ascii_whitespace())?;
-    let mut end = raw.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    let lead = raw.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    let body = raw.get(lead..)?.trim_ascii_end();
+    // the usual hosts, a name with or without a port, in one or two searches
+    let plain = match memchr::memchr2(b'@', b':', body) {
+        None => Some(body.len()),
+        Some(i) if body.get(i) == Some(&b':') && memchr::memchr2(b'@', b':', body.get(i + 1..).unwrap_or_default()).is_none() => Some(i),
+        Some(_) => None,
+    };
+    if let Some(mut e) = plain.filter(|_| body.first() != Some(&b'[')) {
+        while e > 0 && body.get(e - 1) == Some(&b'.') {
+            e -= 1;
+        }
+        return (e > 0).then_some(lead..lead + e);
+    }
     // userinfo ends at the last '@'; count the colons after it
-    let (mut colons, mut first_colon) = (0usize, end);
-    for (i, &b) in raw.iter().enumerate().take(end).skip(start) {
+    let (mut from, mut colons, mut first_colon) = (0usize, 0usize, body.len());
+    for (i, &b) in body.iter().enumerate() {
         if b == b'@' {
-            start = i + 1;
+            from = i + 1;
             colons = 0;
-            first_colon = end;
+            first_colon = body.len();
         } else if b == b':' {
             if colons == 0 {
                 first_colon = i;
@@ -187,17 +199,18 @@ fn host_range(raw: &[u8]) -> Option<std::ops::Range<usize>> {
             colons += 1;
         }
     }
-    if raw.get(start) == Some(&b'[') {
+    let (mut s, mut e) = (from, body.len());
+    if body.get(s) == Some(&b'[') {
         // an IPv6 literal: what the brackets hold
-        start += 1;
-        end = raw.get(start..end).and_then(|r| memchr::memchr(b']', r)).map_or(end, |i| start + i);
+        s += 1;
+        e = body.get(s..).and_then(|r| memchr::memchr(b']', r)).map_or(e, |i| s + i);
     } else if colons == 1 {
-        end = first_colon;
+        e = first_colon;
     }
-    while end > start && raw.get(end - 1) == Some(&b'.') {
-        end -= 1;
+    while e > s && body.get(e - 1) == Some(&b'.') {
+        e -= 1;
     }
-    (end > start).then_some(start..end)
+    (e > s).then_some(lead + s..lead + e)
 }
 
 /// Splits a request target into (path, query). The absolute form
@@ -598,6 +611,119 @@ mod tests {
         assert_eq!(normalize_host("example.com.").as_deref(), Some("example.com"));
         assert_eq!(normalize_host(""), None);
         assert_eq!(normalize_host(":80"), None);
+    }
+
+    /// The host part the former normalisation kept (trim, userinfo, brackets,
+    /// one port colon, trailing dots), written out again as the reference.
+    fn host_span_reference(raw: &str) -> Option<String> {
+        let h = raw.trim_ascii();
+        let h = match h.rfind('@') {
+            Some(i) => &h[i + 1..],
+            None => h,
+        };
+        let h = if let Some(rest) = h.strip_prefix('[') {
+            &rest[..rest.find(']').unwrap_or(rest.len())]
+        } else if h.matches(':').count() == 1 {
+            &h[..h.find(':').unwrap()]
+        } else {
+            h
+        };
+        let h = h.trim_end_matches('.');
+        (!h.is_empty()).then(|| h.to_string())
+    }
+
+    #[test]
+    fn host_span_is_the_host_part_of_every_shape() {
+        let alphabet = ["a", "B", "1", ".", ":", "@", "[", "]", " ", "\t", "é"];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut s = String::new();
+            for k in 0..(seed % 12) {
+                s.push_str(alphabet[((seed >> (5 * k)) % alphabet.len() as u64) as usize]);
+            }
+            assert_eq!(host_span(&s).map(str::to_string), host_span_reference(&s), "{s:?}");
+            assert_eq!(host_span_bytes(s.as_bytes()), host_span_reference(&s).as_deref().map(str::as_bytes), "{s:?}");
+            assert_eq!(normalize_host(&s), host_span_reference(&s).map(|h| h.to_ascii_lowercase()), "{s:?}");
+        }
+    }
+
+    /// Two requests share a sampling family exactly when the endpoint
+    /// `observe` gives them shares host, method, the template's first two
+    /// segments and its depth; requests `observe` leaves out have none.
+    #[test]
+    fn sampling_families_are_those_of_the_observed_endpoints() {
+        let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        let client: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+        let templates = crate::config::TemplatesConfig {
+            ignore: vec!["/health".to_string(), "/internal/**".to_string()],
+            assets: crate::config::AssetPolicy::Skip,
+            rules: vec![crate::config::UserTemplate { host: Some("shop.example".to_string()), template: "/p/{sku}/reviews".to_string() }],
+            ..Default::default()
+        };
+        let ctx = AnalyzeContext {
+            templates: templates.clone(),
+            exposure: context::Exposure::default(),
+            tags: Vec::new(),
+            auth: auth::AuthConfig::default(),
+            scan: sensitive::ScanLimits::default(),
+            fingerprints: fingerprint::Fingerprinter::new([1; fingerprint::KEY_LEN]),
+        };
+        let heads: &[(&str, &str, Option<&str>)] = &[
+            ("GET", "/v2/users/17", Some("api.example")),
+            ("GET", "/v2/users/18?x=1", Some("API.example:8080")),
+            ("GET", "/v2/users/18/orders", Some("api.example")),
+            ("GET", "/v2/users/19/orders", Some("user@api.example.")),
+            ("POST", "/v2/users/17", Some("api.example")),
+            ("GET", "/v2/items/17", Some("api.example")),
+            ("GET", "/17/users/x", Some("api.example")),
+            ("GET", "/18/users/x", Some("api.example")),
+            ("GET", "/a/0f8fad5b-d9cb-469f-a165-70867728950e/b", Some("api.example")),
+            ("GET", "/a/7c9e6679-7425-40de-944b-e07fc1f90ae7/b", Some("api.example")),
+            ("GET", "/v2/users/17", None),
+            ("GET", "http://api.example/v2/users/20", Some("api.example")),
+            ("GET", "/p/123/reviews", Some("shop.example")),
+            ("GET", "/p/456/reviews", Some("shop.example")),
+            ("GET", "/p/456/reviews", Some("other.example")),
+            ("CONNECT", "api.example:443", Some("api.example:443")),
+            ("GET", "/health", Some("api.example")),
+            ("GET", "/internal/metrics/x", Some("api.example")),
+            ("GET", "/static/app/main.js", Some("api.example")),
+            ("GET", "/static/app/main.json", Some("api.example")),
+            ("GET", "", Some("api.example")),
+            ("GET", "/", Some("[2001:db8::1]:80")),
+        ];
+        // (sampling key, the observed endpoint's host, method, template prefix and depth)
+        type Family = (String, String, String, usize);
+        let mut seen: Vec<(Option<u64>, Option<Family>)> = Vec::new();
+        for (method, target, host) in heads {
+            let facts = crate::proto::HeadFacts { method: method.as_bytes(), target: target.as_bytes(), host: host.map(str::as_bytes), server };
+            let key = sample_family(&templates, 7, &facts);
+            let mut tx = HttpTransaction::new(client, server, method, target);
+            tx.host = host.map(str::to_string);
+            let mut stats = AnalyzeStats::default();
+            let family = observe(&tx, &ctx, &mut stats, crate::proto::Sampling::ALL).map(|o| {
+                let t = o.key.path.clone();
+                let third = t.match_indices('/').nth(2).map_or(t.len(), |(i, _)| i);
+                (o.key.host.clone(), method.to_string(), t[..third].to_string(), t.matches('/').count())
+            });
+            assert_eq!(key.is_some(), family.is_some(), "{method} {target} {host:?}");
+            seen.push((key, family));
+        }
+        for (i, a) in seen.iter().enumerate() {
+            for b in &seen[i + 1..] {
+                if a.1.is_some() && b.1.is_some() {
+                    assert_eq!(a.0 == b.0, a.1 == b.1, "{:?} / {:?}", a.1, b.1);
+                }
+            }
+        }
+        // the cases above do make both kinds of pairs
+        assert_eq!(seen[0].0, seen[1].0);
+        assert_ne!(seen[0].0, seen[2].0);
+        assert_eq!(seen[12].0, seen[13].0);
+        assert_ne!(seen[13].0, seen[14].0);
     }
 
     #[test]

@@ -1140,6 +1140,54 @@ impl Http1Connection {
 mod tests {
     use super::*;
 
+    /// Bodies the sink will not read are counted but not kept; an error
+    /// response keeps its start; the others keep up to `body_scan_bytes`.
+    #[test]
+    fn unsampled_bodies_are_counted_not_kept() {
+        let (client, server) = (addr("10.0.0.1:40000"), addr("10.0.0.2:80"));
+        let c = cfg();
+        let mut conn = Http1Connection::new(client, server, false, &c);
+        let mut st = ProtoStats::default();
+        let mut sink = super::super::Picky::default();
+        let big = "e".repeat(super::super::ERROR_BODY_KEEP + 3000);
+        let req = format!(
+            "POST /skip/a HTTP/1.1\r\nHost: Api.Example\r\nContent-Length: 5\r\n\r\nhello\
+             POST /keep/b HTTP/1.1\r\nHost: api.example\r\nContent-Length: 5\r\n\r\nworld\
+             GET /skip/c HTTP/1.1\r\nHost: api.example\r\n\r\n"
+        );
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc\
+             HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n\
+             HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\n\r\n{big}",
+            big.len()
+        );
+        conn.on_chunk(true, Chunk::Data(req.as_bytes()), 1, &c, &mut st, &mut sink);
+        conn.on_chunk(false, Chunk::Data(resp.as_bytes()), 2, &c, &mut st, &mut sink);
+        let t = &sink.txs;
+        assert_eq!(t.len(), 3);
+        let heads: Vec<(&str, &str, Option<&str>)> = sink.asked.iter().map(|(m, p, h, _)| (m.as_str(), p.as_str(), h.as_deref())).collect();
+        assert_eq!(heads, [("POST", "/skip/a", Some("Api.Example")), ("POST", "/keep/b", Some("api.example")), ("GET", "/skip/c", Some("api.example"))]);
+        assert!(sink.asked.iter().all(|a| a.3 == server));
+        // not read: counted only
+        assert_eq!((t[0].request_body.length, t[0].request_body.sample.len()), (5, 0));
+        assert_eq!((t[0].response_body.length, t[0].response_body.sample.len()), (3, 0));
+        assert_eq!(t[0].sampling, Some(Sampling::NONE));
+        // read: kept (chunked too)
+        assert_eq!((t[1].request_body.sample.as_slice(), t[1].response_body.sample.as_slice()), (&b"world"[..], &b"xyz"[..]));
+        assert_eq!(t[1].sampling, Some(Sampling::ALL));
+        // an error response not read keeps the start the posture check reads
+        assert_eq!(t[2].response_body.length, big.len() as u64);
+        assert_eq!(t[2].response_body.sample.as_slice(), &big.as_bytes()[..super::super::ERROR_BODY_KEEP]);
+        // the limit still holds for bodies that are read
+        let mut small = cfg();
+        small.body_scan_bytes = 2;
+        let mut conn = Http1Connection::new(client, server, false, &small);
+        let mut sink = super::super::Picky::default();
+        conn.on_chunk(true, Chunk::Data(b"GET /skip HTTP/1.1\r\nHost: h\r\n\r\n"), 1, &small, &mut st, &mut sink);
+        conn.on_chunk(false, Chunk::Data(b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope"), 2, &small, &mut st, &mut sink);
+        assert_eq!(sink.txs[0].response_body.sample, b"no");
+    }
+
     /// Names found through the per-position memory are the names
     /// `header_name` gives, whatever order, spelling and length they come in.
     #[test]

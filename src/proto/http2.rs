@@ -1073,6 +1073,44 @@ mod tests {
         }
     }
 
+    /// Bodies the sink will not read are counted but not kept; an error
+    /// response keeps its start; the others keep their bodies; the sink is
+    /// asked with the request's pseudo-headers and the server's address.
+    #[test]
+    fn unsampled_bodies_are_counted_not_kept() {
+        let mut r = Run::new(false);
+        let mut sink = crate::proto::Picky::default();
+        let big = vec![b'e'; crate::proto::ERROR_BODY_KEEP + 3000];
+        let mut c = PREFACE.to_vec();
+        c.extend(frame(SETTINGS, 0, 0, &[]));
+        c.extend(frame(HEADERS, FLAG_END_HEADERS, 1, &request_block(false, "/skip/a", "api.example", &[])));
+        c.extend(frame(DATA, FLAG_END_STREAM, 1, b"hello"));
+        c.extend(frame(HEADERS, FLAG_END_HEADERS, 3, &request_block(false, "/keep/b", "api.example", &[])));
+        c.extend(frame(DATA, FLAG_END_STREAM, 3, b"world"));
+        c.extend(frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 5, &request_block(true, "/skip/c", "api.example", &[])));
+        let mut s = frame(SETTINGS, 0, 0, &[]);
+        s.extend(frame(HEADERS, FLAG_END_HEADERS, 1, &[0x88]));
+        s.extend(frame(DATA, FLAG_END_STREAM, 1, b"abc"));
+        s.extend(frame(HEADERS, FLAG_END_HEADERS, 3, &[0x88]));
+        s.extend(frame(DATA, FLAG_END_STREAM, 3, b"xyz"));
+        s.extend(frame(HEADERS, FLAG_END_HEADERS, 5, &[0x8d]));
+        s.extend(frame(DATA, FLAG_END_STREAM, 5, &big));
+        r.conn.on_chunk(true, Chunk::Data(&c), 1, &r.http, &mut r.stats, &mut sink);
+        r.conn.on_chunk(false, Chunk::Data(&s), 2, &r.http, &mut r.stats, &mut sink);
+        let heads: Vec<(&str, &str, Option<&str>)> = sink.asked.iter().map(|(m, p, h, _)| (m.as_str(), p.as_str(), h.as_deref())).collect();
+        assert_eq!(heads, [("POST", "/skip/a", Some("api.example")), ("POST", "/keep/b", Some("api.example")), ("GET", "/skip/c", Some("api.example"))]);
+        assert!(sink.asked.iter().all(|a| a.3 == addr("10.0.0.2:8081")));
+        let t = &sink.txs;
+        assert_eq!(t.len(), 3);
+        assert_eq!((t[0].request_body.length, t[0].request_body.sample.len()), (5, 0));
+        assert_eq!((t[0].response_body.length, t[0].response_body.sample.len()), (3, 0));
+        assert_eq!(t[0].sampling, Some(Sampling::NONE));
+        assert_eq!((t[1].request_body.sample.as_slice(), t[1].response_body.sample.as_slice()), (&b"world"[..], &b"xyz"[..]));
+        assert_eq!(t[1].sampling, Some(Sampling::ALL));
+        assert_eq!(t[2].response_body.length, big.len() as u64);
+        assert_eq!(t[2].response_body.sample.as_slice(), &big[..crate::proto::ERROR_BODY_KEEP]);
+    }
+
     fn simple_exchange() -> (Vec<u8>, Vec<u8>) {
         let mut c = PREFACE.to_vec();
         c.extend(frame(SETTINGS, 0, 0, &[0, 1, 0, 0, 0x10, 0]));

@@ -370,6 +370,34 @@ impl TxSink for Vec<HttpTransaction> {
     }
 }
 
+/// A sink for tests: requests whose target starts with `/skip` have their
+/// bodies left unread ([`Sampling::NONE`]), the others read; every head it
+/// was asked about is recorded.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Picky {
+    pub txs: Vec<HttpTransaction>,
+    /// (method, target, host, server) of each head asked about.
+    pub asked: Vec<(String, String, Option<String>, SocketAddr)>,
+}
+
+#[cfg(test)]
+impl TxSink for Picky {
+    fn txs(&mut self) -> &mut Vec<HttpTransaction> {
+        &mut self.txs
+    }
+
+    fn sampling(&mut self, head: &HeadFacts<'_>) -> Sampling {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        self.asked.push((text(head.method), text(head.target), head.host.map(text), head.server));
+        if head.target.starts_with(b"/skip") {
+            Sampling::NONE
+        } else {
+            Sampling::ALL
+        }
+    }
+}
+
 /// Anomalies seen on a transaction: data, not errors (bit set).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Anomalies(pub u32);
