@@ -89,11 +89,37 @@ struct Sampler {
     family_seed: u64,
     scan_first: u32,
     scan_every: u32,
+    /// The last host value seen and its part of the family hash.
+    last_host: Option<(Vec<u8>, analyze::FamilyHost)>,
 }
 
+/// Longest host value [`Sampler`] remembers.
+const HOST_MEMO_BYTES: usize = 256;
+
 impl Sampler {
+    fn host(&mut self, head: &HeadFacts<'_>) -> analyze::FamilyHost {
+        let Some(raw) = head.host.filter(|h| h.len() <= HOST_MEMO_BYTES) else {
+            return analyze::FamilyHost::of(self.family_seed, head.host, head.server);
+        };
+        match &mut self.last_host {
+            Some((last, key)) if last.as_slice() == raw => *key,
+            Some((last, key)) => {
+                *key = analyze::FamilyHost::of(self.family_seed, Some(raw), head.server);
+                last.clear();
+                last.extend_from_slice(raw);
+                *key
+            }
+            None => {
+                let key = analyze::FamilyHost::of(self.family_seed, Some(raw), head.server);
+                self.last_host = Some((raw.to_vec(), key));
+                key
+            }
+        }
+    }
+
     fn decide(&mut self, head: &HeadFacts<'_>) -> Sampling {
-        let Some(key) = analyze::sample_family(&self.templates, self.family_seed, head) else {
+        let host = self.host(head);
+        let Some(key) = analyze::sample_family(&self.templates, host, head) else {
             return Sampling::NONE;
         };
         if self.per_family.len() >= ENDPOINT_TABLE_LIMIT {
@@ -183,6 +209,7 @@ impl Engine {
                     family_seed: std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0x6661_6d69_6c79u64),
                     scan_first: cfg.sensitive.body_scan_first,
                     scan_every: cfg.sensitive.body_scan_every,
+                    last_host: None,
                 },
             },
             transactions,
@@ -238,11 +265,12 @@ impl Engine {
         let want = if self.out.observations.capacity() == 0 { self.handler.txs.len().max(OBSERVATIONS_RESERVE) } else { self.handler.txs.len() };
         self.out.observations.reserve(want);
         let sampler = &mut self.handler.sampler;
-        for tx in self.handler.txs.drain(..) {
-            let depth: Depth = tx.sampling.unwrap_or_else(|| sampler.decide_late(&tx));
-            let obs = analyze::observe(&tx, &self.analyze, &mut self.analyze_stats, depth);
+        // read in place (a transaction is several hundred bytes), dropped together after
+        for tx in &self.handler.txs {
+            let depth: Depth = tx.sampling.unwrap_or_else(|| sampler.decide_late(tx));
+            let obs = analyze::observe(tx, &self.analyze, &mut self.analyze_stats, depth);
             if self.transactions {
-                let ev = crate::export::in_format(ocsf::http_activity(&tx, obs.as_ref()), self.format);
+                let ev = crate::export::in_format(ocsf::http_activity(tx, obs.as_ref()), self.format);
                 if serde_json::to_writer(&mut self.out.events, &ev).is_ok() {
                     self.out.events.push(b'\n');
                     self.out.event_count += 1;
@@ -252,6 +280,7 @@ impl Engine {
                 self.out.observations.push(o);
             }
         }
+        self.handler.txs.clear();
     }
 
     /// Takes what was produced so far.

@@ -350,11 +350,8 @@ fn user_template<'a>(ctx: &'a AnalyzeContext, host: &str, path: &str) -> Option<
 /// only learned later, in the aggregator, so a template's slugs still stand
 /// for themselves here. `None` when [`observe`] will leave the request out
 /// (an ignored path, a skipped static asset): none of its bodies is read.
-pub fn sample_family(templates: &crate::config::TemplatesConfig, seed: u64, head: &crate::proto::HeadFacts<'_>) -> Option<u64> {
+pub fn sample_family(templates: &crate::config::TemplatesConfig, host: FamilyHost, head: &crate::proto::HeadFacts<'_>) -> Option<u64> {
     let text = |b| String::from_utf8_lossy(b);
-    let host_span = head.host.and_then(host_span_bytes);
-    let server = host_span.is_none().then(|| server_host(head.server));
-    let host = host_span.or(server.as_deref().map(str::as_bytes)).unwrap_or_default();
     let connect = head.method.eq_ignore_ascii_case(b"CONNECT");
     let path = if connect { head.target } else { target_path(head.target) };
     let path: &[u8] = if path.is_empty() { b"/" } else { path };
@@ -364,7 +361,9 @@ pub fn sample_family(templates: &crate::config::TemplatesConfig, seed: u64, head
     let user = if templates.rules.is_empty() {
         None
     } else {
-        let (host, path) = (text(host).to_ascii_lowercase(), text(path));
+        let server = server_host(head.server);
+        let host = head.host.and_then(host_span_bytes).unwrap_or(server.as_bytes());
+        let (host, path) = (String::from_utf8_lossy(host).to_ascii_lowercase(), text(path));
         templates
             .rules
             .iter()
@@ -389,16 +388,7 @@ pub fn sample_family(templates: &crate::config::TemplatesConfig, seed: u64, head
                 }
             }
         }
-        let mut h = FamilyHash::new(seed);
-        let mut lower = [0u8; 64];
-        match lower.get_mut(..host.len()) {
-            Some(buf) => {
-                buf.copy_from_slice(host);
-                buf.make_ascii_lowercase();
-                h.part(buf);
-            }
-            None => h.part(&host.to_ascii_lowercase()),
-        }
+        let mut h = FamilyHash(host.0);
         h.part(head.method);
         h.part(t.get(..third).unwrap_or(t));
         Some(h.finish(depth))
@@ -429,6 +419,24 @@ fn target_path(target: &[u8]) -> &[u8] {
             }
         }
         None => path,
+    }
+}
+
+/// The host part of a request's sampling family ([`sample_family`]): the
+/// host [`observe`] gives its endpoint (lower case; the server's address when
+/// the request names none), hashed under `seed`. Worked out once per host
+/// value by a caller that remembers it: requests of a connection repeat it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FamilyHost(u64);
+
+impl FamilyHost {
+    pub fn of(seed: u64, host: Option<&[u8]>, server: SocketAddr) -> FamilyHost {
+        let span = host.and_then(host_span_bytes);
+        let server = span.is_none().then(|| server_host(server));
+        let host = span.or(server.as_deref().map(str::as_bytes)).unwrap_or_default();
+        let mut h = FamilyHash::new(seed);
+        h.part(&host.to_ascii_lowercase());
+        FamilyHost(h.0)
     }
 }
 
@@ -700,7 +708,7 @@ mod tests {
         let mut seen: Vec<(Option<u64>, Option<Family>)> = Vec::new();
         for (method, target, host) in heads {
             let facts = crate::proto::HeadFacts { method: method.as_bytes(), target: target.as_bytes(), host: host.map(str::as_bytes), server };
-            let key = sample_family(&templates, 7, &facts);
+            let key = sample_family(&templates, FamilyHost::of(7, facts.host, facts.server), &facts);
             let mut tx = HttpTransaction::new(client, server, method, target);
             tx.host = host.map(str::to_string);
             let mut stats = AnalyzeStats::default();
