@@ -89,8 +89,9 @@ struct Sampler {
     family_seed: u64,
     scan_first: u32,
     scan_every: u32,
-    /// The last host value seen and its part of the family hash.
-    last_host: Option<(Vec<u8>, analyze::FamilyHost)>,
+    /// The last host value seen (and server: a value without a host part
+    /// stands for the server's address) and its part of the family hash.
+    last_host: Option<(Vec<u8>, SocketAddr, analyze::FamilyHost)>,
 }
 
 /// Longest host value [`Sampler`] remembers.
@@ -102,16 +103,17 @@ impl Sampler {
             return analyze::FamilyHost::of(self.family_seed, head.host, head.server);
         };
         match &mut self.last_host {
-            Some((last, key)) if last.as_slice() == raw => *key,
-            Some((last, key)) => {
+            Some((last, server, key)) if last.as_slice() == raw && *server == head.server => *key,
+            Some((last, server, key)) => {
                 *key = analyze::FamilyHost::of(self.family_seed, Some(raw), head.server);
+                *server = head.server;
                 last.clear();
                 last.extend_from_slice(raw);
                 *key
             }
             None => {
                 let key = analyze::FamilyHost::of(self.family_seed, Some(raw), head.server);
-                self.last_host = Some((raw.to_vec(), key));
+                self.last_host = Some((raw.to_vec(), head.server, key));
                 key
             }
         }
