@@ -382,6 +382,31 @@ pub(crate) struct Picky {
 }
 
 #[cfg(test)]
+impl Picky {
+    /// What both parsers must have made of three requests — `/skip/a` (5-byte
+    /// body, 200 with 3 bytes), `/keep/b` (`world`, 200 with `xyz`) and
+    /// `/skip/c` (an error response with `big` as its body) — to `server`,
+    /// the first naming `first_host`, the others `api.example`.
+    pub fn check_three(&self, first_host: &str, server: SocketAddr, big: &[u8]) {
+        let heads: Vec<(&str, &str, Option<&str>)> = self.asked.iter().map(|(m, p, h, _)| (m.as_str(), p.as_str(), h.as_deref())).collect();
+        assert_eq!(heads, [("POST", "/skip/a", Some(first_host)), ("POST", "/keep/b", Some("api.example")), ("GET", "/skip/c", Some("api.example"))]);
+        assert!(self.asked.iter().all(|a| a.3 == server));
+        let t = &self.txs;
+        assert_eq!(t.len(), 3);
+        // not read: counted only
+        assert_eq!((t[0].request_body.length, t[0].request_body.sample.len()), (5, 0));
+        assert_eq!((t[0].response_body.length, t[0].response_body.sample.len()), (3, 0));
+        assert_eq!(t[0].sampling, Some(Sampling::NONE));
+        // read: kept
+        assert_eq!((t[1].request_body.sample.as_slice(), t[1].response_body.sample.as_slice()), (&b"world"[..], &b"xyz"[..]));
+        assert_eq!(t[1].sampling, Some(Sampling::ALL));
+        // an error response not read keeps the start the posture check reads
+        assert_eq!(t[2].response_body.length, big.len() as u64);
+        assert_eq!(t[2].response_body.sample.as_slice(), &big[..ERROR_BODY_KEEP]);
+    }
+}
+
+#[cfg(test)]
 impl TxSink for Picky {
     fn txs(&mut self) -> &mut Vec<HttpTransaction> {
         &mut self.txs
