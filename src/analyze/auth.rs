@@ -241,14 +241,16 @@ pub struct Credential {
     /// Keyed fingerprint of the credential (domain `auth:<scheme>`). For Basic:
     /// of the user name only; for Digest of the user name, for AWS signatures
     /// of the access key id, for Hawk of the key id (their other parts change
-    /// per request); otherwise of the whole value.
-    pub fingerprint: String,
+    /// per request); otherwise of the whole value. Shared with the per-thread
+    /// memo of the value's facts (a session's token comes back on every request).
+    pub fingerprint: std::sync::Arc<str>,
     /// Keyed fingerprint (domain `auth:principal`) of who the credential
     /// names: Basic/Digest user name, JWT `sub`, API key, AWS/Hawk key id.
     pub principal_fingerprint: Option<String>,
     /// Redacted sample of the fingerprinted value ([`redact`] keeping 4
     /// characters at each end of long values only); Basic: of the user name.
-    pub redacted: String,
+    /// Shared like the fingerprint.
+    pub redacted: std::sync::Arc<str>,
     /// Shared with the per-thread memo of decoded tokens (a session's token
     /// comes back on every request).
     pub jwt: Option<std::sync::Arc<JwtInfo>>,
@@ -409,8 +411,8 @@ impl Ctx<'_> {
             let jwt = parse_jwt(t.value, self.fp);
             let scheme = if matches!(jwt, JwtParse::Jwt { .. }) { &t.jwt_scheme } else { &t.scheme };
             TokenFacts {
-                fingerprint: self.fingerprint(scheme, t.value),
-                redacted: redact(&String::from_utf8_lossy(t.value), REDACT_KEEP),
+                fingerprint: self.fingerprint(scheme, t.value).into(),
+                redacted: redact(&String::from_utf8_lossy(t.value), REDACT_KEEP).into(),
                 jwt,
                 not_token68: t.token68 && t.value.iter().any(|b| !is_token68(*b)),
             }
@@ -579,9 +581,9 @@ impl Ctx<'_> {
                 BasicFacts {
                     weak_password: weak_password(&String::from_utf8_lossy(pass), &user_s, self.cfg.basic_min_password_len),
                     malformed: false,
-                    fingerprint: self.fingerprint(&AuthScheme::Basic, user),
+                    fingerprint: self.fingerprint(&AuthScheme::Basic, user).into(),
                     principal: Some(self.principal(user)),
-                    redacted: redact(&user_s, REDACT_KEEP),
+                    redacted: redact(&user_s, REDACT_KEEP).into(),
                 }
             }
             // Not user:pass. The value may still hold a password (e.g. sent
@@ -589,9 +591,9 @@ impl Ctx<'_> {
             None => BasicFacts {
                 weak_password: false,
                 malformed: true,
-                fingerprint: self.fingerprint(&AuthScheme::Basic, token68),
+                fingerprint: self.fingerprint(&AuthScheme::Basic, token68).into(),
                 principal: None,
-                redacted: redact(&String::from_utf8_lossy(token68), 0),
+                redacted: redact(&String::from_utf8_lossy(token68), 0).into(),
             },
         }
     }
@@ -816,17 +818,17 @@ enum JwtParse {
 struct BasicFacts {
     weak_password: bool,
     malformed: bool,
-    fingerprint: String,
+    fingerprint: std::sync::Arc<str>,
     principal: Option<String>,
-    redacted: String,
+    redacted: std::sync::Arc<str>,
 }
 
 /// A token's decoding, fingerprint and redacted sample.
 #[derive(Clone)]
 struct TokenFacts {
     jwt: JwtParse,
-    fingerprint: String,
-    redacted: String,
+    fingerprint: std::sync::Arc<str>,
+    redacted: std::sync::Arc<str>,
     /// Required to be a token68 and is not.
     not_token68: bool,
 }
@@ -1389,9 +1391,9 @@ mod tests {
         let c = auth("Basic YWRtaW5Ac2hvcC50ZXN0OlMzY3IzdC1BZG1pbiE=");
         assert_eq!(c.scheme, AuthScheme::Basic);
         assert_eq!(c.carrier, "authorization");
-        assert_eq!(c.fingerprint, fp().fingerprint("auth:basic", b"admin@shop.test"));
+        assert_eq!(*c.fingerprint, *fp().fingerprint("auth:basic", b"admin@shop.test"));
         assert_eq!(c.principal_fingerprint, Some(fp().fingerprint("auth:principal", b"admin@shop.test")));
-        assert_eq!(c.redacted, "<redacted 15 chars>");
+        assert_eq!(&*c.redacted, "<redacted 15 chars>");
         assert!(c.flags.basic_cleartext && !c.flags.malformed && c.jwt.is_none());
         // the same user with another password: same fingerprint
         assert_eq!(auth(&basic("admin@shop.test", "other-password-9")).fingerprint, c.fingerprint);
@@ -1428,9 +1430,9 @@ mod tests {
     #[test]
     fn basic_colon_in_password_and_at_in_user() {
         let c = auth(&basic("first.last@example.com", "pa:ss:word:xY7#long"));
-        assert_eq!(c.fingerprint, fp().fingerprint("auth:basic", b"first.last@example.com"));
+        assert_eq!(*c.fingerprint, *fp().fingerprint("auth:basic", b"first.last@example.com"));
         assert!(!c.flags.malformed);
-        assert_eq!(c.redacted, "firs….com (22 chars)");
+        assert_eq!(&*c.redacted, "firs….com (22 chars)");
         assert!(!c.flags.basic_weak_password);
     }
 
@@ -1482,7 +1484,7 @@ mod tests {
             assert!(c.jwt.is_none() && !c.flags.malformed, "{v}");
         }
         let c = auth("Bearer expired");
-        assert_eq!(c.fingerprint, fp().fingerprint("auth:bearer", b"expired"));
+        assert_eq!(*c.fingerprint, *fp().fingerprint("auth:bearer", b"expired"));
         assert!(auth("Bearer").flags.malformed);
         assert!(auth("Bearer two words").flags.malformed);
     }
@@ -1493,7 +1495,7 @@ mod tests {
         let t = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6InRnZW4tMSJ9.eyJpc3MiOiJodHRwczovL2F1dGguc2hvcC50ZXN0Iiwic3ViIjoiMTAwMSIsImF1ZCI6ImFwaS5zaG9wLnRlc3QiLCJlbWFpbCI6ImFsaWNlQHNob3AudGVzdCIsInJvbGUiOiJjdXN0b21lciIsImlhdCI6MTcxNDU1MDQwMCwiZXhwIjoyMDI5OTEwNDAwfQ.1HXdfS53kGdt6lFMehGmDCzhaJe1_qx83oVGbf7rajs";
         let c = auth(&format!("Bearer {t}"));
         assert_eq!(c.scheme, AuthScheme::BearerJwt);
-        assert_eq!(c.fingerprint, fp().fingerprint("auth:bearer_jwt", t.as_bytes()));
+        assert_eq!(*c.fingerprint, *fp().fingerprint("auth:bearer_jwt", t.as_bytes()));
         let j = c.jwt.clone().unwrap();
         assert_eq!(j.alg.as_deref(), Some("HS256"));
         assert_eq!(j.kid.as_deref(), Some("tgen-1"));
@@ -1505,7 +1507,7 @@ mod tests {
         assert_eq!(c.principal_fingerprint, j.sub_fingerprint);
         // ten years: long-lived, not expired
         assert!(c.flags.jwt_long_lived && !c.flags.jwt_expired && !c.flags.jwt_no_exp && !c.flags.malformed);
-        assert_eq!(c.redacted, "eyJh…rajs (295 chars)");
+        assert_eq!(&*c.redacted, "eyJh…rajs (295 chars)");
         // bare JWT without a scheme, and the `JWT` scheme
         assert_eq!(auth(t), c);
         assert_eq!(auth(&format!("JWT {t}")).scheme, AuthScheme::BearerJwt);
@@ -1621,22 +1623,22 @@ mod tests {
         let c = auth(r#"Digest username="Mufasa", realm="http-auth@example.org", uri="/dir/index.html", nonce="7ypf", nc=00000001, cnonce="f2/wE4q", qop=auth, response="8ca523f5", opaque="FQhe""#);
         assert_eq!(c.scheme, AuthScheme::Other("digest".into()));
         assert_eq!(c.scheme.as_str(), "other:digest");
-        assert_eq!(c.fingerprint, fp().fingerprint("auth:other:digest", b"Mufasa"));
+        assert_eq!(*c.fingerprint, *fp().fingerprint("auth:other:digest", b"Mufasa"));
         assert_eq!(c.principal_fingerprint, Some(fp().fingerprint("auth:principal", b"Mufasa")));
         let c = auth("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7");
         assert_eq!(c.scheme, AuthScheme::Other("aws4-hmac-sha256".into()));
-        assert_eq!(c.fingerprint, fp().fingerprint("auth:other:aws4-hmac-sha256", b"AKIDEXAMPLE"));
+        assert_eq!(*c.fingerprint, *fp().fingerprint("auth:other:aws4-hmac-sha256", b"AKIDEXAMPLE"));
         let c = auth(r#"Hawk id="dh37fgj492je", ts="1353832234", nonce="j4h3g2", mac="6R4rV5iE+NPoym+WwjeHzjAGXUtLNIxmo1vpMofpLAE=""#);
         assert_eq!(c.scheme, AuthScheme::Other("hawk".into()));
-        assert_eq!(c.fingerprint, fp().fingerprint("auth:other:hawk", b"dh37fgj492je"));
+        assert_eq!(*c.fingerprint, *fp().fingerprint("auth:other:hawk", b"dh37fgj492je"));
         assert_eq!(auth("NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw==").scheme.as_str(), "other:ntlm");
         assert_eq!(auth("Negotiate YIIGhgYGKwYBBQUCoIIGejCCBnagMDAuBgkqhkiC9xIBAgIGCSqGSIb3").scheme.as_str(), "other:negotiate");
         let c = auth(r#"Token token="h480djs93hd8", foo="bar""#);
         assert_eq!(c.scheme.as_str(), "other:token");
-        assert_eq!(c.fingerprint, fp().fingerprint("auth:other:token", b"h480djs93hd8"));
+        assert_eq!(*c.fingerprint, *fp().fingerprint("auth:other:token", b"h480djs93hd8"));
         let c = auth("token=h480djs93hd8");
         assert_eq!(c.scheme.as_str(), "other:token");
-        assert_eq!(c.fingerprint, fp().fingerprint("auth:other:token", b"h480djs93hd8"));
+        assert_eq!(*c.fingerprint, *fp().fingerprint("auth:other:token", b"h480djs93hd8"));
         assert_eq!(auth("Foo-Scheme abc").scheme.as_str(), "other:foo-scheme");
         // what sits where a scheme belongs but looks like a secret is not kept as a name
         assert_eq!(auth("sk_live_4eC39HqLyjWDarjtT1zdp7dc extra").scheme.as_str(), "other:unknown");
@@ -1655,13 +1657,13 @@ mod tests {
         let c = run(&[("X-API-Key", "pk_partner_7f3c9a2e41b84d0c9e11")], "/v2/inventory/SKU-1");
         assert_eq!(c.len(), 1);
         assert_eq!((c[0].scheme.clone(), c[0].carrier.as_str()), (AuthScheme::ApiKeyHeader, "x-api-key"));
-        assert_eq!(c[0].fingerprint, fp().fingerprint("auth:api_key_header", b"pk_partner_7f3c9a2e41b84d0c9e11"));
-        assert_eq!(c[0].redacted, "pk_p…9e11 (31 chars)");
+        assert_eq!(*c[0].fingerprint, *fp().fingerprint("auth:api_key_header", b"pk_partner_7f3c9a2e41b84d0c9e11"));
+        assert_eq!(&*c[0].redacted, "pk_p…9e11 (31 chars)");
         assert!(c[0].principal_fingerprint.is_some());
         for v in ["ApiKey pk_abc123", "Api-Key pk_abc123", "pk_abc123"] {
             let c = auth(v);
             assert_eq!(c.scheme, AuthScheme::ApiKeyHeader, "{v}");
-            assert_eq!(c.fingerprint, fp().fingerprint("auth:api_key_header", b"pk_abc123"), "{v}");
+            assert_eq!(*c.fingerprint, *fp().fingerprint("auth:api_key_header", b"pk_abc123"), "{v}");
         }
         assert!(run(&[("Ocp-Apim-Subscription-Key", "0123456789abcdef")], "/")[0].scheme == AuthScheme::ApiKeyHeader);
         // empty values carry nothing
@@ -1682,7 +1684,7 @@ mod tests {
         let c = run(&[("X-Forwarded-Authorization", &format!("Bearer {t}")), ("User-Agent", "curl/8"), ("Accept", "eyJ")], "/");
         assert_eq!(c.len(), 1);
         assert_eq!((c[0].scheme.clone(), c[0].carrier.as_str()), (AuthScheme::BearerJwt, "x-forwarded-authorization"));
-        assert_eq!(c[0].fingerprint, fp().fingerprint("auth:bearer_jwt", t.as_bytes()));
+        assert_eq!(*c[0].fingerprint, *fp().fingerprint("auth:bearer_jwt", t.as_bytes()));
         assert!(run(&[("X-Request-Id", "abc.def.ghi"), ("X-Trace", "eyJub3QiOiJqd3QifQ.e30.x")], "/").is_empty());
     }
 
@@ -1691,11 +1693,11 @@ mod tests {
         let c = run(&[], "/v2/reports/sales?api_key=rk_report_c81e728d9d4c2f63&from=2024-04-01&to=2024-04-30");
         assert_eq!(c.len(), 1);
         assert_eq!((c[0].scheme.clone(), c[0].carrier.as_str()), (AuthScheme::ApiKeyQuery, "api_key"));
-        assert_eq!(c[0].fingerprint, fp().fingerprint("auth:api_key_query", b"rk_report_c81e728d9d4c2f63"));
+        assert_eq!(*c[0].fingerprint, *fp().fingerprint("auth:api_key_query", b"rk_report_c81e728d9d4c2f63"));
         // percent-encoded names and values, case-insensitive names
         let c = run(&[], "/r?api%5Fkey=rk%2Dabc%2b1&x=1");
         assert_eq!(c[0].carrier, "api_key");
-        assert_eq!(c[0].fingerprint, fp().fingerprint("auth:api_key_query", b"rk-abc+1"));
+        assert_eq!(*c[0].fingerprint, *fp().fingerprint("auth:api_key_query", b"rk-abc+1"));
         assert_eq!(run(&[], "/r?API_KEY=zz")[0].carrier, "API_KEY");
         assert_eq!(run(&[], "/r?access+token=zz&access_token=zz").len(), 1);
         // a JWT in any parameter
@@ -1718,12 +1720,12 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert_eq!(c.iter().map(|c| c.carrier.as_str()).collect::<Vec<_>>(), vec!["sid", "refresh"]);
         assert!(c.iter().all(|c| c.scheme == AuthScheme::CookieSession && !c.flags.malformed));
-        assert_eq!(c[0].fingerprint, fp().fingerprint("auth:cookie_session", b"702b0a921ab7b55c7a121ca06c119f78"));
-        assert_eq!(c[0].redacted, "702b…9f78 (32 chars)");
+        assert_eq!(*c[0].fingerprint, *fp().fingerprint("auth:cookie_session", b"702b0a921ab7b55c7a121ca06c119f78"));
+        assert_eq!(&*c[0].redacted, "702b…9f78 (32 chars)");
         // odd spacing, empty pairs, quotes, case, a pair without '=', empty values
         let c = run(&[("cookie", " ;; SID =  \"q-v-1\" ;noeq; =x; session= ;\tPHPSESSID=abc\t;")], "/");
         assert_eq!(c.iter().map(|c| c.carrier.as_str()).collect::<Vec<_>>(), vec!["SID", "PHPSESSID"]);
-        assert_eq!(c[0].fingerprint, fp().fingerprint("auth:cookie_session", b"q-v-1"));
+        assert_eq!(*c[0].fingerprint, *fp().fingerprint("auth:cookie_session", b"q-v-1"));
         // names containing "session", JWT values, and cookies split over two headers (HTTP/2)
         let t = hs256(r#"{"sub":"9","iat":1795457000,"exp":1795460600}"#);
         let c = run(&[("cookie", "laravel_session=xyz"), ("cookie", &format!("at={t}; prefs=1"))], "/");
@@ -1888,7 +1890,7 @@ mod tests {
             carrier: "c".into(),
             fingerprint: "f".into(),
             principal_fingerprint: principal.map(str::to_string),
-            redacted: String::new(),
+            redacted: "".into(),
             jwt: None,
             flags: AuthFlags::default(),
             scheme,

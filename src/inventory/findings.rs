@@ -1075,9 +1075,9 @@ mod tests {
             let mut cr = crate::analyze::auth::Credential {
                 scheme: crate::analyze::auth::AuthScheme::BearerJwt,
                 carrier: "authorization".into(),
-                fingerprint: String::new(),
+                fingerprint: "".into(),
                 principal_fingerprint: None,
-                redacted: String::new(),
+                redacted: "".into(),
                 jwt: None,
                 flags: Default::default(),
             };
