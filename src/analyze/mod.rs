@@ -168,12 +168,12 @@ fn host_span_bytes(raw: &[u8]) -> Option<&[u8]> {
     host_range(raw).and_then(|r| raw.get(r))
 }
 
-/// Where [`host_span`] lies in `raw` (cut at ASCII bytes only). One pass:
-/// host values are short, and a vectorised search per character costs more.
+/// Where [`host_span`] lies in `raw` (cut at ASCII bytes only): the usual
+/// hosts (a name, with or without a port) in one or two searches, the others
+/// (userinfo, IPv6 literals, several colons) in one pass.
 fn host_range(raw: &[u8]) -> Option<std::ops::Range<usize>> {
     let lead = raw.iter().take_while(|b| b.is_ascii_whitespace()).count();
     let body = raw.get(lead..)?.trim_ascii_end();
-    // the usual hosts, a name with or without a port, in one or two searches
     let plain = match memchr::memchr2(b'@', b':', body) {
         None => Some(body.len()),
         Some(i) if body.get(i) == Some(&b':') && memchr::memchr2(b'@', b':', body.get(i + 1..).unwrap_or_default()).is_none() => Some(i),
@@ -338,8 +338,8 @@ fn body_shape(body: &crate::proto::BodyInfo, headers: &[crate::proto::Header], c
 }
 
 /// The user template that matches `path` on `host`, if any.
-fn user_template<'a>(ctx: &'a AnalyzeContext, host: &str, path: &str) -> Option<&'a str> {
-    ctx.templates
+fn user_template<'a>(templates: &'a crate::config::TemplatesConfig, host: &str, path: &str) -> Option<&'a str> {
+    templates
         .rules
         .iter()
         .find(|r| r.host.as_deref().is_none_or(|h| h == "*" || context::host_glob(h, host)) && template::matches_template(&r.template, path))
@@ -349,7 +349,7 @@ fn user_template<'a>(ctx: &'a AnalyzeContext, host: &str, path: &str) -> Option<
 /// The endpoint family a request's bodies are sampled by: its host, method
 /// and the first two segments of its template (the host, method and
 /// template [`observe`] gives it), with the template's depth, as a hash under
-/// `seed` ([`family_key`]) — worked out from the request head alone, without
+/// `seed` ([`FamilyHash`]) — worked out from the request head alone, without
 /// allocating unless user templates are configured. Free-text parameters are
 /// only learned later, in the aggregator, so a template's slugs still stand
 /// for themselves here. `None` when [`observe`] will leave the request out
@@ -367,12 +367,7 @@ pub fn sample_family(templates: &crate::config::TemplatesConfig, host: FamilyHos
     } else {
         let server = server_host(head.server);
         let host = head.host.and_then(host_span_bytes).unwrap_or(server.as_bytes());
-        let (host, path) = (String::from_utf8_lossy(host).to_ascii_lowercase(), text(path));
-        templates
-            .rules
-            .iter()
-            .find(|r| r.host.as_deref().is_none_or(|h| h == "*" || context::host_glob(h, &host)) && template::matches_template(&r.template, &path))
-            .map(|r| r.template.as_str())
+        user_template(templates, &String::from_utf8_lossy(host).to_ascii_lowercase(), &text(path))
     };
     let family = |template: &str| -> Option<u64> {
         if templates.assets == crate::config::AssetPolicy::Skip
@@ -495,7 +490,7 @@ pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeSt
         stats.ignored += 1;
         return None;
     }
-    let (template, fixed) = match user_template(ctx, &host, path) {
+    let (template, fixed) = match user_template(&ctx.templates, &host, path) {
         Some(t) => (t.to_string(), true),
         None if tx.method.eq_ignore_ascii_case("CONNECT") => (path.to_string(), true),
         None => (template::typed_template(path), false),
