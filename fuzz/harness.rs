@@ -273,6 +273,42 @@ struct ProtoHandler {
     stats: ProtoStats,
     txs: Vec<HttpTransaction>,
     open: usize,
+    /// Requests' bodies sampled by what their heads hold (else every body read).
+    sampled: bool,
+}
+
+/// A sink that samples by the head's bytes (chosen by the fuzzer): each of
+/// the four samplings comes up.
+struct FuzzSink<'a> {
+    txs: &'a mut Vec<HttpTransaction>,
+    sampled: bool,
+}
+
+impl apitap::proto::TxSink for FuzzSink<'_> {
+    fn txs(&mut self) -> &mut Vec<HttpTransaction> {
+        self.txs
+    }
+
+    fn sampling(&mut self, head: &apitap::proto::HeadFacts<'_>) -> apitap::proto::Sampling {
+        if !self.sampled {
+            return apitap::proto::Sampling::ALL;
+        }
+        let n = head.method.len() + head.target.len() + head.host.map_or(0, <[u8]>::len);
+        apitap::proto::Sampling { body_scan: n & 1 != 0, shapes: n & 2 != 0 }
+    }
+}
+
+/// Body samples stay within the configured size and the body, and a request
+/// whose bodies are not read keeps none of its own.
+fn check_samples(txs: &[HttpTransaction], limit: usize) {
+    for tx in txs {
+        for b in [&tx.request_body, &tx.response_body] {
+            assert!(b.sample.len() <= limit && b.sample.len() as u64 <= b.length, "sample {} of {} (limit {limit})", b.sample.len(), b.length);
+        }
+        if tx.sampling.is_some_and(|s| !s.body_scan && !s.shapes) {
+            assert!(tx.request_body.sample.is_empty(), "unread request body kept: {tx:?}");
+        }
+    }
 }
 
 /// A connection and, per direction, whether `End` was delivered.
@@ -297,14 +333,18 @@ impl FlowHandler for ProtoHandler {
             Chunk::Gap(n) => assert!(n > 0, "Gap(0)"),
             Chunk::End => *ended = true,
         }
-        st.conn.on_chunk(dir, chunk, ts, &self.cfg, &mut self.stats, &mut self.txs);
+        let mut sink = FuzzSink { txs: &mut self.txs, sampled: self.sampled };
+        st.conn.on_chunk(dir, chunk, ts, &self.cfg, &mut self.stats, &mut sink);
+        check_samples(&self.txs, self.cfg.http.body_scan_bytes);
         touch_transactions(&mut self.txs);
     }
 
     fn close(&mut self, mut st: FlowState, ts: u64) {
         assert!(st.ended == [true, true], "close before End in both directions: {:?}", st.ended);
         self.open -= 1;
-        st.conn.on_close(ts, &self.cfg, &mut self.stats, &mut self.txs);
+        let mut sink = FuzzSink { txs: &mut self.txs, sampled: self.sampled };
+        st.conn.on_close(ts, &self.cfg, &mut self.stats, &mut sink);
+        check_samples(&self.txs, self.cfg.http.body_scan_bytes);
         touch_transactions(&mut self.txs);
     }
 }
@@ -346,7 +386,9 @@ fn flow_limits(sel: u8) -> FlowLimits {
     }
 }
 
-/// `flow`: `[limits selector][config selector]`, then segments:
+/// `flow`: `[limits selector][config selector]`, then segments. Config
+/// selector bits: 0 small HTTP limits, 1 small HTTP/2 limits, 2 every body
+/// read (else requests are sampled by their heads' bytes, [`FuzzSink`]).
 ///
 /// `[sel][flags][seq][ack][dt u8 (ms)][len]payload`, where `sel` bits 0-1
 /// pick the endpoint pair, bit 2 the direction (set: server to client),
@@ -362,7 +404,7 @@ pub fn flow(data: &[u8]) {
         http2: if conf & 2 != 0 { small_http2_config() } else { Http2Config::default() },
         keylog: None,
     };
-    let mut handler = ProtoHandler { cfg, stats: ProtoStats::default(), txs: Vec::new(), open: 0 };
+    let mut handler = ProtoHandler { cfg, stats: ProtoStats::default(), txs: Vec::new(), open: 0, sampled: conf & 4 == 0 };
     let max_total = limits.max_ooo_bytes_total;
     let mut table: FlowTable<FlowState> = FlowTable::new(limits);
     // Next sequence number per endpoint pair and direction, for relative records.
