@@ -242,11 +242,12 @@ struct Part {
     grpc_left: u64,
     grpc_prefix: [u8; 5],
     grpc_prefix_len: u8,
-    /// Which bodies of the transaction are read (the request's, decided at
-    /// its head; a response part carries it too); `None` = every body.
+    /// Which bodies of the transaction are read (on a request part: decided
+    /// at its head; `None` = every body).
     sampling: Option<Sampling>,
-    /// The final status, on a response part.
-    status: Option<u16>,
+    /// Bytes of this part's body kept as its sample, as that decided (`None`:
+    /// `http.body_scan_bytes`).
+    keep: Option<usize>,
 }
 
 /// A stream's state.
@@ -795,7 +796,8 @@ impl H2Connection {
                 })),
                 _ => None,
             };
-            st.request = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, sampling, ..Part::default() });
+            let keep = sampling.map(|s| s.request_keep(http.body_scan_bytes));
+            st.request = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, sampling, keep, ..Part::default() });
             if block.promised.is_some() {
                 // a promised request has no body
                 if let Some(r) = st.request.as_mut() {
@@ -814,8 +816,8 @@ impl H2Connection {
                 return;
             }
             if st.response.is_none() {
-                let sampling = st.request.as_ref().and_then(|r| r.sampling);
-                st.response = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, sampling, status: Some(code), ..Part::default() });
+                let keep = st.request.as_ref().and_then(|r| r.sampling).map(|s| s.response_keep(http.body_scan_bytes, Some(code)));
+                st.response = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, keep, ..Part::default() });
                 if end {
                     self.end_response(stream_id, stats, out);
                 }
@@ -868,15 +870,9 @@ impl H2Connection {
             return;
         };
         let grpc = st.request.as_ref().is_some_and(|r| is_grpc(&r.headers));
-        let is_request = st.req_dir == Some(d);
-        let part = if is_request { st.request.as_mut() } else { st.response.as_mut() };
+        let part = if st.req_dir == Some(d) { st.request.as_mut() } else { st.response.as_mut() };
         let Some(part) = part else { return };
-        let limit = match part.sampling {
-            None => http.body_scan_bytes,
-            Some(s) if is_request => s.request_keep(http.body_scan_bytes),
-            Some(s) => s.response_keep(http.body_scan_bytes, part.status),
-        };
-        part.body.add(bytes, limit, stats);
+        part.body.add(bytes, part.keep.unwrap_or(http.body_scan_bytes), stats);
         if grpc {
             grpc_frames(part, bytes);
         }

@@ -314,9 +314,14 @@ impl Sampling {
     /// No body read but the start of an error response ([`ERROR_BODY_KEEP`]).
     pub const NONE: Sampling = Sampling { body_scan: false, shapes: false };
 
+    /// Whether any body of the transaction is read.
+    fn reads_bodies(self) -> bool {
+        self.body_scan || self.shapes
+    }
+
     /// Bytes of the request body to keep, of at most `limit`.
     pub fn request_keep(self, limit: usize) -> usize {
-        if self.body_scan || self.shapes {
+        if self.reads_bodies() {
             limit
         } else {
             0
@@ -327,7 +332,7 @@ impl Sampling {
     /// `status`: an error response keeps its start (the posture analysis looks
     /// for stack traces and debug pages there) even when not sampled.
     pub fn response_keep(self, limit: usize, status: Option<u16>) -> usize {
-        if self.body_scan || self.shapes {
+        if self.reads_bodies() {
             limit
         } else if status.is_some_and(|s| s >= 400) {
             limit.min(ERROR_BODY_KEEP)
