@@ -755,7 +755,7 @@ pub fn transaction(inp: &mut Input<'_>) -> HttpTransaction {
         client,
         server,
         version: apitap::proto::HttpVersion::Http11,
-        method,
+        method: method.into(),
         target,
         host,
         request_headers,

@@ -321,6 +321,12 @@ impl Default for AuthConfig {
 /// pairs of a `Cookie` header in order), then query parameters; duplicates
 /// (same scheme, carrier and fingerprint) are reported once.
 pub fn classify(tx: &HttpTransaction, cfg: &AuthConfig, fp: &Fingerprinter, over_tls: bool) -> Vec<Credential> {
+    classify_split(tx, split_target(&tx.method, &tx.target).1, cfg, fp, over_tls)
+}
+
+/// [`classify`] with the query of the request's target already split off
+/// ([`split_target`]).
+pub(crate) fn classify_split(tx: &HttpTransaction, query: Option<&str>, cfg: &AuthConfig, fp: &Fingerprinter, over_tls: bool) -> Vec<Credential> {
     let mut cx = Ctx { cfg, fp, ts_us: tx.request_ts_us, status: tx.status, over_tls, out: Vec::new() };
     for h in &tx.request_headers {
         if cx.full() {
@@ -339,7 +345,7 @@ pub fn classify(tx: &HttpTransaction, cfg: &AuthConfig, fp: &Fingerprinter, over
             cx.jwt_header(name, &h.value);
         }
     }
-    if let (_, Some(query)) = split_target(&tx.method, &tx.target) {
+    if let Some(query) = query {
         cx.query(query);
     }
     cx.out
@@ -2106,7 +2112,7 @@ mod tests {
                 let host = tx.host.as_deref().and_then(normalize_host).unwrap_or_default();
                 let (path, _) = split_target(&tx.method, &tx.target);
                 let Some(i) = endpoints.iter().position(|e| {
-                    e["host"] == host.as_str() && e["method"] == tx.method.as_str() && template_matches(e["path"].as_str().unwrap(), path)
+                    e["host"] == host.as_str() && e["method"] == &*tx.method && template_matches(e["path"].as_str().unwrap(), path)
                 }) else {
                     continue;
                 };

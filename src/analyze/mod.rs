@@ -485,6 +485,7 @@ impl FamilyHash {
 pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeStats, d: Depth) -> Option<Observation> {
     let host = tx.host.as_deref().and_then(normalize_host).unwrap_or_else(|| server_host(tx.server));
     let (path, query) = split_target(&tx.method, &tx.target);
+    let split = (path, query);
     let path = if path.is_empty() { "/" } else { path };
     if ctx.templates.ignore.iter().any(|g| template::matches_template(g, path)) {
         stats.ignored += 1;
@@ -500,7 +501,7 @@ pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeSt
         return None;
     }
     stats.observations += 1;
-    let credentials = auth::classify(tx, &ctx.auth, &ctx.fingerprints, false);
+    let credentials = auth::classify_split(tx, query, &ctx.auth, &ctx.fingerprints, false);
     let kinds = |f: Vec<sensitive::Finding>| {
         let mut k: Vec<sensitive::SensitiveKind> = f.into_iter().map(|f| f.kind).collect();
         k.sort();
@@ -515,7 +516,7 @@ pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeSt
         unsampled = sensitive::ScanLimits { max_scan_bytes: 0, max_decompressed_bytes: 0, ..ctx.scan.clone() };
         &unsampled
     };
-    let req_found = sensitive::scan_request(tx, scan, &ctx.fingerprints, &mut stats.scan);
+    let req_found = sensitive::scan_request_split(tx, split, scan, &ctx.fingerprints, &mut stats.scan);
     let mut url_sensitive: Vec<sensitive::SensitiveKind> = req_found
         .iter()
         .filter(|f| matches!(f.location, sensitive::Location::Path | sensitive::Location::Query(_)))

@@ -288,9 +288,20 @@ impl ScanStats {
 
 /// Sensitive data in the request: path, query, headers, body.
 pub fn scan_request(tx: &HttpTransaction, limits: &ScanLimits, fp: &Fingerprinter, stats: &mut ScanStats) -> Vec<Finding> {
+    scan_request_split(tx, super::split_target(&tx.method, &tx.target), limits, fp, stats)
+}
+
+/// [`scan_request`] with the request's target already split into path and
+/// query ([`super::split_target`]).
+pub(crate) fn scan_request_split(
+    tx: &HttpTransaction,
+    (path, query): (&str, Option<&str>),
+    limits: &ScanLimits,
+    fp: &Fingerprinter,
+    stats: &mut ScanStats,
+) -> Vec<Finding> {
     let mut ctx = Ctx::new(Side::Request, limits, fp);
     if !tx.method.eq_ignore_ascii_case("CONNECT") {
-        let (path, query) = super::split_target(&tx.method, &tx.target);
         scan_path(&mut ctx, path.as_bytes());
         if let Some(q) = query {
             scan_query(&mut ctx, q.as_bytes());

@@ -116,7 +116,7 @@ pub fn http_activity(tx: &HttpTransaction, obs: Option<&Observation>) -> Value {
         url.insert("query_string".into(), Value::String(crate::analyze::redact_query(q)));
     }
     let mut request = Map::new();
-    request.insert("http_method".into(), Value::String(tx.method.clone()));
+    request.insert("http_method".into(), Value::String(tx.method.to_string()));
     request.insert("version".into(), Value::String(tx.version.as_str().to_string()));
     request.insert("url".into(), Value::Object(url));
     request.insert("length".into(), json!(tx.request_body.length));

@@ -224,7 +224,7 @@ pub struct Http1Connection {
 
 /// Parsed request head.
 struct RequestHead {
-    method: String,
+    method: std::borrow::Cow<'static, str>,
     target: String,
     version: Option<HttpVersion>,
     headers: Vec<Header>,
@@ -356,7 +356,7 @@ fn parse_request_head(head: &[u8], cfg: &HttpConfig) -> Option<RequestHead> {
     let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
     let mut req = httparse::Request::new(&mut []);
     if let Ok(httparse::Status::Complete(_)) = header_parser_config().parse_request_with_uninit_headers(&mut req, head, &mut slots) {
-        let method = req.method.unwrap_or_default().to_string();
+        let method = super::method_text(req.method.unwrap_or_default().as_bytes());
         let target = req.path.unwrap_or_default().to_string();
         let version = Some(version_of(req.version));
         let headers = collect_headers(req.headers, cfg.max_headers, HeadKind::Request, &mut anomalies);
@@ -383,7 +383,7 @@ fn parse_request_head(head: &[u8], cfg: &HttpConfig) -> Option<RequestHead> {
     anomalies.set(Anomalies::INVALID_REQUEST_HEAD);
     let rest = head.get(line_end + 1..).unwrap_or_default();
     let headers = parse_header_block(rest, cfg.max_headers, &mut anomalies);
-    Some(RequestHead { method: lossy(method), target: lossy(target), version, headers, anomalies })
+    Some(RequestHead { method: super::method_text(method), target: lossy(target), version, headers, anomalies })
 }
 
 /// Parses a status line and header block: (status, headers, anomalies).
@@ -1289,7 +1289,7 @@ mod tests {
 
     fn summary(t: &[HttpTransaction]) -> Vec<(String, String, Option<String>, Option<u16>, u64, u64)> {
         t.iter()
-            .map(|x| (x.method.clone(), x.target.clone(), x.host.clone(), x.status, x.request_body.length, x.response_body.length))
+            .map(|x| (x.method.to_string(), x.target.clone(), x.host.clone(), x.status, x.request_body.length, x.response_body.length))
             .collect()
     }
 
@@ -1422,7 +1422,7 @@ mod tests {
             Req(b"GET /x HTTP/1.\r\nHost: www.example.com\r\n\r\n"),
             Resp(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
         ]);
-        let s: Vec<_> = t.iter().map(|x| (x.method.as_str(), x.target.as_str(), x.status)).collect();
+        let s: Vec<_> = t.iter().map(|x| (&*x.method, x.target.as_str(), x.status)).collect();
         assert_eq!(s, vec![("OPTIONS", "HTTP/1.1", Some(400)), ("GET", "/x", Some(200))]);
     }
 

@@ -279,7 +279,12 @@ pub struct H2Connection {
     cfg: Http2Config,
     /// The direction whose header blocks carry `:method` (learned; 0 until seen).
     request_side: Option<usize>,
+    /// Fields of the header block being decoded (reused from block to block).
+    fields: Vec<Field>,
 }
+
+/// Fields the reused decoding buffer keeps room for between header blocks.
+const FIELDS_KEPT: usize = 32;
 
 fn new_decoder(midstream: bool, cfg: &Http2Config) -> hpack::Decoder {
     let mut d = if midstream {
@@ -358,6 +363,7 @@ impl H2Connection {
             frames: 0,
             cfg: cfg.clone(),
             request_side: None,
+            fields: Vec::new(),
         }
     }
 
@@ -724,7 +730,8 @@ impl H2Connection {
     ) {
         let max_list = self.cfg.max_header_list_bytes;
         let Some(side) = self.sides.get_mut(d) else { return };
-        let mut fields = Vec::with_capacity(16);
+        let mut fields = std::mem::take(&mut self.fields);
+        fields.clear();
         let res = side.hpack.decode(fragment, max_list, &mut fields);
         if res.is_err() {
             stats.h2_hpack_errors += 1;
@@ -732,7 +739,7 @@ impl H2Connection {
         let mut headers = Vec::with_capacity(fields.len());
         let mut unknown = false;
         let mut list_bytes = 0usize;
-        for f in fields {
+        for f in fields.drain(..) {
             match f {
                 Field::Known { name, value, .. } => {
                     list_bytes = list_bytes.saturating_add(name.len() + value.len() + 32);
@@ -757,6 +764,9 @@ impl H2Connection {
                     stats.h2_unknown_fields += 1;
                 }
             }
+        }
+        if fields.capacity() <= FIELDS_KEPT {
+            self.fields = fields;
         }
         let stream_id = block.promised.unwrap_or(block.stream);
         let has_method = pseudo(&headers, ":method").is_some();
@@ -956,7 +966,7 @@ impl H2Connection {
             tx.grpc = grpc;
             return Some(tx);
         }
-        let method = pseudo(&req.headers, ":method").map(lossy);
+        let method = pseudo(&req.headers, ":method").map(super::method_text);
         let path = pseudo(&req.headers, ":path").map(lossy);
         let (Some(method), Some(target)) = (method, path) else {
             stats.h2_requests_unknown += 1;
@@ -1113,7 +1123,7 @@ mod tests {
     fn summary(t: &[HttpTransaction]) -> Vec<(String, String, Option<String>, Option<u16>, u64, u64)> {
         let mut v: Vec<_> = t
             .iter()
-            .map(|x| (x.method.clone(), x.target.clone(), x.host.clone(), x.status, x.request_body.length, x.response_body.length))
+            .map(|x| (x.method.to_string(), x.target.clone(), x.host.clone(), x.status, x.request_body.length, x.response_body.length))
             .collect();
         v.sort();
         v

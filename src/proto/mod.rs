@@ -138,6 +138,16 @@ pub(crate) fn lossy(b: &[u8]) -> String {
     }
 }
 
+/// A request method as sent (invalid UTF-8 replaced): the common methods, in
+/// their usual upper case, shared rather than copied for every request.
+pub fn method_text(raw: &[u8]) -> std::borrow::Cow<'static, str> {
+    const COMMON: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+    match COMMON.iter().find(|m| m.as_bytes() == raw) {
+        Some(m) => std::borrow::Cow::Borrowed(*m),
+        None => std::borrow::Cow::Owned(lossy(raw)),
+    }
+}
+
 /// A header name as it came off the wire, lower-cased (invalid UTF-8
 /// replaced): shared when known, owned otherwise.
 pub fn header_name(raw: &[u8]) -> HeaderName {
@@ -482,7 +492,7 @@ pub struct HttpTransaction {
     pub client: SocketAddr,
     pub server: SocketAddr,
     pub version: HttpVersion,
-    pub method: String,
+    pub method: std::borrow::Cow<'static, str>,
     /// Request target exactly as sent (lossy UTF-8).
     pub target: String,
     /// `Host` header (HTTP/1) or `:authority` (HTTP/2) as sent.
@@ -536,7 +546,7 @@ impl HttpTransaction {
             client,
             server,
             version: HttpVersion::Http11,
-            method: method.to_string(),
+            method: method_text(method.as_bytes()),
             target: target.to_string(),
             host: None,
             request_headers: Vec::new(),
@@ -848,7 +858,7 @@ mod tests {
         conn.on_close(40, &c, &mut st, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
         let t = &out[0];
-        assert_eq!((t.version, t.method.as_str(), t.target.as_str()), (HttpVersion::Http11, "GET", "/up"));
+        assert_eq!((t.version, &*t.method, t.target.as_str()), (HttpVersion::Http11, "GET", "/up"));
         assert_eq!(t.status, Some(404));
         assert_eq!(t.interim_statuses, vec![101]);
         assert_eq!(t.response_body.length, 2);

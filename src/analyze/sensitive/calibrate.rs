@@ -246,7 +246,7 @@ fn calibrate_sample_pcap() {
         let host = tx.host.as_deref().and_then(crate::analyze::normalize_host).unwrap_or_default();
         let (path, _) = crate::analyze::split_target(&tx.method, &tx.target);
         let idx = endpoints.iter().position(|e| {
-            e["method"].as_str() == Some(tx.method.as_str()) && e["host"].as_str() == Some(host.as_str()) && e["path"].as_str().is_some_and(|t| template_matches(t, path))
+            e["method"].as_str() == Some(&*tx.method) && e["host"].as_str() == Some(host.as_str()) && e["path"].as_str().is_some_and(|t| template_matches(t, path))
         });
         match idx {
             Some(i) => {
