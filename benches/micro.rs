@@ -176,7 +176,7 @@ fn store(c: &mut Criterion) {
     let st = apitap::store::Store::open(&dir, apitap::store::Access::ReadWrite).expect("bench store");
     let records: Vec<apitap::inventory::EndpointRecord> = (0..1000)
         .map(|i| {
-            let key = apitap::analyze::EndpointKey { host: format!("h{}.test", i % 10), method: "GET".into(), path: format!("/v2/r{i}/{{id}}") };
+            let key = apitap::analyze::EndpointKey { host: format!("h{}.test", i % 10).into(), method: "GET".into(), path: format!("/v2/r{i}/{{id}}").into() };
             let mut r = apitap::inventory::EndpointRecord::new(&key);
             r.requests = 1;
             r

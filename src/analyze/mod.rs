@@ -26,12 +26,13 @@ use crate::proto::{HttpTransaction, HttpVersion};
 /// The identity of an API endpoint in the inventory.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EndpointKey {
-    /// Host name (lower case, no port), or the server address when the request named none.
-    pub host: String,
+    /// Host name (lower case, no port), or the server address when the request
+    /// named none. Shared with the worker's memo of the last host seen.
+    pub host: std::sync::Arc<str>,
     /// Upper case; the common methods shared, not copied ([`method_name`]).
     pub method: std::borrow::Cow<'static, str>,
-    /// Path (later: path template).
-    pub path: String,
+    /// Path (later: path template); shared with the memo of typed templates.
+    pub path: std::sync::Arc<str>,
 }
 
 /// What one transaction contributes to the inventory.
@@ -483,7 +484,7 @@ impl FamilyHash {
 /// for sensitive data on a per-endpoint sample once an endpoint is well
 /// known (headers, query and path are always scanned).
 pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeStats, d: Depth) -> Option<Observation> {
-    let host = tx.host.as_deref().and_then(normalize_host).unwrap_or_else(|| server_host(tx.server));
+    let host = endpoint_host(tx);
     let (path, query) = split_target(&tx.method, &tx.target);
     let split = (path, query);
     let path = if path.is_empty() { "/" } else { path };
@@ -491,10 +492,10 @@ pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeSt
         stats.ignored += 1;
         return None;
     }
-    let (template, fixed) = match user_template(&ctx.templates, &host, path) {
-        Some(t) => (t.to_string(), true),
-        None if tx.method.eq_ignore_ascii_case("CONNECT") => (path.to_string(), true),
-        None => (template::typed_template(path), false),
+    let (template, fixed): (std::sync::Arc<str>, bool) = match user_template(&ctx.templates, &host, path) {
+        Some(t) => (t.into(), true),
+        None if tx.method.eq_ignore_ascii_case("CONNECT") => (path.into(), true),
+        None => (template::shared_typed_template(path), false),
     };
     if ctx.templates.assets == crate::config::AssetPolicy::Skip && template.ends_with("{file}") && path.rsplit('/').next().is_some_and(template::is_asset) {
         stats.assets_skipped += 1;
@@ -566,6 +567,37 @@ pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeSt
         resp_bytes: tx.response_body.length,
         req_shape,
         resp_shape,
+    })
+}
+
+/// Longest `Host` value [`endpoint_host`] remembers.
+const HOST_MEMO_BYTES: usize = 256;
+
+std::thread_local! {
+    /// The last host value (or, without one, server) [`endpoint_host`] worked
+    /// out on this thread, and its endpoint host: a connection's requests
+    /// repeat it.
+    static LAST_HOST: std::cell::RefCell<Option<(Option<String>, SocketAddr, std::sync::Arc<str>)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The host of a transaction's endpoint: its `Host`/`:authority`
+/// normalised ([`normalize_host`]), or the server's address when it names
+/// none. Shared with a per-thread memo of the last one.
+fn endpoint_host(tx: &HttpTransaction) -> std::sync::Arc<str> {
+    let make = || -> std::sync::Arc<str> { tx.host.as_deref().and_then(normalize_host).unwrap_or_else(|| server_host(tx.server)).into() };
+    if tx.host.as_ref().is_some_and(|h| h.len() > HOST_MEMO_BYTES) {
+        return make();
+    }
+    LAST_HOST.with(|m| {
+        let Ok(mut m) = m.try_borrow_mut() else { return make() };
+        if let Some((raw, server, host)) = m.as_ref() {
+            if *server == tx.server && raw.as_deref() == tx.host.as_deref() {
+                return std::sync::Arc::clone(host);
+            }
+        }
+        let host = make();
+        *m = Some((tx.host.clone(), tx.server, std::sync::Arc::clone(&host)));
+        host
     })
 }
 
@@ -704,9 +736,9 @@ mod tests {
             tx.host = host.map(str::to_string);
             let mut stats = AnalyzeStats::default();
             let family = observe(&tx, &ctx, &mut stats, crate::proto::Sampling::ALL).map(|o| {
-                let t = o.key.path.clone();
+                let t = o.key.path.to_string();
                 let third = t.match_indices('/').nth(2).map_or(t.len(), |(i, _)| i);
-                (o.key.host.clone(), method.to_string(), t[..third].to_string(), t.matches('/').count())
+                (o.key.host.to_string(), method.to_string(), t[..third].to_string(), t.matches('/').count())
             });
             assert_eq!(key.is_some(), family.is_some(), "{method} {target} {host:?}");
             seen.push((key, family));

@@ -170,9 +170,21 @@ pub fn typed_template(path: &str) -> String {
 /// `f` of the typed template of `path` (lossy UTF-8), from the per-thread
 /// memo when held there: no copy of the template is made.
 pub fn with_typed_template<R>(path: &[u8], f: impl FnOnce(&str) -> R) -> R {
-    let now = || match std::str::from_utf8(path) {
-        Ok(p) => typed_template_now(p),
-        Err(_) => typed_template_now(&String::from_utf8_lossy(path)),
+    with_typed_entry(path, |t| f(t))
+}
+
+/// The typed template of `path`, shared with the per-thread memo (no copy of
+/// the template when it is held there).
+pub fn shared_typed_template(path: &str) -> std::sync::Arc<str> {
+    with_typed_entry(path.as_bytes(), std::sync::Arc::clone)
+}
+
+fn with_typed_entry<R>(path: &[u8], f: impl FnOnce(&std::sync::Arc<str>) -> R) -> R {
+    let now = || -> std::sync::Arc<str> {
+        match std::str::from_utf8(path) {
+            Ok(p) => typed_template_now(p).into(),
+            Err(_) => typed_template_now(&String::from_utf8_lossy(path)).into(),
+        }
     };
     if path.len() > TYPED_MEMO_PATH_MAX {
         return f(&now());
@@ -202,7 +214,7 @@ std::thread_local! {
     /// of its endpoint), by the path itself: paths are exported with every
     /// transaction anyway, and a lookup by them costs a fast hash and one
     /// comparison. Emptied when full.
-    static TYPED: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, String, foldhash::fast::RandomState>> =
+    static TYPED: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, std::sync::Arc<str>, foldhash::fast::RandomState>> =
         std::cell::RefCell::new(std::collections::HashMap::default());
 }
 

@@ -137,8 +137,8 @@ pub fn http_activity(tx: &HttpTransaction, obs: Option<&Observation>) -> Value {
     }));
     let mut unmapped = Map::new();
     if let Some(obs) = obs {
-        unmapped.insert("endpoint_host".into(), Value::String(obs.key.host.clone()));
-        unmapped.insert("endpoint_path".into(), Value::String(obs.key.path.clone()));
+        unmapped.insert("endpoint_host".into(), Value::String(obs.key.host.to_string()));
+        unmapped.insert("endpoint_path".into(), Value::String(obs.key.path.to_string()));
         if !obs.credentials.is_empty() {
             let schemes: Vec<Value> = obs.credentials.iter().map(|c| Value::String(c.scheme.as_str().into_owned())).collect();
             unmapped.insert("auth".into(), Value::Array(schemes));

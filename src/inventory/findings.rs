@@ -1095,9 +1095,9 @@ mod tests {
     }
 
     fn obs(client: &str, method: &str, path: &str, status: u16, ts_s: u64) -> Observation {
-        let key = EndpointKey { host: "api.shop.test".into(), method: crate::analyze::method_name(method), path: crate::analyze::template::typed_template(path) };
+        let key = EndpointKey { host: "api.shop.test".into(), method: crate::analyze::method_name(method), path: crate::analyze::template::typed_template(path).into() };
         let mut o = Observation::bare(key, Some(status), ts_s * 1_000_000, "http/1.1", client.parse().unwrap());
-        if o.key.path != path {
+        if *o.key.path != *path {
             o.object_id = path.rsplit('/').next().map(str::to_string);
         }
         o

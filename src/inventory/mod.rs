@@ -123,9 +123,9 @@ impl EndpointRecord {
     /// An empty record for `key`.
     pub fn new(key: &EndpointKey) -> EndpointRecord {
         EndpointRecord {
-            host: key.host.clone(),
+            host: key.host.to_string(),
             method: key.method.to_string(),
-            path: key.path.clone(),
+            path: key.path.to_string(),
             first_seen_us: u64::MAX,
             ..EndpointRecord::default()
         }
@@ -133,7 +133,7 @@ impl EndpointRecord {
 
     /// The key of this record.
     pub fn key(&self) -> EndpointKey {
-        EndpointKey { host: self.host.clone(), method: crate::analyze::method_name(&self.method), path: self.path.clone() }
+        EndpointKey { host: self.host.as_str().into(), method: crate::analyze::method_name(&self.method), path: self.path.as_str().into() }
     }
 
     /// Adds one observation.
@@ -375,15 +375,16 @@ impl Inventory {
     /// the detectors key their per-endpoint tables with.
     pub fn observe(&mut self, o: &Observation) -> (&str, u128) {
         self.stats.observations += 1;
-        let host = o.key.host.as_str();
-        let memo_key = std::hash::BuildHasher::hash_one(&self.memo_keys, (host, o.key.path.as_str()));
-        let held = !o.fixed && matches!(self.memo.get(&memo_key), Some(f) if f.host == host && f.path == o.key.path);
+        let host: &str = &o.key.host;
+        let opath: &str = &o.key.path;
+        let memo_key = std::hash::BuildHasher::hash_one(&self.memo_keys, (host, opath));
+        let held = !o.fixed && matches!(self.memo.get(&memo_key), Some(f) if f.host == host && f.path == opath);
         let made = if held {
             None
         } else if o.fixed {
-            Some(o.key.path.clone())
+            Some(opath.to_string())
         } else {
-            let mut path = self.templater.apply(host, &o.key.path);
+            let mut path = self.templater.apply(host, opath);
             // learning may enable further learning; bounded by MAX_RELEARN
             let mut learned_any = false;
             for _ in 0..MAX_RELEARN {
@@ -394,13 +395,13 @@ impl Inventory {
                 learned_any = true;
                 self.new_rules.extend(learned);
                 self.retemplate_dirty(host);
-                path = self.templater.apply(host, &o.key.path);
+                path = self.templater.apply(host, opath);
             }
             if learned_any || self.memo.len() >= MEMO_LIMIT {
                 self.memo.clear();
             }
             if !learned_any {
-                self.memo.insert(memo_key, Filed { host: host.to_string(), path: o.key.path.clone(), template: path.clone(), key: None });
+                self.memo.insert(memo_key, Filed { host: host.to_string(), path: opath.to_string(), template: path.clone(), key: None });
             }
             Some(path)
         };
@@ -423,14 +424,14 @@ impl Inventory {
                     };
                     (f.template.as_str(), k)
                 }
-                None => (o.key.path.as_str(), key_of(&o.key.path)),
+                None => (opath, key_of(opath)),
             },
         };
         match self.dirty.get_mut(&k) {
             Some(rec) if rec.host == host && rec.method == method && rec.path == template => rec.observe(o),
             Some(_) => self.stats.key_collisions += 1,
             None => {
-                let key = EndpointKey { host: host.to_string(), method: crate::analyze::method_name(method), path: template.to_string() };
+                let key = EndpointKey { host: host.into(), method: crate::analyze::method_name(method), path: template.into() };
                 let mut rec = EndpointRecord::new(&key);
                 rec.observe(o);
                 self.dirty.insert(k, rec);
