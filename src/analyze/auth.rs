@@ -166,7 +166,7 @@ pub struct JwtInfo {
     pub iat: Option<i64>,
     pub nbf: Option<i64>,
     /// Keyed fingerprint of `sub` (domain `auth:principal`).
-    pub sub_fingerprint: Option<String>,
+    pub sub_fingerprint: Option<std::sync::Arc<str>>,
     pub typ: Option<String>,
 }
 
@@ -246,7 +246,7 @@ pub struct Credential {
     pub fingerprint: std::sync::Arc<str>,
     /// Keyed fingerprint (domain `auth:principal`) of who the credential
     /// names: Basic/Digest user name, JWT `sub`, API key, AWS/Hawk key id.
-    pub principal_fingerprint: Option<String>,
+    pub principal_fingerprint: Option<std::sync::Arc<str>>,
     /// Redacted sample of the fingerprinted value ([`redact`] keeping 4
     /// characters at each end of long values only); Basic: of the user name.
     /// Shared like the fingerprint.
@@ -431,7 +431,7 @@ impl Ctx<'_> {
 
     /// A token, decoded as a JWT when it is one.
     fn token(&mut self, t: Token<'_>) {
-        let principal = t.principal.filter(|p| !p.is_empty()).map(|p| self.principal(p));
+        let principal = t.principal.filter(|p| !p.is_empty()).map(|p| self.principal(p).into());
         let facts = self.token_facts(&t);
         let mut flags = AuthFlags { malformed: t.malformed || facts.not_token68, ..AuthFlags::default() };
         let (scheme, jwt, principal) = match facts.jwt {
@@ -588,7 +588,7 @@ impl Ctx<'_> {
                     weak_password: weak_password(&String::from_utf8_lossy(pass), &user_s, self.cfg.basic_min_password_len),
                     malformed: false,
                     fingerprint: self.fingerprint(&AuthScheme::Basic, user).into(),
-                    principal: Some(self.principal(user)),
+                    principal: Some(self.principal(user).into()),
                     redacted: redact(&user_s, REDACT_KEEP).into(),
                 }
             }
@@ -825,7 +825,7 @@ struct BasicFacts {
     weak_password: bool,
     malformed: bool,
     fingerprint: std::sync::Arc<str>,
-    principal: Option<String>,
+    principal: Option<std::sync::Arc<str>>,
     redacted: std::sync::Arc<str>,
 }
 
@@ -901,8 +901,8 @@ fn decode_jwt(token: &[u8], fp: &Fingerprinter) -> JwtParse {
     info.iat = claims.get("iat").and_then(numeric_date);
     info.nbf = claims.get("nbf").and_then(numeric_date);
     info.sub_fingerprint = claims.get("sub").and_then(|v| match v {
-        Value::String(s) => Some(fp.fingerprint(PRINCIPAL_DOMAIN, s.as_bytes())),
-        Value::Number(n) => Some(fp.fingerprint(PRINCIPAL_DOMAIN, n.to_string().as_bytes())),
+        Value::String(s) => Some(fp.fingerprint(PRINCIPAL_DOMAIN, s.as_bytes()).into()),
+        Value::Number(n) => Some(fp.fingerprint(PRINCIPAL_DOMAIN, n.to_string().as_bytes()).into()),
         _ => None,
     });
     JwtParse::Jwt { info: std::sync::Arc::new(info), payload_ok: true }
@@ -1230,8 +1230,8 @@ impl EndpointAuth {
             }
         }
         for p in creds.iter().filter_map(|c| c.principal_fingerprint.as_ref()) {
-            if !self.principal_fingerprints.contains(p) {
-                self.principal_fingerprints.insert(p.clone());
+            if !self.principal_fingerprints.contains(&**p) {
+                self.principal_fingerprints.insert(p.to_string());
             }
         }
         self.trim_principals();
@@ -1398,7 +1398,7 @@ mod tests {
         assert_eq!(c.scheme, AuthScheme::Basic);
         assert_eq!(c.carrier, "authorization");
         assert_eq!(*c.fingerprint, *fp().fingerprint("auth:basic", b"admin@shop.test"));
-        assert_eq!(c.principal_fingerprint, Some(fp().fingerprint("auth:principal", b"admin@shop.test")));
+        assert_eq!(c.principal_fingerprint.as_deref(), Some(fp().fingerprint("auth:principal", b"admin@shop.test").as_str()));
         assert_eq!(&*c.redacted, "<redacted 15 chars>");
         assert!(c.flags.basic_cleartext && !c.flags.malformed && c.jwt.is_none());
         // the same user with another password: same fingerprint
@@ -1509,7 +1509,7 @@ mod tests {
         assert_eq!(j.iss.as_deref(), Some("https://auth.shop.test"));
         assert_eq!(j.aud, vec!["api.shop.test".to_string()]);
         assert_eq!((j.iat, j.exp, j.nbf), (Some(1_714_550_400), Some(2_029_910_400), None));
-        assert_eq!(j.sub_fingerprint, Some(fp().fingerprint("auth:principal", b"1001")));
+        assert_eq!(j.sub_fingerprint.as_deref(), Some(fp().fingerprint("auth:principal", b"1001").as_str()));
         assert_eq!(c.principal_fingerprint, j.sub_fingerprint);
         // ten years: long-lived, not expired
         assert!(c.flags.jwt_long_lived && !c.flags.jwt_expired && !c.flags.jwt_no_exp && !c.flags.malformed);
@@ -1526,7 +1526,7 @@ mod tests {
         let j = c.jwt.unwrap();
         assert_eq!(j.aud, vec!["a.example", "b.example", "7"]);
         assert_eq!((j.iat, j.nbf, j.exp), (Some(1_795_457_000), Some(1_795_457_000), Some(1_795_457_900)));
-        assert_eq!(j.sub_fingerprint, Some(fp().fingerprint("auth:principal", b"42")));
+        assert_eq!(j.sub_fingerprint.as_deref(), Some(fp().fingerprint("auth:principal", b"42").as_str()));
         assert!(c.flags.is_empty(), "{:?}", c.flags);
         // absurd dates saturate instead of overflowing
         let c = auth(&format!("Bearer {}", hs256(r#"{"exp":1e300,"iat":-1e300}"#)));
@@ -1630,7 +1630,7 @@ mod tests {
         assert_eq!(c.scheme, AuthScheme::Other("digest".into()));
         assert_eq!(c.scheme.as_str(), "other:digest");
         assert_eq!(*c.fingerprint, *fp().fingerprint("auth:other:digest", b"Mufasa"));
-        assert_eq!(c.principal_fingerprint, Some(fp().fingerprint("auth:principal", b"Mufasa")));
+        assert_eq!(c.principal_fingerprint.as_deref(), Some(fp().fingerprint("auth:principal", b"Mufasa").as_str()));
         let c = auth("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7");
         assert_eq!(c.scheme, AuthScheme::Other("aws4-hmac-sha256".into()));
         assert_eq!(*c.fingerprint, *fp().fingerprint("auth:other:aws4-hmac-sha256", b"AKIDEXAMPLE"));
@@ -1739,7 +1739,7 @@ mod tests {
         assert_eq!(c[0].carrier, "laravel_session");
         assert_eq!(c[1].carrier, "at");
         assert_eq!(c[1].scheme, AuthScheme::CookieSession);
-        assert_eq!(c[1].principal_fingerprint, Some(fp().fingerprint("auth:principal", b"9")));
+        assert_eq!(c[1].principal_fingerprint.as_deref(), Some(fp().fingerprint("auth:principal", b"9").as_str()));
         assert!(c[1].jwt.is_some() && c[1].flags.is_empty());
         assert!(run(&[("cookie", "theme=dark; lang=en")], "/").is_empty());
     }
@@ -1895,7 +1895,7 @@ mod tests {
         Credential {
             carrier: "c".into(),
             fingerprint: "f".into(),
-            principal_fingerprint: principal.map(str::to_string),
+            principal_fingerprint: principal.map(Into::into),
             redacted: "".into(),
             jwt: None,
             flags: AuthFlags::default(),
