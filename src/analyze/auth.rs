@@ -237,7 +237,7 @@ impl AuthFlags {
 pub struct Credential {
     pub scheme: AuthScheme,
     /// Header name (lower case), query parameter name or cookie name, as sent.
-    pub carrier: String,
+    pub carrier: Cow<'static, str>,
     /// Keyed fingerprint of the credential (domain `auth:<scheme>`). For Basic:
     /// of the user name only; for Digest of the user name, for AWS signatures
     /// of the access key id, for Hawk of the key id (their other parts change
@@ -275,39 +275,56 @@ pub struct AuthConfig {
     pub basic_min_password_len: usize,
 }
 
+/// Default [`AuthConfig::api_key_headers`].
+const API_KEY_HEADERS: [&str; 9] = [
+    "x-api-key",
+    "api-key",
+    "apikey",
+    "x-apikey",
+    "x-auth-token",
+    "x-access-token",
+    "x-api-token",
+    "authorization-token",
+    "ocp-apim-subscription-key",
+];
+/// Default [`AuthConfig::api_key_params`].
+const API_KEY_PARAMS: [&str; 8] = ["api_key", "apikey", "api-key", "key", "access_key", "token", "access_token", "auth_token"];
+/// Default [`AuthConfig::session_cookies`].
+const SESSION_COOKIES: [&str; 13] = [
+    "sid",
+    "session",
+    "sessionid",
+    "session_id",
+    "jsessionid",
+    "phpsessid",
+    "asp.net_sessionid",
+    "connect.sid",
+    "refresh",
+    "refresh_token",
+    "auth",
+    "token",
+    "_session",
+];
+
+/// A credential's carrier name: the default carriers and `authorization`
+/// shared, others copied (at most `MAX_CARRIER_CHARS` characters).
+fn carrier_name(s: &str) -> Cow<'static, str> {
+    let common = std::iter::once("authorization").chain(API_KEY_HEADERS).chain(API_KEY_PARAMS).chain(SESSION_COOKIES).find(|c| *c == s);
+    match common {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(bounded(s, MAX_CARRIER_CHARS)),
+    }
+}
+
 impl Default for AuthConfig {
     fn default() -> Self {
         fn list(v: &[&str]) -> Vec<String> {
             v.iter().map(|s| (*s).to_string()).collect()
         }
         AuthConfig {
-            api_key_headers: list(&[
-                "x-api-key",
-                "api-key",
-                "apikey",
-                "x-apikey",
-                "x-auth-token",
-                "x-access-token",
-                "x-api-token",
-                "authorization-token",
-                "ocp-apim-subscription-key",
-            ]),
-            api_key_params: list(&["api_key", "apikey", "api-key", "key", "access_key", "token", "access_token", "auth_token"]),
-            session_cookies: list(&[
-                "sid",
-                "session",
-                "sessionid",
-                "session_id",
-                "jsessionid",
-                "phpsessid",
-                "asp.net_sessionid",
-                "connect.sid",
-                "refresh",
-                "refresh_token",
-                "auth",
-                "token",
-                "_session",
-            ]),
+            api_key_headers: list(&API_KEY_HEADERS),
+            api_key_params: list(&API_KEY_PARAMS),
+            session_cookies: list(&SESSION_COOKIES),
             session_cookie_substrings: list(&["session", "sessid"]),
             jwt_max_lifetime_days: 30,
             basic_min_password_len: 10,
@@ -451,7 +468,7 @@ impl Ctx<'_> {
         }
         self.push(Credential {
             scheme,
-            carrier: bounded(t.carrier, MAX_CARRIER_CHARS),
+            carrier: carrier_name(t.carrier),
             fingerprint: facts.fingerprint,
             principal_fingerprint: principal,
             redacted: facts.redacted,
@@ -567,7 +584,7 @@ impl Ctx<'_> {
         };
         self.push(Credential {
             scheme: AuthScheme::Basic,
-            carrier: bounded(carrier, MAX_CARRIER_CHARS),
+            carrier: carrier_name(carrier),
             fingerprint: facts.fingerprint,
             principal_fingerprint: facts.principal,
             redacted: facts.redacted,
@@ -1662,7 +1679,7 @@ mod tests {
     fn api_key_headers() {
         let c = run(&[("X-API-Key", "pk_partner_7f3c9a2e41b84d0c9e11")], "/v2/inventory/SKU-1");
         assert_eq!(c.len(), 1);
-        assert_eq!((c[0].scheme.clone(), c[0].carrier.as_str()), (AuthScheme::ApiKeyHeader, "x-api-key"));
+        assert_eq!((c[0].scheme.clone(), &*c[0].carrier), (AuthScheme::ApiKeyHeader, "x-api-key"));
         assert_eq!(*c[0].fingerprint, *fp().fingerprint("auth:api_key_header", b"pk_partner_7f3c9a2e41b84d0c9e11"));
         assert_eq!(&*c[0].redacted, "pk_p…9e11 (31 chars)");
         assert!(c[0].principal_fingerprint.is_some());
@@ -1686,10 +1703,10 @@ mod tests {
     fn jwt_in_other_headers() {
         let t = hs256(r#"{"sub":"7","exp":1795458000}"#);
         let c = run(&[("X-Access-Token", &t)], "/");
-        assert_eq!((c[0].scheme.clone(), c[0].carrier.as_str()), (AuthScheme::BearerJwt, "x-access-token"));
+        assert_eq!((c[0].scheme.clone(), &*c[0].carrier), (AuthScheme::BearerJwt, "x-access-token"));
         let c = run(&[("X-Forwarded-Authorization", &format!("Bearer {t}")), ("User-Agent", "curl/8"), ("Accept", "eyJ")], "/");
         assert_eq!(c.len(), 1);
-        assert_eq!((c[0].scheme.clone(), c[0].carrier.as_str()), (AuthScheme::BearerJwt, "x-forwarded-authorization"));
+        assert_eq!((c[0].scheme.clone(), &*c[0].carrier), (AuthScheme::BearerJwt, "x-forwarded-authorization"));
         assert_eq!(*c[0].fingerprint, *fp().fingerprint("auth:bearer_jwt", t.as_bytes()));
         assert!(run(&[("X-Request-Id", "abc.def.ghi"), ("X-Trace", "eyJub3QiOiJqd3QifQ.e30.x")], "/").is_empty());
     }
@@ -1698,7 +1715,7 @@ mod tests {
     fn api_keys_in_query() {
         let c = run(&[], "/v2/reports/sales?api_key=rk_report_c81e728d9d4c2f63&from=2024-04-01&to=2024-04-30");
         assert_eq!(c.len(), 1);
-        assert_eq!((c[0].scheme.clone(), c[0].carrier.as_str()), (AuthScheme::ApiKeyQuery, "api_key"));
+        assert_eq!((c[0].scheme.clone(), &*c[0].carrier), (AuthScheme::ApiKeyQuery, "api_key"));
         assert_eq!(*c[0].fingerprint, *fp().fingerprint("auth:api_key_query", b"rk_report_c81e728d9d4c2f63"));
         // percent-encoded names and values, case-insensitive names
         let c = run(&[], "/r?api%5Fkey=rk%2Dabc%2b1&x=1");
@@ -1709,7 +1726,7 @@ mod tests {
         // a JWT in any parameter
         let t = hs256(r#"{"sub":"7"}"#);
         let c = run(&[], &format!("/cb?id_token={t}#frag"));
-        assert_eq!((c[0].scheme.clone(), c[0].carrier.as_str()), (AuthScheme::ApiKeyQuery, "id_token"));
+        assert_eq!((c[0].scheme.clone(), &*c[0].carrier), (AuthScheme::ApiKeyQuery, "id_token"));
         assert!(c[0].jwt.is_some() && c[0].flags.jwt_no_exp);
         // absolute form
         assert_eq!(run(&[], "http://api.shop.test/r?key=abc").len(), 1);
@@ -1724,13 +1741,13 @@ mod tests {
     fn session_cookies() {
         let c = run(&[("Cookie", "theme=dark;sid=702b0a921ab7b55c7a121ca06c119f78;  refresh=rt_0123456789abcdef ;lang=en")], "/");
         assert_eq!(c.len(), 2);
-        assert_eq!(c.iter().map(|c| c.carrier.as_str()).collect::<Vec<_>>(), vec!["sid", "refresh"]);
+        assert_eq!(c.iter().map(|c| &*c.carrier).collect::<Vec<_>>(), vec!["sid", "refresh"]);
         assert!(c.iter().all(|c| c.scheme == AuthScheme::CookieSession && !c.flags.malformed));
         assert_eq!(*c[0].fingerprint, *fp().fingerprint("auth:cookie_session", b"702b0a921ab7b55c7a121ca06c119f78"));
         assert_eq!(&*c[0].redacted, "702b…9f78 (32 chars)");
         // odd spacing, empty pairs, quotes, case, a pair without '=', empty values
         let c = run(&[("cookie", " ;; SID =  \"q-v-1\" ;noeq; =x; session= ;\tPHPSESSID=abc\t;")], "/");
-        assert_eq!(c.iter().map(|c| c.carrier.as_str()).collect::<Vec<_>>(), vec!["SID", "PHPSESSID"]);
+        assert_eq!(c.iter().map(|c| &*c.carrier).collect::<Vec<_>>(), vec!["SID", "PHPSESSID"]);
         assert_eq!(*c[0].fingerprint, *fp().fingerprint("auth:cookie_session", b"q-v-1"));
         // names containing "session", JWT values, and cookies split over two headers (HTTP/2)
         let t = hs256(r#"{"sub":"9","iat":1795457000,"exp":1795460600}"#);

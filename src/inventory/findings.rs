@@ -695,7 +695,7 @@ impl Detector {
         if o.credentials.iter().any(|cr| cr.flags.basic_cleartext) {
             self.hit(Kind::BasicAuthCleartext, Severity::High, ep, None, c, ts, NO_EVIDENCE);
         }
-        let query_key = o.credentials.iter().find(|cr| cr.scheme == AuthScheme::ApiKeyQuery).map(|cr| cr.carrier.clone());
+        let query_key = o.credentials.iter().find(|cr| cr.scheme == AuthScheme::ApiKeyQuery).map(|cr| cr.carrier.to_string());
         let url_creds: Vec<SensitiveKind> = o.url_sensitive.iter().copied().filter(|k| credential_kind(*k)).collect();
         if query_key.is_some() || !url_creds.is_empty() {
             let mut ev = vec![];
