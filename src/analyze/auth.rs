@@ -2129,7 +2129,7 @@ mod tests {
                 let host = tx.host.as_deref().and_then(normalize_host).unwrap_or_default();
                 let (path, _) = split_target(&tx.method, &tx.target);
                 let Some(i) = endpoints.iter().position(|e| {
-                    e["host"] == host.as_str() && e["method"] == &*tx.method && template_matches(e["path"].as_str().unwrap(), path)
+                    e["host"] == host.as_str() && e["method"] == *tx.method && template_matches(e["path"].as_str().unwrap(), path)
                 }) else {
                     continue;
                 };
