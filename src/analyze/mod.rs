@@ -370,33 +370,28 @@ pub fn sample_family(templates: &crate::config::TemplatesConfig, host: FamilyHos
         let host = head.host.and_then(host_span_bytes).unwrap_or(server.as_bytes());
         user_template(templates, &String::from_utf8_lossy(host).to_ascii_lowercase(), &text(path))
     };
-    let family = |template: &str| -> Option<u64> {
+    // host, method, the template up to its third '/', and its depth
+    let family = |template: &str, (third, depth): (usize, u64)| -> Option<u64> {
         if templates.assets == crate::config::AssetPolicy::Skip
             && template.ends_with("{file}")
             && path.rsplit(|b| *b == b'/').next().is_some_and(|last| template::is_asset(&text(last)))
         {
             return None;
         }
-        // host, method, the template up to its third '/', and its depth
         let t = template.as_bytes();
-        let (mut depth, mut third) = (0u64, t.len());
-        for (i, &b) in t.iter().enumerate() {
-            if b == b'/' {
-                depth += 1;
-                if depth == 3 {
-                    third = i;
-                }
-            }
-        }
         let mut h = FamilyHash(host.0);
         h.part(head.method);
         h.part(t.get(..third).unwrap_or(t));
         Some(h.finish(depth))
     };
     match user {
-        Some(t) => family(t),
-        None if connect => family(&text(path)),
-        None => template::with_typed_template(path, family),
+        Some(t) => family(t, template::third_and_depth(t)),
+        None if connect => {
+            let t = text(path);
+            family(&t, template::third_and_depth(&t))
+        }
+        // (the memo remembers where the template's third '/' is)
+        None => template::with_typed_template(path, |t| family(&t.template, (t.third, t.depth))),
     }
 }
 

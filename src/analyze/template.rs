@@ -164,26 +164,48 @@ pub fn looks_like_words(b: &[u8]) -> bool {
 /// The typed template of a path: typed segments replaced by `{type}`,
 /// everything else kept. The first segment and version/`api` segments stay.
 pub fn typed_template(path: &str) -> String {
-    with_typed_template(path.as_bytes(), str::to_owned)
+    with_typed_template(path.as_bytes(), |t| t.template.to_string())
+}
+
+/// A typed template, with what endpoint families are made of
+/// ([`crate::analyze::sample_family`]): where its third '/' is and how many
+/// it has.
+pub struct Typed {
+    pub template: std::sync::Arc<str>,
+    pub third: usize,
+    pub depth: u64,
+}
+
+impl Typed {
+    fn new(template: String) -> Typed {
+        let (third, depth) = third_and_depth(&template);
+        Typed { template: template.into(), third, depth }
+    }
+}
+
+/// Where the third '/' of `template` is (its length when it has fewer) and
+/// how many it has.
+pub fn third_and_depth(template: &str) -> (usize, u64) {
+    let t = template.as_bytes();
+    let (mut depth, mut third) = (0u64, t.len());
+    for (i, &b) in t.iter().enumerate() {
+        if b == b'/' {
+            depth += 1;
+            if depth == 3 {
+                third = i;
+            }
+        }
+    }
+    (third, depth)
 }
 
 /// `f` of the typed template of `path` (lossy UTF-8), from the per-thread
 /// memo when held there: no copy of the template is made.
-pub fn with_typed_template<R>(path: &[u8], f: impl FnOnce(&str) -> R) -> R {
-    with_typed_entry(path, |t| f(t))
-}
-
-/// The typed template of `path`, shared with the per-thread memo (no copy of
-/// the template when it is held there).
-pub fn shared_typed_template(path: &str) -> std::sync::Arc<str> {
-    with_typed_entry(path.as_bytes(), std::sync::Arc::clone)
-}
-
-fn with_typed_entry<R>(path: &[u8], f: impl FnOnce(&std::sync::Arc<str>) -> R) -> R {
-    let now = || -> std::sync::Arc<str> {
+pub fn with_typed_template<R>(path: &[u8], f: impl FnOnce(&Typed) -> R) -> R {
+    let now = || -> Typed {
         match std::str::from_utf8(path) {
-            Ok(p) => typed_template_now(p).into(),
-            Err(_) => typed_template_now(&String::from_utf8_lossy(path)).into(),
+            Ok(p) => Typed::new(typed_template_now(p)),
+            Err(_) => Typed::new(typed_template_now(&String::from_utf8_lossy(path))),
         }
     };
     if path.len() > TYPED_MEMO_PATH_MAX {
@@ -204,6 +226,12 @@ fn with_typed_entry<R>(path: &[u8], f: impl FnOnce(&std::sync::Arc<str>) -> R) -
     })
 }
 
+/// The typed template of `path`, shared with the per-thread memo (no copy of
+/// the template when it is held there).
+pub fn shared_typed_template(path: &str) -> std::sync::Arc<str> {
+    with_typed_template(path.as_bytes(), |t| std::sync::Arc::clone(&t.template))
+}
+
 /// Longest path whose template is memoised (longer ones are worked out each
 /// time): with [`crate::analyze::fingerprint::MEMO_ENTRIES`] entries, the memo
 /// holds at most a few megabytes.
@@ -214,7 +242,7 @@ std::thread_local! {
     /// of its endpoint), by the path itself: paths are exported with every
     /// transaction anyway, and a lookup by them costs a fast hash and one
     /// comparison. Emptied when full.
-    static TYPED: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, std::sync::Arc<str>, foldhash::fast::RandomState>> =
+    static TYPED: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, Typed, foldhash::fast::RandomState>> =
         std::cell::RefCell::new(std::collections::HashMap::default());
 }
 
