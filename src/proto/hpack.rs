@@ -1787,6 +1787,82 @@ mod tests {
         assert_eq!(sum, 1 << 30);
     }
 
+    /// The string `src` decodes to, walking the code four bits at a time
+    /// (the automaton the byte table is made of): `None` when invalid.
+    fn huffman_reference(src: &[u8]) -> Option<Vec<u8>> {
+        let (mut state, mut flags, mut out) = (0u8, ACCEPT, Vec::new());
+        for &byte in src {
+            for nibble in [byte >> 4, byte & 0x0f] {
+                let s = step(state, nibble);
+                if s.flags & FAIL != 0 {
+                    return None;
+                }
+                if s.flags & EMIT != 0 {
+                    out.push(s.sym);
+                }
+                state = s.next;
+                flags = s.flags;
+            }
+        }
+        (flags & ACCEPT != 0).then_some(out)
+    }
+
+    #[test]
+    fn huffman_decoding_is_the_reference_walk() {
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for round in 0..20_000 {
+            let len = (rng.next() % 90) as usize;
+            let alphabet: &[u8] = match round % 4 {
+                0 => b"abcdefghijklmnopqrstuvwxyz0123456789-_./",
+                1 => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=",
+                _ => &[],
+            };
+            let s: Vec<u8> = (0..len)
+                .map(|_| if alphabet.is_empty() { (rng.next() % 256) as u8 } else { alphabet[(rng.next() % alphabet.len() as u64) as usize] })
+                .collect();
+            let mut e = huffman_encode(&s);
+            match round % 7 {
+                // padding too long, not all ones, a byte cut off, EOS spelled out
+                3 => e.push(0xff),
+                4 if !e.is_empty() => *e.last_mut().unwrap() &= 0xfe,
+                5 => {
+                    e.pop();
+                }
+                6 => e.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]),
+                _ => {}
+            }
+            cases.push(e);
+            // and bytes that are no encoding at all
+            cases.push((0..(rng.next() % 40) as usize).map(|_| (rng.next() % 256) as u8).collect());
+        }
+        let (mut valid, mut invalid) = (0, 0);
+        for src in &cases {
+            let want = huffman_reference(src);
+            let mut got = b"x".to_vec();
+            let r = huffman_now(src, usize::MAX, &mut got);
+            match (&want, r) {
+                (Some(w), Ok(())) => {
+                    assert_eq!(&got[1..], w.as_slice(), "{src:02x?}");
+                    valid += 1;
+                }
+                (None, Err(HuffmanError::Invalid)) => invalid += 1,
+                (w, r) => panic!("{src:02x?}: reference {w:?}, decoder {}", if r.is_ok() { "ok" } else { "error" }),
+            }
+            // the limit: one byte short of the decoded length is TooLong with that length
+            if let Some(w) = want.filter(|w| !w.is_empty()) {
+                let mut out = Vec::new();
+                match huffman_now(src, w.len() - 1, &mut out) {
+                    Err(HuffmanError::TooLong(n)) => assert_eq!(n, w.len()),
+                    _ => panic!("{src:02x?}: not TooLong at {}", w.len() - 1),
+                }
+                assert!(out.len() < w.len());
+            }
+        }
+        // both outcomes well represented
+        assert!(valid > 10_000 && invalid > 10_000, "{valid} valid, {invalid} invalid");
+    }
+
     #[test]
     fn huffman_rfc_strings() {
         let cases = [
