@@ -73,10 +73,12 @@ impl Shape {
                 self.add_type("object");
                 if depth < MAX_DEPTH {
                     for (k, x) in o.iter() {
-                        if !self.properties.contains_key(k) && self.properties.len() >= MAX_KEYS {
-                            continue;
+                        // (the key is copied only when it is new)
+                        if let Some(p) = self.properties.get_mut(k) {
+                            p.add(x, depth + 1);
+                        } else if self.properties.len() < MAX_KEYS {
+                            self.properties.entry(k.clone()).or_default().add(x, depth + 1);
                         }
-                        self.properties.entry(k.clone()).or_default().add(x, depth + 1);
                     }
                 }
             }
@@ -139,10 +141,19 @@ pub fn query_params(query: &str) -> Vec<(String, &'static str)> {
         .take(MAX_PARAMS)
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), scalar_type(&percent_decode(v)))
+            (percent_decode(k), scalar_type(&decoded(v)))
         })
         .filter(|(k, _)| !k.is_empty() && k.len() <= 128)
         .collect()
+}
+
+/// [`percent_decode`] without a copy when there is nothing to decode.
+fn decoded(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|c| c == b'%' || c == b'+') {
+        std::borrow::Cow::Owned(percent_decode(s))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
 }
 
 /// Percent-decoding (`+` as space), lossy.

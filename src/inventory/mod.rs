@@ -191,7 +191,9 @@ impl EndpointRecord {
         }
         for (name, t) in &o.query {
             if let Some(set) = self.query_params.get_mut(name) {
-                set.insert(t.to_string());
+                if !set.contains(*t) {
+                    set.insert(t.to_string());
+                }
             } else if self.query_params.len() < MAX_SMALL_SET {
                 self.query_params.insert(name.clone(), [t.to_string()].into());
             }
