@@ -1302,13 +1302,18 @@ impl EndpointAuth {
     }
 
     fn add_carrier(&mut self, scheme: &str, carrier: &str, n: u64) {
-        let known = self.carriers.get(scheme).is_some_and(|m| m.contains_key(carrier));
+        if let Some(c) = self.carriers.get_mut(scheme).and_then(|m| m.get_mut(carrier)) {
+            bump(c, n);
+            return;
+        }
         let total: usize = self.carriers.values().map(BTreeMap::len).sum();
-        if !known && total >= MAX_CARRIERS {
+        if total >= MAX_CARRIERS {
             return;
         }
         match self.carriers.get_mut(scheme) {
-            Some(m) => bump_key(m, carrier, n),
+            Some(m) => {
+                m.insert(carrier.to_string(), n);
+            }
             None => {
                 self.carriers.insert(scheme.to_string(), BTreeMap::from([(carrier.to_string(), n)]));
             }
@@ -1973,6 +1978,29 @@ mod tests {
         assert_eq!(c.schemes_seen.get("cookie_session"), Some(&1));
         assert_eq!(c.flags.get("jwt_no_exp"), Some(&1));
         assert_eq!(c.carriers["cookie_session"].len(), 2);
+    }
+
+    #[test]
+    fn carriers_are_capped_and_known_ones_still_counted() {
+        let mut agg = EndpointAuth::default();
+        let with = |carrier: String| {
+            let mut c = cred(AuthScheme::ApiKeyHeader, None);
+            c.carrier = carrier.into();
+            c
+        };
+        for i in 0..MAX_CARRIERS + 10 {
+            agg.observe(&[with(format!("x-key-{i:03}"))], Some(200));
+        }
+        let pairs = |a: &EndpointAuth| a.carriers.values().map(BTreeMap::len).sum::<usize>();
+        assert_eq!(pairs(&agg), MAX_CARRIERS);
+        assert!(!agg.carriers["api_key_header"].contains_key(&format!("x-key-{MAX_CARRIERS:03}")));
+        // a pair already kept goes on counting; a new one of another scheme is not kept
+        agg.observe(&[with("x-key-000".into())], Some(200));
+        agg.observe(&[cred(AuthScheme::Basic, Some("u"))], Some(200));
+        assert_eq!(agg.carriers["api_key_header"]["x-key-000"], 2);
+        assert!(!agg.carriers.contains_key("basic"));
+        assert_eq!(pairs(&agg), MAX_CARRIERS);
+        assert_eq!(agg.schemes_seen.get("basic"), Some(&1));
     }
 
     #[test]
