@@ -734,9 +734,9 @@ impl Ctx<'_> {
                 return;
             }
             let Some((name, value)) = pair.split_once('=') else { continue };
-            let name = percent_decode(name.as_bytes());
+            let name = super::sensitive::percent_decode(name.as_bytes(), true);
             let name = String::from_utf8_lossy(&name);
-            let value = percent_decode(value.as_bytes());
+            let value = super::sensitive::percent_decode(value.as_bytes(), true);
             if name.is_empty() || value.is_empty() {
                 continue;
             }
@@ -1087,40 +1087,6 @@ fn bounded(s: &str, max: usize) -> String {
         Some((end, _)) => s.get(..end).unwrap_or(s).to_string(),
         None => s.to_string(),
     }
-}
-
-/// Percent-decoding of a form-encoded component: `+` is a space, `%XX` a
-/// byte; a `%` not followed by two hex digits is kept as is.
-fn percent_decode(s: &[u8]) -> Cow<'_, [u8]> {
-    if !s.iter().any(|&b| b == b'%' || b == b'+') {
-        return Cow::Borrowed(s);
-    }
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while let Some(&b) = s.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                if let (Some(h), Some(l)) = (s.get(i + 1).copied().and_then(hex), s.get(i + 2).copied().and_then(hex)) {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'%');
-            }
-            _ => out.push(b),
-        }
-        i += 1;
-    }
-    Cow::Owned(out)
 }
 
 /// RFC 9110 §11.2 auth-params: `name=token` or `name="quoted \" string"`,

@@ -141,45 +141,20 @@ pub fn query_params(query: &str) -> Vec<(String, &'static str)> {
         .take(MAX_PARAMS)
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), scalar_type(&decoded(v)))
+            (percent_decode(k).into_owned(), scalar_type(&percent_decode(v)))
         })
         .filter(|(k, _)| !k.is_empty() && k.len() <= 128)
         .collect()
 }
 
-/// [`percent_decode`] without a copy when there is nothing to decode.
-fn decoded(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.bytes().any(|c| c == b'%' || c == b'+') {
-        std::borrow::Cow::Owned(percent_decode(s))
-    } else {
-        std::borrow::Cow::Borrowed(s)
+/// Percent-decoding (`+` as space), lossy; borrows when there is nothing
+/// to decode.
+pub fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    match super::sensitive::percent_decode(s.as_bytes(), true) {
+        Cow::Borrowed(_) => Cow::Borrowed(s),
+        Cow::Owned(v) => Cow::Owned(String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
     }
-}
-
-/// Percent-decoding (`+` as space), lossy.
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'%' => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (b.get(i + 1).and_then(|c| hex(*c)), b.get(i + 2).and_then(|c| hex(*c))) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
