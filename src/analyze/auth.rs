@@ -710,9 +710,8 @@ impl Ctx<'_> {
                 continue;
             }
             let name = String::from_utf8_lossy(name);
-            let lower = name.to_ascii_lowercase();
             let listed = contains_ci(&self.cfg.session_cookies, &name)
-                || self.cfg.session_cookie_substrings.iter().any(|s| !s.is_empty() && lower.contains(&s.to_ascii_lowercase()));
+                || self.cfg.session_cookie_substrings.iter().any(|s| super::sensitive::contains_ci(name.as_bytes(), s.as_bytes()));
             if listed || matches!(parse_jwt(value, self.fp), JwtParse::Jwt { .. }) {
                 self.token(Token {
                     scheme: AuthScheme::CookieSession,
@@ -1724,6 +1723,9 @@ mod tests {
         let t = hs256(r#"{"sub":"9","iat":1795457000,"exp":1795460600}"#);
         let c = run(&[("cookie", "laravel_session=xyz"), ("cookie", &format!("at={t}; prefs=1"))], "/");
         assert_eq!(c.len(), 2);
+        // the listed substrings match in any case, anywhere in the name
+        let d = run(&[("cookie", "App_SESSIONToken=a1; xSessIdx=b2; sess=c3; theme=dark")], "/");
+        assert_eq!(d.iter().map(|c| &*c.carrier).collect::<Vec<_>>(), vec!["App_SESSIONToken", "xSessIdx"]);
         assert_eq!(c[0].carrier, "laravel_session");
         assert_eq!(c[1].carrier, "at");
         assert_eq!(c[1].scheme, AuthScheme::CookieSession);

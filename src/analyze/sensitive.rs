@@ -420,8 +420,8 @@ fn echo_sources(tx: &HttpTransaction) -> Vec<Cow<'_, [u8]>> {
     out
 }
 
-/// Whether `h` contains `n`, ignoring ASCII case.
-fn contains_ci(h: &[u8], n: &[u8]) -> bool {
+/// Whether `h` contains `n`, ignoring ASCII case (never for an empty `n`).
+pub(crate) fn contains_ci(h: &[u8], n: &[u8]) -> bool {
     let Some(&first) = n.first() else { return false };
     h.len() >= n.len()
         && h.windows(n.len()).any(|w| w.first().is_some_and(|b| b.eq_ignore_ascii_case(&first)) && w.eq_ignore_ascii_case(n))
