@@ -94,12 +94,9 @@ struct Sampler {
     last_host: Option<(Vec<u8>, SocketAddr, analyze::FamilyHost)>,
 }
 
-/// Longest host value [`Sampler`] remembers.
-const HOST_MEMO_BYTES: usize = 256;
-
 impl Sampler {
     fn host(&mut self, head: &HeadFacts<'_>) -> analyze::FamilyHost {
-        let Some(raw) = head.host.filter(|h| h.len() <= HOST_MEMO_BYTES) else {
+        let Some(raw) = head.host.filter(|h| h.len() <= analyze::HOST_MEMO_BYTES) else {
             return analyze::FamilyHost::of(self.family_seed, head.host, head.server);
         };
         match &mut self.last_host {

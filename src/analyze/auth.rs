@@ -356,7 +356,7 @@ pub(crate) fn classify_split(tx: &HttpTransaction, query: Option<&str>, cfg: &Au
             cx.cookies(&h.value);
         } else if name.eq_ignore_ascii_case("proxy-authorization") {
             // credentials for a proxy, not for the API
-        } else if contains_ci(&cfg.api_key_headers, name) {
+        } else if listed_ci(&cfg.api_key_headers, name) {
             cx.api_key_header(name, &h.value);
         } else {
             cx.jwt_header(name, &h.value);
@@ -710,7 +710,7 @@ impl Ctx<'_> {
                 continue;
             }
             let name = String::from_utf8_lossy(name);
-            let listed = contains_ci(&self.cfg.session_cookies, &name)
+            let listed = listed_ci(&self.cfg.session_cookies, &name)
                 || self.cfg.session_cookie_substrings.iter().any(|s| super::sensitive::contains_ci(name.as_bytes(), s.as_bytes()));
             if listed || matches!(parse_jwt(value, self.fp), JwtParse::Jwt { .. }) {
                 self.token(Token {
@@ -739,7 +739,7 @@ impl Ctx<'_> {
             if name.is_empty() || value.is_empty() {
                 continue;
             }
-            let listed = contains_ci(&self.cfg.api_key_params, &name);
+            let listed = listed_ci(&self.cfg.api_key_params, &name);
             if listed || matches!(parse_jwt(&value, self.fp), JwtParse::Jwt { .. }) {
                 self.token(Token {
                     scheme: AuthScheme::ApiKeyQuery,
@@ -1072,7 +1072,8 @@ fn unquote(s: &[u8]) -> &[u8] {
     }
 }
 
-fn contains_ci(list: &[String], name: &str) -> bool {
+/// Whether `name` is one of `list`, ignoring ASCII case.
+fn listed_ci(list: &[String], name: &str) -> bool {
     list.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 

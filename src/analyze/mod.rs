@@ -321,8 +321,7 @@ const COMMON_MEDIA_TYPES: [&str; 8] = [
 
 /// A request method in upper case: the common ones shared, others copied.
 pub fn method_name(method: &str) -> Cow<'static, str> {
-    const COMMON: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
-    match COMMON.iter().find(|m| method.eq_ignore_ascii_case(m)) {
+    match crate::proto::COMMON_METHODS.iter().find(|m| method.eq_ignore_ascii_case(m)) {
         Some(m) => Cow::Borrowed(*m),
         None => Cow::Owned(method.to_ascii_uppercase()),
     }
@@ -565,8 +564,9 @@ pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeSt
     })
 }
 
-/// Longest `Host` value [`endpoint_host`] remembers.
-const HOST_MEMO_BYTES: usize = 256;
+/// Longest `Host` value the per-thread memos of the last host (here and in
+/// the engine's sampler) remember.
+pub const HOST_MEMO_BYTES: usize = 256;
 
 std::thread_local! {
     /// The last host value (or, without one, server) [`endpoint_host`] worked

@@ -138,11 +138,13 @@ pub(crate) fn lossy(b: &[u8]) -> String {
     }
 }
 
+/// The request methods shared as `&'static str` wherever a method is kept.
+pub const COMMON_METHODS: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+
 /// A request method as sent (invalid UTF-8 replaced): the common methods, in
 /// their usual upper case, shared rather than copied for every request.
 pub fn method_text(raw: &[u8]) -> std::borrow::Cow<'static, str> {
-    const COMMON: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
-    match COMMON.iter().find(|m| m.as_bytes() == raw) {
+    match COMMON_METHODS.iter().find(|m| m.as_bytes() == raw) {
         Some(m) => std::borrow::Cow::Borrowed(*m),
         None => std::borrow::Cow::Owned(lossy(raw)),
     }
