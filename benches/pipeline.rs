@@ -35,7 +35,7 @@ fn main() {
         let opts = PipelineOptions { workers, fingerprint_key, transactions, policy: FullPolicy::Block, metrics: None, spec: Default::default(), baseline: None, keylog: None };
         let mut p = Pipeline::start(&cfg, &opts, store, sink).expect("start pipeline");
         let t0 = Instant::now();
-        let rep = capture::replay_file(&pcap, |l, ts, f| p.packet(l, ts, f), |_| {}).expect("replay");
+        let rep = capture::replay_file(&pcap, &mut p, |_| {}).expect("replay");
         let totals = p.finish().expect("finish");
         let secs = t0.elapsed().as_secs_f64();
         let mbps = rep.bytes as f64 / secs / 1e6;

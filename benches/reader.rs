@@ -26,11 +26,11 @@ fn main() {
         for _ in 0..rounds {
             let mut sum = 0u64;
             let t0 = Instant::now();
-            let visit = |_, ts: u64, f: &[u8]| sum = sum.wrapping_add(ts).wrapping_add(f.iter().map(|b| u64::from(*b)).sum::<u64>());
+            let mut visit = |_: apitap::decode::LinkType, ts: u64, f: &[u8]| sum = sum.wrapping_add(ts).wrapping_add(f.iter().map(|b| u64::from(*b)).sum::<u64>());
             let rep = match name {
                 "libpcap" => capture::replay_file_libpcap(&pcap, visit),
-                "apitap read(2)" => capture::replay_file_read(&pcap, visit, |_| {}),
-                _ => capture::replay_file(&pcap, visit, |_| {}),
+                "apitap read(2)" => capture::replay_file_read(&pcap, &mut visit, |_| {}),
+                _ => capture::replay_file(&pcap, &mut visit, |_| {}),
             }
             .expect("read the capture");
             let secs = t0.elapsed().as_secs_f64();

@@ -37,9 +37,11 @@ pub struct SegmentMeta {
     pub ack: u32,
     pub flags: TcpFlags,
     pub window: u16,
-    /// Payload position in the batch buffer.
-    pub offset: u32,
+    /// Payload position: in the mapped file when `in_file`, else in the
+    /// batch's buffer of copied payloads.
+    pub offset: u64,
     pub len: u32,
+    pub in_file: bool,
 }
 
 impl SegmentMeta {

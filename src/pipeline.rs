@@ -8,8 +8,17 @@
 //! (`reader_batches_dropped`), so the capture ring never stalls. Emptied
 //! batches travel back to the reader on a free list, so steady-state packet
 //! handling allocates nothing.
+//!
+//! Payloads of a mapped capture file (replay) are not copied: a batch holds
+//! a handle on the file and the payloads' offsets in it, and the workers read
+//! them in place. The reader lets go of the file's pages only before the
+//! oldest batch a worker has not finished ([`Pipeline::held_from`]).
+//! Payloads from elsewhere (live capture, pipes, reassembled IP fragments)
+//! are copied into the batch.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::collections::VecDeque;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,6 +29,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::analyze::Observation;
+use crate::capture::{FrameSink, MappedFile};
 use crate::config::Config;
 use crate::decode::{DecodeStats, Decoded, Decoder, LinkType};
 use crate::engine::{Engine, EngineOutput, SegmentMeta};
@@ -69,10 +79,22 @@ pub struct PipelineOptions {
     pub keylog: Option<Arc<crate::proto::tls::KeyLog>>,
 }
 
-/// A batch of segments for one worker: metadata plus one buffer of payloads.
+/// A batch of segments for one worker: metadata, the payloads that were
+/// copied, and the mapped file the others lie in.
 struct Batch {
     metas: Vec<SegmentMeta>,
+    /// Copied payloads (`SegmentMeta::in_file` unset).
     data: Vec<u8>,
+    /// The file the payloads with `SegmentMeta::in_file` lie in.
+    file: Option<Arc<MappedFile>>,
+}
+
+impl Batch {
+    /// The offset in `file` of the batch's first payload read in place
+    /// (payloads come in file order, so no other lies before it).
+    fn first_in_file(&self) -> Option<u64> {
+        self.metas.iter().find(|m| m.in_file).map(|m| m.offset)
+    }
 }
 
 /// Flows ended per step when the input ends (see `worker_loop`).
@@ -85,7 +107,7 @@ const FINISH_STEP_FLOWS: usize = 1024;
 /// of the largest output it held). Beyond these, the aggregator drops them.
 const SPARE_VECTORS_PER_WORKER: usize = 4;
 
-/// Bytes of payload after which a batch is sent even if not full.
+/// Bytes of copied payload after which a batch is sent even if not full.
 const BATCH_MAX_BYTES: usize = 512 * 1024;
 
 enum AggMsg {
@@ -109,6 +131,9 @@ pub struct PipelineStats {
     /// Batches the reader had to allocate because no used one had come back
     /// yet (start-up and workers falling behind; each up to 512 KiB).
     pub reader_batches_allocated: u64,
+    /// Segments whose payload the workers read in place in a mapped capture
+    /// file (the others were copied into their batch).
+    pub segments_in_place: u64,
 }
 
 /// Totals of a run.
@@ -243,6 +268,16 @@ pub struct Pipeline {
     metrics: Option<Arc<Metrics>>,
     stats: PipelineStats,
     keylog: Arc<KeylogShare>,
+    /// Batches each worker has finished (it counts them up).
+    finished: Arc<[AtomicU64]>,
+    /// Batches queued to each worker so far.
+    queued: Vec<u64>,
+    /// Per worker, the queued batches that read the current mapped file in
+    /// place: their number in the worker's queue order and their first
+    /// payload's offset (for [`Pipeline::held_from`]).
+    in_place: Vec<VecDeque<(u64, u64)>>,
+    /// The mapped file frames came from last (its address: identity only).
+    current_file: usize,
 }
 
 /// The key log the workers decrypt with, replaceable while they run (a
@@ -255,7 +290,9 @@ struct KeylogShare {
 }
 
 fn new_batch(cap: usize) -> Batch {
-    Batch { metas: Vec::with_capacity(cap), data: Vec::with_capacity(BATCH_MAX_BYTES) }
+    // the payload buffer grows when payloads are copied (live capture):
+    // batches that read a mapped file in place never touch one
+    Batch { metas: Vec::with_capacity(cap), data: Vec::new(), file: None }
 }
 
 impl Pipeline {
@@ -269,6 +306,7 @@ impl Pipeline {
         let mut senders = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
         let keylog = Arc::new(KeylogShare::default());
+        let finished: Arc<[AtomicU64]> = (0..n).map(|_| AtomicU64::new(0)).collect();
         if let Ok(mut k) = keylog.current.lock() {
             k.clone_from(&opts.keylog);
         }
@@ -286,11 +324,12 @@ impl Pipeline {
             let free = free_tx.clone();
             let m = opts.metrics.clone();
             let share = Arc::clone(&keylog);
+            let done = Arc::clone(&finished);
             let (spare_tx, spare) = bounded::<Vec<Observation>>(SPARE_VECTORS_PER_WORKER);
             spare_txs.push(spare_tx);
             let h = std::thread::Builder::new()
                 .name(format!("apitap-worker-{i}"))
-                .spawn(move || worker_loop(i, &mut engine, &rx, &agg, &free, m.as_deref().and_then(|m| m.workers.get(i)), &share, &spare))
+                .spawn(move || worker_loop(i, &mut engine, &rx, &agg, &free, m.as_deref().and_then(|m| m.workers.get(i)), &share, &spare, done.get(i)))
                 .map_err(PipelineError::Spawn)?;
             workers.push(h);
         }
@@ -327,6 +366,10 @@ impl Pipeline {
             metrics: opts.metrics.clone(),
             stats: PipelineStats::default(),
             keylog,
+            finished,
+            queued: vec![0; n],
+            in_place: (0..n).map(|_| VecDeque::new()).collect(),
+            current_file: 0,
         })
     }
 
@@ -340,6 +383,12 @@ impl Pipeline {
 
     /// Decodes one frame and queues its TCP segment for the worker that owns the flow.
     pub fn packet(&mut self, link: LinkType, ts_us: u64, frame: &[u8]) {
+        self.frame_in(link, ts_us, frame, None);
+    }
+
+    /// [`Pipeline::packet`] for a frame that may lie in a mapped file: its
+    /// payload is then read in place by the worker, not copied.
+    fn frame_in(&mut self, link: LinkType, ts_us: u64, frame: &[u8], file: Option<&Arc<MappedFile>>) {
         self.stats.packets += 1;
         self.stats.bytes += frame.len() as u64;
         let seg = match self.decoder.decode(link, ts_us, frame) {
@@ -349,10 +398,7 @@ impl Pipeline {
         self.stats.segments += 1;
         let n = self.senders.len();
         let w = usize::try_from(seg.key().symmetric_hash() % n as u64).unwrap_or(0);
-        let Some(batch) = self.filling.get_mut(w) else { return };
-        let offset = u32::try_from(batch.data.len()).unwrap_or(u32::MAX);
-        batch.data.extend_from_slice(seg.payload);
-        batch.metas.push(SegmentMeta {
+        let mut meta = SegmentMeta {
             ts_us,
             src: seg.src,
             dst: seg.dst,
@@ -360,9 +406,38 @@ impl Pipeline {
             ack: seg.ack,
             flags: seg.flags,
             window: seg.window,
-            offset,
+            offset: 0,
             len: u32::try_from(seg.payload.len()).unwrap_or(0),
-        });
+            in_file: false,
+        };
+        match file.and_then(|f| f.offset_of(seg.payload).map(|at| (f, at))) {
+            Some((f, at)) => {
+                let id = Arc::as_ptr(f) as usize;
+                if id != self.current_file {
+                    // batches of an earlier file no longer hold this one's pages
+                    self.current_file = id;
+                    self.in_place.iter_mut().for_each(VecDeque::clear);
+                }
+                if self.filling.get(w).and_then(|b| b.file.as_ref()).is_some_and(|bf| !Arc::ptr_eq(bf, f)) {
+                    self.send(w);
+                }
+                let Some(batch) = self.filling.get_mut(w) else { return };
+                if batch.file.is_none() {
+                    batch.file = Some(Arc::clone(f));
+                }
+                self.stats.segments_in_place += 1;
+                meta.offset = at;
+                meta.in_file = true;
+                batch.metas.push(meta);
+            }
+            None => {
+                let Some(batch) = self.filling.get_mut(w) else { return };
+                meta.offset = batch.data.len() as u64;
+                batch.data.extend_from_slice(seg.payload);
+                batch.metas.push(meta);
+            }
+        }
+        let Some(batch) = self.filling.get(w) else { return };
         if batch.metas.len() >= self.batch_packets || batch.data.len() >= BATCH_MAX_BYTES {
             self.send(w);
         }
@@ -376,30 +451,39 @@ impl Pipeline {
         // the replacement is taken after the hand-over: a worker that was
         // behind has returned a batch by then, so batches are reused, not
         // allocated while the reader waits and dropped by the worker later
-        let batch = std::mem::replace(slot, Batch { metas: Vec::new(), data: Vec::new() });
+        let batch = std::mem::replace(slot, Batch { metas: Vec::new(), data: Vec::new(), file: None });
+        let first_in_file = batch.first_in_file().filter(|_| batch.file.as_ref().is_some_and(|f| Arc::as_ptr(f) as usize == self.current_file));
         if let Some(tx) = self.senders.get(w) {
             self.stats.batches += 1;
-            match self.policy {
-                FullPolicy::Block => {
-                    // a closed channel means the worker is gone; finish() reports why
-                    let _ = tx.send(batch);
-                }
+            let queued = match self.policy {
+                // a closed channel means the worker is gone; finish() reports why
+                FullPolicy::Block => tx.send(batch).is_ok(),
                 FullPolicy::Drop => match tx.try_send(batch) {
-                    Ok(()) => {}
+                    Ok(()) => true,
                     Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
                         self.stats.reader_batches_dropped += 1;
                         self.stats.reader_segments_dropped += b.metas.len() as u64;
                         if let Some(m) = self.metrics.as_deref().and_then(|m| m.workers.get(w)) {
                             m.queue_batches_dropped.fetch_add(1, Relaxed);
                         }
+                        false
                     }
                 },
+            };
+            if queued {
+                if let (Some(n), Some(held)) = (self.queued.get_mut(w), self.in_place.get_mut(w)) {
+                    *n += 1;
+                    if let Some(at) = first_in_file {
+                        held.push_back((*n, at));
+                    }
+                }
             }
         }
         let replacement = match self.free.try_recv() {
             Ok(mut b) => {
                 b.metas.clear();
                 b.data.clear();
+                b.file = None;
                 b
             }
             Err(_) => {
@@ -410,6 +494,29 @@ impl Pipeline {
         if let Some(slot) = self.filling.get_mut(w) {
             *slot = replacement;
         }
+    }
+
+    /// The lowest offset of the current mapped file that a queued or
+    /// filling batch still reads in place (`u64::MAX`: none).
+    pub fn held_from(&mut self) -> u64 {
+        let mut from = u64::MAX;
+        for (w, held) in self.in_place.iter_mut().enumerate() {
+            let done = self.finished.get(w).map_or(0, |f| f.load(Acquire));
+            while held.front().is_some_and(|&(n, _)| n <= done) {
+                held.pop_front();
+            }
+            if let Some(&(_, at)) = held.front() {
+                from = from.min(at);
+            }
+        }
+        for b in &self.filling {
+            if b.file.as_ref().is_some_and(|f| Arc::as_ptr(f) as usize == self.current_file) {
+                if let Some(at) = b.first_in_file() {
+                    from = from.min(at);
+                }
+            }
+        }
+        from
     }
 
     /// Hands every partly filled batch to its worker (live capture calls this
@@ -495,9 +602,10 @@ fn worker_loop(
     metrics: Option<&crate::metrics::WorkerMetrics>,
     keylog: &KeylogShare,
     spare: &Receiver<Vec<Observation>>,
+    finished: Option<&AtomicU64>,
 ) {
     let mut keylog_seen = 0u64;
-    for batch in rx.iter() {
+    for mut batch in rx.iter() {
         let generation = keylog.generation.load(Relaxed);
         if generation != keylog_seen {
             keylog_seen = generation;
@@ -505,12 +613,18 @@ fn worker_loop(
                 engine.set_keylog(k.clone());
             }
         }
+        let file = batch.file.as_deref().map_or(&[][..], MappedFile::bytes);
         for m in &batch.metas {
-            let start = m.offset as usize;
+            let start = usize::try_from(m.offset).unwrap_or(usize::MAX);
             let end = start.saturating_add(m.len as usize);
-            let payload = batch.data.get(start..end).unwrap_or_default();
-            engine.segment(&m.segment(payload), m.ts_us);
+            let from = if m.in_file { file } else { &batch.data };
+            engine.segment(&m.segment(from.get(start..end).unwrap_or_default()), m.ts_us);
         }
+        // the reader may let go of the file's pages this batch read
+        if let Some(f) = finished {
+            f.fetch_add(1, Release);
+        }
+        batch.file = None;
         let _ = free.try_send(batch);
         if let Some(wm) = metrics {
             let f = engine.flow_stats();
@@ -554,6 +668,16 @@ fn worker_loop(
         p.insert("analyze".into(), a);
     }
     let _ = agg.send(AggMsg::Done { flow, proto });
+}
+
+impl FrameSink for Pipeline {
+    fn frame(&mut self, link: LinkType, ts_us: u64, frame: &[u8], file: Option<&Arc<MappedFile>>) {
+        self.frame_in(link, ts_us, frame, file);
+    }
+
+    fn held_from(&mut self) -> u64 {
+        Pipeline::held_from(self)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

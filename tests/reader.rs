@@ -9,12 +9,13 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use apitap::capture::{replay_file, replay_file_libpcap};
+use apitap::decode::LinkType;
 
 type Pkt = (i32, u64, Vec<u8>);
 
 fn read_native(p: &Path) -> (Vec<Pkt>, Option<String>) {
     let mut v = Vec::new();
-    let rep = replay_file(p, |l, ts, f| v.push((l.dlt(), ts, f.to_vec())), |_| {}).expect("native reader opens it");
+    let rep = replay_file(p, &mut |l: LinkType, ts, f: &[u8]| v.push((l.dlt(), ts, f.to_vec())), |_| {}).expect("native reader opens it");
     (v, rep.stopped)
 }
 
@@ -121,7 +122,7 @@ fn a_mapped_file_larger_than_its_resident_window_reads_whole() {
     assert_eq!(stopped, None);
     assert_eq!(mapped.len(), 48_000);
     let mut streamed = Vec::new();
-    apitap::capture::replay_file_read(&p, |l, ts, fr| streamed.push((l.dlt(), ts, fr.to_vec())), |_| {}).unwrap();
+    apitap::capture::replay_file_read(&p, &mut |l: LinkType, ts, fr: &[u8]| streamed.push((l.dlt(), ts, fr.to_vec())), |_| {}).unwrap();
     assert!(mapped == streamed, "the mapped and the streamed reads differ");
     let (pcap, _) = read_libpcap(&p).unwrap();
     assert!(mapped == pcap, "the mapped read and libpcap differ");

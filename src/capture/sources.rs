@@ -2,6 +2,7 @@
 //! live interfaces through libpcap.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -116,26 +117,44 @@ fn supported_linktype(lt: u32) -> Result<LinkType, (i32, String)> {
     supported_link(pcap::Linktype(i32::try_from(lt).unwrap_or(i32::MAX)))
 }
 
-/// Replays one capture file (or pipe) with apitap's own reader, calling
-/// `on_packet(link, ts_us, frame)` for every packet and `progress(bytes_read)`
-/// now and then. A damaged or truncated file delivers what precedes the damage
-/// and says where it stopped in [`FileReport::stopped`].
-pub fn replay_file(path: &Path, on_packet: impl FnMut(LinkType, u64, &[u8]), progress: impl FnMut(u64)) -> Result<FileReport, CaptureError> {
-    replay_file_with(path, true, on_packet, progress)
+/// Where [`replay_file`] delivers frames. Any `FnMut(link, ts_us, frame)`
+/// is one; the pipeline is another, which keeps a handle on a mapped file and
+/// reads payloads in place later instead of copying them.
+pub trait FrameSink {
+    /// One frame, with its time in µs since the epoch. `file` is the mapped
+    /// file the frame lies in, when the input is one: `frame` is then a part
+    /// of `file.bytes()`, which a sink may keep reading after it returns.
+    fn frame(&mut self, link: LinkType, ts_us: u64, frame: &[u8], file: Option<&Arc<MappedFile>>);
+
+    /// The lowest offset of the current mapped file the sink will still
+    /// read (`u64::MAX`: none). The replay lets go of the pages before it.
+    fn held_from(&mut self) -> u64 {
+        u64::MAX
+    }
+}
+
+impl<F: FnMut(LinkType, u64, &[u8])> FrameSink for F {
+    fn frame(&mut self, link: LinkType, ts_us: u64, frame: &[u8], _file: Option<&Arc<MappedFile>>) {
+        self(link, ts_us, frame);
+    }
+}
+
+/// Replays one capture file (or pipe) with apitap's own reader, handing
+/// every packet to `sink` and calling `progress(bytes_read)` now and then. A
+/// damaged or truncated file delivers what precedes the damage and says
+/// where it stopped in [`FileReport::stopped`].
+pub fn replay_file<S: FrameSink + ?Sized>(path: &Path, sink: &mut S, progress: impl FnMut(u64)) -> Result<FileReport, CaptureError> {
+    replay_file_with(path, true, sink, progress)
 }
 
 /// [`replay_file`] reading even a regular file by `read(2)` instead of
-/// mapping it (what pipes always get; kept to compare the two in `benches/`).
-pub fn replay_file_read(path: &Path, on_packet: impl FnMut(LinkType, u64, &[u8]), progress: impl FnMut(u64)) -> Result<FileReport, CaptureError> {
-    replay_file_with(path, false, on_packet, progress)
+/// mapping it (what pipes always get; kept to compare the two in `benches/`
+/// and tests).
+pub fn replay_file_read<S: FrameSink + ?Sized>(path: &Path, sink: &mut S, progress: impl FnMut(u64)) -> Result<FileReport, CaptureError> {
+    replay_file_with(path, false, sink, progress)
 }
 
-fn replay_file_with(
-    path: &Path,
-    map: bool,
-    mut on_packet: impl FnMut(LinkType, u64, &[u8]),
-    mut progress: impl FnMut(u64),
-) -> Result<FileReport, CaptureError> {
+fn replay_file_with<S: FrameSink + ?Sized>(path: &Path, map: bool, sink: &mut S, mut progress: impl FnMut(u64)) -> Result<FileReport, CaptureError> {
     let f = std::fs::File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => CaptureError::NotFound { path: path.to_path_buf() },
         _ => CaptureError::Unreadable { path: path.to_path_buf(), source: e },
@@ -143,31 +162,38 @@ fn replay_file_with(
     let not_capture = |e: file::FileError| CaptureError::NotCapture { path: path.to_path_buf(), message: e.to_string() };
     // a regular file is read where the page cache holds it; a pipe or a file
     // that cannot be mapped through read(2)
-    match Mapped::new(&f).filter(|_| map) {
+    match MappedFile::new(&f).filter(|_| map) {
         Some(m) => {
-            let pages = m.pages();
-            let mut release = |read: u64| pages.release_before(read);
-            replay_records(path, file::Reader::over(Box::new(m)).map_err(not_capture)?, &mut on_packet, &mut progress, &mut release)
+            let m = Arc::new(m);
+            let reader = file::Reader::over(Box::new(SharedBytes(Arc::clone(&m)))).map_err(not_capture)?;
+            replay_records(path, reader, Some(&m), sink, &mut progress)
         }
-        None => replay_records(path, file::Reader::new(f).map_err(not_capture)?, &mut on_packet, &mut progress, &mut |_| {}),
+        None => replay_records(path, file::Reader::new(f).map_err(not_capture)?, None, sink, &mut progress),
     }
 }
 
 /// A regular file mapped read-only into memory, for [`replay_file`]: records
 /// are read where the page cache holds them instead of being copied out by
-/// `read(2)`. A file that shrinks while it is replayed would stop the process
-/// (SIGBUS on the pages past its new end): `replay` is for finished captures
-/// (one still being written only grows, and what is appended after the start
-/// is not read).
-struct Mapped(Pages);
+/// `read(2)`, and a [`FrameSink`] may keep a handle on it to read payloads
+/// in place on other threads. A file that shrinks while it is replayed
+/// would stop the process (SIGBUS on the pages past its new end): `replay`
+/// is for finished captures (one still being written only grows, and what
+/// is appended after the start is not read).
+pub struct MappedFile {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
 
-// SAFETY: the mapping is read-only and owned by this value alone (unmapped in
-// its drop), so it may move to another thread.
-unsafe impl Send for Mapped {}
+// SAFETY: the mapping is read-only for its whole life and owned by this value
+// alone (unmapped in its drop, after the last handle is gone): moving it to
+// another thread or reading it from several at once is sound.
+unsafe impl Send for MappedFile {}
+// SAFETY: see above; nothing writes through the mapping.
+unsafe impl Sync for MappedFile {}
 
-impl Mapped {
+impl MappedFile {
     /// The whole of `f` mapped, if it is a non-empty regular file the system maps.
-    fn new(f: &std::fs::File) -> Option<Mapped> {
+    fn new(f: &std::fs::File) -> Option<MappedFile> {
         use std::os::fd::AsRawFd;
         let meta = f.metadata().ok()?;
         let len = usize::try_from(meta.len()).ok()?;
@@ -180,71 +206,76 @@ impl Mapped {
         if ptr == libc::MAP_FAILED {
             return None;
         }
-        Some(Mapped(Pages { ptr, len }))
+        Some(MappedFile { ptr, len })
     }
-}
 
-/// Bytes replayed between two releases of the pages read ([`Pages::release_before`]).
-const RELEASE_EVERY_BYTES: u64 = 4 << 20;
-
-/// Bytes behind the reader kept mapped: pcapng reads a block again just
-/// after consuming it. A longer block's start, let go of already, is read
-/// back from the file (a page fault, not an error).
-const RELEASE_LAG_BYTES: usize = 1 << 20;
-
-/// Where a [`Mapped`] file lies (also to let go of the pages already read).
-#[derive(Clone, Copy)]
-struct Pages {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
-
-impl Mapped {
-    fn pages(&self) -> Pages {
-        self.0
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr + len` is a live read-only mapping that this value
+        // owns and unmaps only when dropped, after every borrow of it.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
     }
-}
 
-impl Pages {
-    /// Unmaps the pages more than [`RELEASE_LAG_BYTES`] before offset `read`
-    /// from the process (they stay in the page cache): a replay's resident
-    /// memory does not grow with the file. Reading them again would fault
-    /// them back in from the file, unchanged.
-    fn release_before(self, read: u64) {
+    /// Where `part` lies in the file, if it is a part of [`Self::bytes`].
+    pub fn offset_of(&self, part: &[u8]) -> Option<u64> {
+        let start = (part.as_ptr() as usize).checked_sub(self.ptr as usize)?;
+        let end = start.checked_add(part.len())?;
+        if end <= self.len {
+            u64::try_from(start).ok()
+        } else {
+            None
+        }
+    }
+
+    /// Unmaps the pages before offset `end` from the process (they stay in
+    /// the page cache): a replay's resident memory does not grow with the
+    /// file. Reading them again faults them back in from the file, unchanged.
+    fn release_before(&self, end: u64) {
         let page = 4096usize;
-        let end = usize::try_from(read).unwrap_or(usize::MAX).saturating_sub(RELEASE_LAG_BYTES).min(self.len) / page * page;
+        let end = usize::try_from(end).unwrap_or(usize::MAX).min(self.len) / page * page;
         if end > 0 {
             // SAFETY: `ptr..ptr + end` lies within the live private read-only
-            // mapping made in `Mapped::new` (`end` ≤ `len`, page-aligned from
-            // the page-aligned start); MADV_DONTNEED on clean file-backed
-            // pages only drops them from the process.
+            // mapping made in `new` (`end` ≤ `len`, page-aligned from the
+            // page-aligned start); MADV_DONTNEED on clean file-backed pages
+            // only drops them from the process: a later read faults them in
+            // again from the file.
             unsafe { libc::madvise(self.ptr, end, libc::MADV_DONTNEED) };
         }
     }
 }
 
-impl AsRef<[u8]> for Mapped {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: `ptr..ptr + len` is a live read-only mapping that this value
-        // owns and unmaps only when dropped, after every borrow of it.
-        unsafe { std::slice::from_raw_parts(self.0.ptr.cast::<u8>(), self.0.len) }
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the mapping made in `new`; the last handle is gone,
+        // so nothing borrows it any more.
+        unsafe { libc::munmap(self.ptr, self.len) };
     }
 }
 
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        // SAFETY: unmaps the mapping made in `new`, which nothing borrows any more.
-        unsafe { libc::munmap(self.0.ptr, self.0.len) };
+/// A handle on a [`MappedFile`] as the bytes [`file::Reader::over`] reads.
+struct SharedBytes(Arc<MappedFile>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.bytes()
     }
 }
+
+/// Bytes replayed between two releases of the pages read ([`MappedFile::release_before`]).
+const RELEASE_EVERY_BYTES: u64 = 4 << 20;
+
+/// Bytes behind the reader kept mapped: pcapng reads a block again just
+/// after consuming it. A longer block's start, let go of already, is read
+/// back from the file (a page fault, not an error).
+const RELEASE_LAG_BYTES: u64 = 1 << 20;
 
 /// The record loop of [`replay_file`].
-fn replay_records<R: std::io::Read>(
+fn replay_records<R: std::io::Read, S: FrameSink + ?Sized>(
     path: &Path,
     mut reader: file::Reader<R>,
-    on_packet: &mut impl FnMut(LinkType, u64, &[u8]),
+    mapped: Option<&Arc<MappedFile>>,
+    sink: &mut S,
     progress: &mut impl FnMut(u64),
-    release: &mut impl FnMut(u64),
 ) -> Result<FileReport, CaptureError> {
     let mut released = 0u64;
     // the file's (first interface's) link type must be one apitap decodes;
@@ -272,13 +303,16 @@ fn replay_records<R: std::io::Read>(
                 };
                 report.packets += 1;
                 report.bytes += pkt.data.len() as u64;
-                on_packet(link, pkt.ts_us, pkt.data);
+                sink.frame(link, pkt.ts_us, pkt.data, mapped);
                 if report.packets % PROGRESS_EVERY == 0 {
                     progress(reader.position());
                 }
-                if reader.position().saturating_sub(released) >= RELEASE_EVERY_BYTES {
-                    released = reader.position();
-                    release(released);
+                if let Some(m) = mapped {
+                    if reader.position().saturating_sub(released) >= RELEASE_EVERY_BYTES {
+                        released = reader.position();
+                        // what the sink still reads stays mapped
+                        m.release_before(released.saturating_sub(RELEASE_LAG_BYTES).min(sink.held_from()));
+                    }
                 }
             }
             Ok(None) => break,

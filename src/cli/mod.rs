@@ -391,7 +391,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     let mut problems: Vec<String> = Vec::new();
     for f in &files {
         let name = f.display().to_string();
-        let res = capture::replay_file(f, |link, ts, frame| pipeline.packet(link, ts, frame), |read| progress.update(&name, read));
+        let res = capture::replay_file(f, &mut pipeline, |read| progress.update(&name, read));
         progress.done_before += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
         match res {
             Ok(r) => {
@@ -749,6 +749,7 @@ fn summary_json(reports: &[FileReport], t: &RunTotals, elapsed: f64, workers: us
         "tcp_segments": t.pipeline.segments,
         "batches": t.pipeline.batches,
         "reader_batches_allocated": t.pipeline.reader_batches_allocated,
+        "tcp_segments_read_in_place": t.pipeline.segments_in_place,
         "flows": get_u64(&t.flow, &["flows_created"]),
         "transactions": get_u64(&t.proto, &["transactions"]),
         "http_anomalies": get_u64(&t.proto, &["anomalies"]),
