@@ -393,7 +393,7 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { workers: 0, batch_packets: 256, queue_batches: 16 }
+        PipelineConfig { workers: 0, batch_packets: 256, queue_batches: 64 }
     }
 }
 
@@ -542,7 +542,7 @@ impl Config {
             Ok(())
         }
         at_least("pipeline.batch_packets", self.pipeline.batch_packets, 1, "use at least 1 (256 is a good value)")?;
-        at_least("pipeline.queue_batches", self.pipeline.queue_batches, 1, "use at least 1 (16 is a good value)")?;
+        at_least("pipeline.queue_batches", self.pipeline.queue_batches, 1, "use at least 1 (64 is a good value)")?;
         if self.pipeline.workers > 256 {
             return Err(ConfigError::Invalid {
                 key: "pipeline.workers",
