@@ -217,7 +217,9 @@ pub struct Http1Connection {
     /// responses may be gone, so pairing must not rely on order alone.
     responses_lost: bool,
     /// A request answered by `101` to `Upgrade: h2c`, waiting to be handed to HTTP/2.
-    h2c_upgrade: Option<HttpTransaction>,
+    /// (Boxed: a transaction is several hundred bytes, and every HTTP/1
+    /// connection holds this slot.)
+    h2c_upgrade: Option<Box<HttpTransaction>>,
     /// A CONNECT was accepted: the bytes that follow are a new connection's.
     tunnel_opened: bool,
 }
@@ -527,7 +529,7 @@ impl Http1Connection {
     /// The request whose `Upgrade: h2c` the server accepted, once: the caller
     /// continues the connection as HTTP/2 with it as stream 1.
     pub fn take_h2c_upgrade(&mut self) -> Option<HttpTransaction> {
-        self.h2c_upgrade.take()
+        self.h2c_upgrade.take().map(|b| *b)
     }
 
     /// Whether a CONNECT tunnel opened during the last call, once.
@@ -764,7 +766,7 @@ impl Http1Connection {
                 // the request becomes HTTP/2 stream 1; its final response comes there
                 self.response = None;
                 if let Some(p) = self.pending.pop_front() {
-                    self.h2c_upgrade = Some(*p.tx);
+                    self.h2c_upgrade = Some(p.tx);
                 }
             } else {
                 self.finish_response(stats, out, Some(proto));
