@@ -44,10 +44,22 @@ if [ ! -f "$pcap" ]; then
     "$gen" large --out "$dir" --no-validate >"$dir.gen.log" 2>&1 || { echo "replay.sh: gen-traffic.sh failed; see $dir.gen.log" >&2; exit 1; }
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/apitap-bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+locker=
+trap 'rm -rf "$work"; [ -n "$locker" ] && kill "$locker" 2>/dev/null' EXIT
 size=$(stat -L -c %s "$pcap")
 frames=$(capinfos -c -M "$pcap" 2>/dev/null | awk '/Number of packets/ {print $NF}')
 cat "$pcap" >/dev/null # page cache warm for every run alike
+# Every tool reads the file from the page cache. Where the kernel reclaims
+# cold page-cache pages on its own (e.g. DAMON's pageout on virtual
+# machines), parts of the file would otherwise be read from disk again
+# between runs: with vmtouch installed, the file stays locked in memory for
+# the benchmark (its memory is vmtouch's, not the tools').
+if command -v vmtouch >/dev/null 2>&1; then
+    vmtouch -q -dl -P "$work/vmtouch.pid" "$pcap" && sleep 1 && locker=$(cat "$work/vmtouch.pid" 2>/dev/null)
+    echo "page cache: $pcap locked in memory by vmtouch (pid ${locker:-?})"
+else
+    echo "page cache: warmed once (install vmtouch to keep the file resident between runs)"
+fi
 echo "capture: $pcap, $size bytes, ${frames:-?} frames"
 echo "machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "apitap: $("$bin" --version 2>/dev/null || echo "$bin")"
