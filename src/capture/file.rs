@@ -115,6 +115,9 @@ pub struct Reader<R: Read> {
 /// Bytes past a record's start that decoding its frame reads (record
 /// header, Ethernet, IPv4 and TCP with options); prefetched with it.
 const NEXT_HEADERS_BYTES: usize = 16 + 14 + 20 + 32;
+/// How far ahead of the record just read the file is prefetched, a line at
+/// a time: the first touch of the bytes that workers read in place is then
+/// not a wait for memory (8 KiB measured the same).
 const PREFETCH_AHEAD: usize = 4096;
 
 /// Asks the processor to start loading the cache line that holds `b[at]`
@@ -314,6 +317,7 @@ impl<R: Read> Reader<R> {
         // while this packet is decoded
         prefetch(bytes, self.start);
         prefetch(bytes, self.start + NEXT_HEADERS_BYTES);
+        // and the bytes of this record's length, PREFETCH_AHEAD further on
         let mut ahead = at - 16 + PREFETCH_AHEAD;
         while ahead < self.start + PREFETCH_AHEAD {
             prefetch(bytes, ahead);
