@@ -610,7 +610,7 @@ fn huffman(src: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), HuffmanError
         let Ok(c) = c.try_borrow() else { return false };
         let Some(e) = c.get(slot) else { return false };
         let (Some(held), Some(decoded)) = (e.src.get(..usize::from(e.src_len)), e.out.get(..usize::from(e.out_len))) else { return false };
-        if held != src || start.saturating_add(decoded.len()) > cap {
+        if !super::short_eq(held, src) || start.saturating_add(decoded.len()) > cap {
             return false;
         }
         out.extend_from_slice(decoded);

@@ -268,7 +268,7 @@ std::thread_local! {
 fn name_at(slot: Option<&mut Option<NameSlot>>, bytes: &[u8]) -> HeaderName {
     let Some(slot) = slot else { return super::header_name(bytes) };
     if let Some(held) = slot {
-        if held.raw.get(..usize::from(held.len)) == Some(bytes) {
+        if held.raw.get(..usize::from(held.len)).is_some_and(|raw| super::short_eq(raw, bytes)) {
             return HeaderName::Borrowed(held.name);
         }
     }

@@ -116,13 +116,34 @@ fn known_table() -> &'static [Option<&'static str>] {
     })
 }
 
+/// Byte-string equality that compares strings of up to 16 bytes (most
+/// header names, short HPACK literals) in machine words instead of calling
+/// `memcmp`, which costs more than the comparison at these lengths; longer
+/// strings compare as slices do.
+#[inline]
+pub(crate) fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| s.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()).map(u64::from_ne_bytes);
+    let half = |s: &[u8], at: usize| s.get(at..at + 4).and_then(|w| <[u8; 4]>::try_from(w).ok()).map(u32::from_ne_bytes);
+    match n {
+        // two words that overlap in the middle cover every byte
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        _ => a == b,
+    }
+}
+
 /// The shared spelling of a lower-case name, when it is a known one.
 pub(crate) fn known_name(lower: &[u8]) -> Option<&'static str> {
     let table = known_table();
     let mut i = known_slot(lower);
     loop {
         match table.get(i).copied().flatten() {
-            Some(k) if k.as_bytes() == lower => return Some(k),
+            Some(k) if short_eq(k.as_bytes(), lower) => return Some(k),
             Some(_) => i = (i + 1) % KNOWN_SLOTS,
             None => return None,
         }
@@ -833,6 +854,25 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_eq_is_slice_equality() {
+        // every length up to 40 (the word paths end at 16), equal strings and
+        // strings that differ in one byte at each position, or in length
+        for n in 0..=40usize {
+            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(short_eq(&a, &a.clone()), "equal, {n} bytes");
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] ^= 0x20;
+                assert_eq!(short_eq(&a, &b), a == b, "{n} bytes, differing at {at}");
+                assert!(!short_eq(&a, &b), "{n} bytes, differing at {at}");
+            }
+            let mut longer = a.clone();
+            longer.push(b'z');
+            assert!(!short_eq(&a, &longer) && !short_eq(&longer, &a), "{n} and {} bytes", n + 1);
+        }
+    }
 
     fn cfg() -> ProtoConfig {
         ProtoConfig { http: HttpConfig::default(), http2: Http2Config::default(), keylog: None }
