@@ -89,10 +89,19 @@ struct Batch {
     file: Option<Arc<MappedFile>>,
 }
 
+/// A mapped file's identity: its address, only ever compared.
+fn file_id(f: &Arc<MappedFile>) -> usize {
+    Arc::as_ptr(f) as usize
+}
+
 impl Batch {
-    /// The offset in `file` of the batch's first payload read in place
-    /// (payloads come in file order, so no other lies before it).
-    fn first_in_file(&self) -> Option<u64> {
+    /// The offset of the batch's first payload read in place, when the batch
+    /// reads the file `current` ([`file_id`]): payloads come in file order,
+    /// so no other lies before it.
+    fn held_in(&self, current: usize) -> Option<u64> {
+        if self.file.as_ref().map(file_id) != Some(current) {
+            return None;
+        }
         self.metas.iter().find(|m| m.in_file).map(|m| m.offset)
     }
 }
@@ -412,7 +421,7 @@ impl Pipeline {
         };
         match file.and_then(|f| f.offset_of(seg.payload).map(|at| (f, at))) {
             Some((f, at)) => {
-                let id = Arc::as_ptr(f) as usize;
+                let id = file_id(f);
                 if id != self.current_file {
                     // batches of an earlier file no longer hold this one's pages
                     self.current_file = id;
@@ -452,7 +461,7 @@ impl Pipeline {
         // behind has returned a batch by then, so batches are reused, not
         // allocated while the reader waits and dropped by the worker later
         let batch = std::mem::replace(slot, Batch { metas: Vec::new(), data: Vec::new(), file: None });
-        let first_in_file = batch.first_in_file().filter(|_| batch.file.as_ref().is_some_and(|f| Arc::as_ptr(f) as usize == self.current_file));
+        let first_in_file = batch.held_in(self.current_file);
         if let Some(tx) = self.senders.get(w) {
             self.stats.batches += 1;
             let queued = match self.policy {
@@ -509,12 +518,8 @@ impl Pipeline {
                 from = from.min(at);
             }
         }
-        for b in &self.filling {
-            if b.file.as_ref().is_some_and(|f| Arc::as_ptr(f) as usize == self.current_file) {
-                if let Some(at) = b.first_in_file() {
-                    from = from.min(at);
-                }
-            }
+        for at in self.filling.iter().filter_map(|b| b.held_in(self.current_file)) {
+            from = from.min(at);
         }
         from
     }
