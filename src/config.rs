@@ -389,11 +389,24 @@ pub struct PipelineConfig {
     pub batch_packets: usize,
     /// Capacity of each worker's queue, in batches.
     pub queue_batches: usize,
+    /// How connections are given to workers.
+    pub balance: Balance,
+}
+
+/// How connections are given to workers (`pipeline.balance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Balance {
+    /// A connection opened in view goes to the worker with the least recent
+    /// work; the others by the symmetric hash.
+    Load,
+    /// Every connection by the symmetric hash of its addresses and ports.
+    Hash,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { workers: 0, batch_packets: 256, queue_batches: 64 }
+        PipelineConfig { workers: 0, batch_packets: 256, queue_batches: 64, balance: Balance::Load }
     }
 }
 

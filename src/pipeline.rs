@@ -1,7 +1,8 @@
-//! Threads and queues: the reader decodes and shards segments by the
-//! symmetric flow hash into per-worker batches over bounded crossbeam
-//! channels; workers run an [`Engine`] each; one aggregator merges the
-//! inventory into the store and writes events.
+//! Threads and queues: the reader decodes and shards segments by connection
+//! (the symmetric flow hash; connections opened in view placed by load, see
+//! [`route`]) into per-worker batches over bounded crossbeam channels;
+//! workers run an [`Engine`] each; one aggregator merges the inventory into
+//! the store and writes events.
 //!
 //! Queue policies: in replay every queue blocks when full (nothing is lost);
 //! in live capture the reader drops a batch it cannot queue and counts it
@@ -30,7 +31,7 @@ use thiserror::Error;
 
 use crate::analyze::Observation;
 use crate::capture::{FrameSink, MappedFile};
-use crate::config::Config;
+use crate::config::{Balance, Config};
 use crate::decode::{DecodeStats, Decoded, Decoder, LinkType};
 use crate::engine::{Engine, EngineOutput, SegmentMeta};
 use crate::export::{ExportError, JsonLinesSink};
@@ -39,6 +40,9 @@ use crate::inventory::findings::{Detector, Endpoint};
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+
+mod route;
+pub use route::{RouteStats, Router};
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -143,6 +147,14 @@ pub struct PipelineStats {
     /// Segments whose payload the workers read in place in a mapped capture
     /// file (the others were copied into their batch).
     pub segments_in_place: u64,
+    /// Connections placed on the least-loaded worker at their SYN
+    /// (`pipeline.balance = "load"`; the others went by the symmetric hash).
+    pub connections_placed: u64,
+    /// Openings that found the placement table's bucket full and went by the
+    /// hash (the table holds about `flow.max_flows` connections).
+    pub placement_table_full: u64,
+    /// Bytes of the frames whose segments went to each worker.
+    pub worker_bytes: Vec<u64>,
 }
 
 /// Totals of a run.
@@ -287,6 +299,8 @@ pub struct Pipeline {
     in_place: Vec<VecDeque<(u64, u64)>>,
     /// The mapped file frames came from last (its address: identity only).
     current_file: usize,
+    /// Which worker owns each connection.
+    router: Router,
 }
 
 /// The key log the workers decrypt with, replaceable while they run (a
@@ -320,7 +334,8 @@ impl Pipeline {
             k.clone_from(&opts.keylog);
         }
         // flow.max_flows and flow.max_ooo_bytes_total are sensor-wide: each
-        // worker owns its share of the flows (sharding spreads them evenly)
+        // worker owns its share of the flows (hash and placement both spread
+        // connections about evenly in number)
         let mut per_worker = cfg.clone();
         per_worker.flow.max_flows = cfg.flow.max_flows.div_ceil(n).max(16);
         per_worker.flow.max_ooo_bytes_total = cfg.flow.max_ooo_bytes_total.div_ceil(n);
@@ -373,12 +388,13 @@ impl Pipeline {
             aggregator: Some(aggregator),
             control,
             metrics: opts.metrics.clone(),
-            stats: PipelineStats::default(),
+            stats: PipelineStats { worker_bytes: vec![0; n], ..PipelineStats::default() },
             keylog,
             finished,
             queued: vec![0; n],
             in_place: (0..n).map(|_| VecDeque::new()).collect(),
             current_file: 0,
+            router: Router::new(n, cfg.flow.max_flows, cfg.flow.idle_timeout_secs, cfg.pipeline.balance == Balance::Hash),
         })
     }
 
@@ -405,8 +421,10 @@ impl Pipeline {
             _ => return,
         };
         self.stats.segments += 1;
-        let n = self.senders.len();
-        let w = usize::try_from(seg.key().symmetric_hash() % n as u64).unwrap_or(0);
+        let w = self.router.route(seg.key().symmetric_hash(), seg.flags, ts_us, frame.len());
+        if let Some(b) = self.stats.worker_bytes.get_mut(w) {
+            *b += frame.len() as u64;
+        }
         let mut meta = SegmentMeta {
             ts_us,
             src: seg.src,
@@ -462,6 +480,9 @@ impl Pipeline {
         // allocated while the reader waits and dropped by the worker later
         let batch = std::mem::replace(slot, Batch { metas: Vec::new(), data: Vec::new(), file: None });
         let first_in_file = batch.held_in(self.current_file);
+        let placement = self.router.stats();
+        self.stats.connections_placed = placement.placed;
+        self.stats.placement_table_full = placement.table_full;
         if let Some(tx) = self.senders.get(w) {
             self.stats.batches += 1;
             let queued = match self.policy {
