@@ -33,18 +33,13 @@ const HALF_LIFE_US: u64 = 1_000_000;
 /// Connections per table bucket (one cache line).
 const WAYS: usize = 4;
 
-#[derive(Clone, Copy, Default)]
-struct Slot {
-    /// The connection's symmetric hash (`0`: free; a hash of 0 is kept as 1).
-    hash: u64,
-    /// Packet time of its last segment, in seconds.
-    seen_s: u32,
-    worker: u32,
-}
+/// Words per slot in the table: the connection's symmetric hash (`0`:
+/// free; a hash of 0 is kept as 1), then its worker in the low half and the
+/// packet time of its last segment, in seconds, in the high half.
+const SLOT_WORDS: usize = 2;
 
-#[derive(Clone, Copy, Default)]
-#[repr(align(64))]
-struct Bucket([Slot; WAYS]);
+/// Words per bucket (one cache line).
+const BUCKET_WORDS: usize = WAYS * SLOT_WORDS;
 
 /// Counters of the placement.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,7 +56,10 @@ pub struct Router {
     workers: usize,
     /// By the hash only (`pipeline.balance = "hash"`); the table stays empty.
     hash_only: bool,
-    buckets: Vec<Bucket>,
+    /// Buckets of [`WAYS`] slots of [`SLOT_WORDS`] words: plain words, so
+    /// that the table is zeroed memory whose pages are touched only as
+    /// connections arrive.
+    table: Vec<u64>,
     /// Recent work per worker: wire bytes, halved every [`HALF_LIFE_US`].
     load: Vec<u64>,
     decayed_at_us: u64,
@@ -79,8 +77,7 @@ impl Router {
         Router {
             workers,
             hash_only,
-            // zeroed memory: pages are touched only as buckets fill
-            buckets: vec![Bucket::default(); slots / WAYS],
+            table: vec![0; slots * SLOT_WORDS],
             load: vec![0; workers],
             decayed_at_us: 0,
             idle_s: u32::try_from(idle_timeout_secs).unwrap_or(u32::MAX),
@@ -97,33 +94,43 @@ impl Router {
     #[inline]
     pub fn route(&mut self, hash: u64, flags: TcpFlags, ts_us: u64, wire_len: usize) -> usize {
         let by_hash = usize::try_from(hash % self.workers as u64).unwrap_or(0);
-        if self.buckets.is_empty() {
+        if self.table.is_empty() {
             return by_hash;
         }
         self.decay(ts_us);
         let now_s = u32::try_from(ts_us / 1_000_000).unwrap_or(u32::MAX);
         let key = hash.max(1);
         // the bucket from the hash's high bits (the low ones pick by_hash)
-        let at = usize::try_from(hash >> 32).unwrap_or(0) & (self.buckets.len() - 1);
-        let w = match self.buckets.get_mut(at) {
+        let buckets = self.table.len() / BUCKET_WORDS;
+        let at = (usize::try_from(hash >> 32).unwrap_or(0) & (buckets - 1)) * BUCKET_WORDS;
+        let w = match self.table.get_mut(at..at + BUCKET_WORDS) {
             None => by_hash,
-            Some(Bucket(slots)) => {
-                if let Some(s) = slots.iter_mut().find(|s| s.hash == key) {
-                    s.seen_s = now_s;
-                    s.worker as usize
+            Some(bucket) => {
+                let mut slots = bucket.chunks_exact_mut(SLOT_WORDS);
+                if let Some(s) = slots.find(|s| s.first() == Some(&key)) {
+                    let worker = s.get(1).map_or(0, |v| *v as u32);
+                    if let Some(v) = s.get_mut(1) {
+                        *v = slot_value(now_s, worker);
+                    }
+                    worker as usize
                 } else if flags.has(TcpFlags::SYN) && !flags.has(TcpFlags::ACK) {
                     let idle = self.idle_s;
-                    match slots.iter_mut().find(|s| s.hash == 0 || now_s.saturating_sub(s.seen_s) > idle) {
-                        Some(s) => {
+                    let free = bucket.chunks_exact_mut(SLOT_WORDS).find(|s| match s {
+                        [hash, value] => *hash == 0 || now_s.saturating_sub((*value >> 32) as u32) > idle,
+                        _ => false,
+                    });
+                    match free {
+                        Some([hash, value]) => {
                             let w = least_loaded(&self.load);
-                            *s = Slot { hash: key, seen_s: now_s, worker: u32::try_from(w).unwrap_or(0) };
+                            *hash = key;
+                            *value = slot_value(now_s, u32::try_from(w).unwrap_or(0));
                             self.stats.placed += 1;
                             if let Some(l) = self.load.get_mut(w) {
                                 *l = l.saturating_add(NEW_CONNECTION_COST);
                             }
                             w
                         }
-                        None => {
+                        _ => {
                             self.stats.table_full += 1;
                             by_hash
                         }
@@ -157,13 +164,19 @@ impl Router {
 
     /// Bytes of the placement table (for the memory figures).
     pub fn table_bytes(&self) -> usize {
-        self.buckets.len() * std::mem::size_of::<Bucket>()
+        self.table.len() * std::mem::size_of::<u64>()
     }
 
     /// Whether placement is on (more than one worker, `balance = "load"`).
     pub fn placing(&self) -> bool {
-        !self.hash_only && !self.buckets.is_empty()
+        !self.hash_only && !self.table.is_empty()
     }
+}
+
+/// A slot's second word: last-seen second and worker.
+#[inline]
+fn slot_value(seen_s: u32, worker: u32) -> u64 {
+    u64::from(seen_s) << 32 | u64::from(worker)
 }
 
 /// The worker with the least recent work (the first of equals).
@@ -291,5 +304,45 @@ mod tests {
         assert_eq!(wa, wa2);
         r.route(a, ACK, 0, 8 << 20);
         assert_ne!(r.route(b, SYN, 500_000, 74), wa2);
+    }
+
+    #[test]
+    fn no_connection_changes_worker_while_it_is_active() {
+        // about 20,000 connections over a table of 1,024 slots (buckets fill
+        // and slots expire), opened and carried on in an interleaved order,
+        // each active far more often than the idle timeout: every segment of
+        // one goes to one worker
+        let mut r = Router::new(3, 1024, 120, false);
+        let mut owner = std::collections::HashMap::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut open: Vec<u64> = Vec::new();
+        let mut t = 0u64;
+        for i in 0..200_000u64 {
+            t += 1_000; // 1,000 segments a second: 200 s, so closed ones expire
+            if open.len() < 2_000 || next() % 10 == 0 {
+                let c: SocketAddr = format!("10.{}.{}.{}:{}", i % 200, (i / 200) % 250, (i / 50_000) % 250, 1024 + i % 60_000).parse().unwrap();
+                let h = FlowKey::new(c, "198.18.0.2:443".parse().unwrap()).symmetric_hash();
+                let w = r.route(h, SYN, t, 74);
+                assert!(owner.insert(h, w).is_none_or(|old| old == w), "a connection moved");
+                open.push(h);
+            } else {
+                let k = usize::try_from(next() % open.len() as u64).unwrap();
+                let h = open[k];
+                let w = r.route(h, if next() % 2 == 0 { ACK } else { SYN_ACK }, t, 1514);
+                assert_eq!(owner[&h], w, "a segment went to another worker than its connection's");
+            }
+            if open.len() > 4_000 {
+                // a connection ends; its slot frees 120 s later
+                open.swap_remove(usize::try_from(next() % open.len() as u64).unwrap());
+            }
+        }
+        let st = r.stats();
+        assert!(st.placed > 500 && st.table_full > 1000, "both paths taken: {st:?}");
     }
 }
