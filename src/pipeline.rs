@@ -42,7 +42,7 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 mod route;
-pub use route::{RouteStats, Router};
+use route::Router;
 
 #[derive(Debug, Error)]
 pub enum PipelineError {

@@ -21,16 +21,16 @@
 
 use crate::decode::TcpFlags;
 
-/// Work counted for a new connection when placing it, in bytes: large
-/// against a connection's bytes in one half-life, so that connections
-/// opened together alternate between workers instead of all going to the
-/// one that was idle a moment ago.
+/// Work counted for a new connection when placing it, in bytes: so that
+/// connections opened together, before any of their bytes flow, alternate
+/// between workers instead of all going to the one that was idle a moment
+/// ago.
 pub const NEW_CONNECTION_COST: u64 = 1 << 20;
 
 /// Packet time after which the recent work of each worker counts half.
 const HALF_LIFE_US: u64 = 1_000_000;
 
-/// Connections per table bucket (one cache line).
+/// Connections per table bucket.
 const WAYS: usize = 4;
 
 /// Words per slot in the table: the connection's symmetric hash (`0`:
@@ -38,7 +38,7 @@ const WAYS: usize = 4;
 /// packet time of its last segment, in seconds, in the high half.
 const SLOT_WORDS: usize = 2;
 
-/// Words per bucket (one cache line).
+/// Words per bucket (a cache line's worth).
 const BUCKET_WORDS: usize = WAYS * SLOT_WORDS;
 
 /// Counters of the placement.
@@ -54,8 +54,6 @@ pub struct RouteStats {
 /// How segments are given to workers (`pipeline.balance`).
 pub struct Router {
     workers: usize,
-    /// By the hash only (`pipeline.balance = "hash"`); the table stays empty.
-    hash_only: bool,
     /// Buckets of [`WAYS`] slots of [`SLOT_WORDS`] words: plain words, so
     /// that the table is zeroed memory whose pages are touched only as
     /// connections arrive.
@@ -76,7 +74,6 @@ impl Router {
         let slots = if hash_only || workers == 1 { 0 } else { max_flows.max(WAYS).next_power_of_two() };
         Router {
             workers,
-            hash_only,
             table: vec![0; slots * SLOT_WORDS],
             load: vec![0; workers],
             decayed_at_us: 0,
@@ -160,16 +157,6 @@ impl Router {
             self.load.iter_mut().for_each(|l| *l >>= shift);
             self.decayed_at_us = ts_us;
         }
-    }
-
-    /// Bytes of the placement table (for the memory figures).
-    pub fn table_bytes(&self) -> usize {
-        self.table.len() * std::mem::size_of::<u64>()
-    }
-
-    /// Whether placement is on (more than one worker, `balance = "load"`).
-    pub fn placing(&self) -> bool {
-        !self.hash_only && !self.table.is_empty()
     }
 }
 
@@ -275,8 +262,7 @@ mod tests {
     #[test]
     fn one_worker_or_hash_balance_keeps_no_table() {
         for r in [Router::new(1, 1024, 120, false), Router::new(4, 1024, 120, true)] {
-            assert_eq!(r.table_bytes(), 0);
-            assert!(!r.placing());
+            assert!(r.table.is_empty());
         }
         let mut r = Router::new(4, 1024, 120, true);
         for i in 0..100 {
