@@ -33,6 +33,10 @@ const HALF_LIFE_US: u64 = 1_000_000;
 /// Connections per table bucket.
 const WAYS: usize = 4;
 
+/// Most slots in the table whatever `flow.max_flows` says (64 MiB of
+/// address space, touched only as connections arrive).
+const MAX_SLOTS: usize = 1 << 22;
+
 /// Words per slot in the table: the connection's symmetric hash (`0`:
 /// free; a hash of 0 is kept as 1), then its worker in the low half and the
 /// packet time of its last segment, in seconds, in the high half.
@@ -47,7 +51,8 @@ pub struct RouteStats {
     /// Connections placed on the least-loaded worker at their SYN.
     pub placed: u64,
     /// SYNs whose table bucket was full of live connections: the connection
-    /// went by the symmetric hash (limit: `flow.max_flows` slots).
+    /// went by the symmetric hash (limit: `flow.max_flows` slots, at most
+    /// [`MAX_SLOTS`]).
     pub table_full: u64,
 }
 
@@ -67,11 +72,12 @@ pub struct Router {
 
 impl Router {
     /// A router over `workers` workers remembering up to about `max_flows`
-    /// placed connections (rounded up to a power of two), each forgotten
+    /// placed connections (rounded up to a power of two, at most
+    /// [`MAX_SLOTS`]), each forgotten
     /// after `idle_timeout_secs` of packet time without a segment.
     pub fn new(workers: usize, max_flows: usize, idle_timeout_secs: u64, hash_only: bool) -> Router {
         let workers = workers.max(1);
-        let slots = if hash_only || workers == 1 { 0 } else { max_flows.max(WAYS).next_power_of_two() };
+        let slots = if hash_only || workers == 1 { 0 } else { max_flows.clamp(WAYS, MAX_SLOTS).next_power_of_two() };
         Router {
             workers,
             table: vec![0; slots * SLOT_WORDS],
@@ -257,6 +263,12 @@ mod tests {
         let late = conn(500);
         r.route(late, SYN, 1_000_000 + 121 * 1_000_000, 74);
         assert_eq!(r.stats().placed, WAYS as u64 + 1);
+    }
+
+    #[test]
+    fn a_huge_flow_limit_gives_a_bounded_table() {
+        let r = Router::new(2, usize::MAX, 120, false);
+        assert_eq!(r.table.len(), MAX_SLOTS * SLOT_WORDS);
     }
 
     #[test]
