@@ -396,3 +396,49 @@ fn ecs_output_maps_the_same_events() {
     let assets = e.iter().filter(|v| v["event"]["kind"] == "asset").count();
     assert_eq!(assets, o.iter().filter(|v| v["class_uid"] == 5023).count());
 }
+
+/// Connections opened in view are placed on workers by load
+/// (`pipeline.balance = "load"`, the default); `"hash"` shards by the hash
+/// alone. Either way every transaction is found, the same ones, and the
+/// bytes given to the workers add up to at most the capture's.
+#[test]
+fn placement_by_load_finds_the_same_transactions_as_the_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash_cfg = dir.path().join("hash.toml");
+    std::fs::write(&hash_cfg, "[pipeline]\nbalance = \"hash\"\n").unwrap();
+    let run = |name: &str, config: Option<&Path>| {
+        let ev = dir.path().join(format!("{name}.jsonl"));
+        let stats = dir.path().join(format!("{name}.stats.json"));
+        let store = dir.path().join(format!("{name}.store"));
+        let mut args = vec!["replay", "--no-progress", "--workers", "2", "--store", store.to_str().unwrap(), "--transactions"];
+        args.extend(["--events", ev.to_str().unwrap(), "--stats-json", stats.to_str().unwrap()]);
+        if let Some(c) = config {
+            args.extend(["--config", c.to_str().unwrap()]);
+        }
+        let sample = fixture("sample.pcap");
+        args.push(sample.to_str().unwrap());
+        run_ok(&args);
+        let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+        (read_jsonl(&ev), s)
+    };
+    let (placed_ev, placed) = run("load", None);
+    let (hashed_ev, hashed) = run("hash", Some(&hash_cfg));
+    let n = |s: &serde_json::Value, k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in the summary"));
+    assert!(n(&placed, "connections_placed") > 0, "the sample's connections open in view");
+    assert!(n(&placed, "connections_placed") <= n(&placed, "flows"));
+    assert_eq!(n(&placed, "placement_table_full"), 0);
+    assert_eq!(n(&hashed, "connections_placed"), 0);
+    for s in [&placed, &hashed] {
+        let per: Vec<u64> = s["worker_bytes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(per.len(), 2);
+        assert!(per.iter().all(|b| *b > 0), "both workers get connections: {per:?}");
+        assert!(per.iter().sum::<u64>() <= n(s, "bytes"));
+    }
+    let truth = read_jsonl(&fixture("sample.truth.jsonl"));
+    let mut a = event_keys(&transactions(&placed_ev));
+    let mut b = event_keys(&transactions(&hashed_ev));
+    assert_eq!(a.len(), truth.len(), "every request of the truth, once");
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+}

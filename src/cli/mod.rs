@@ -833,6 +833,17 @@ fn print_summary(s: &Value) {
             String::new()
         }
     );
+    let per_worker: Vec<u64> = s.get("worker_bytes").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+    let all: u64 = per_worker.iter().sum();
+    if per_worker.len() > 1 && all > 0 {
+        let shares: Vec<String> = per_worker.iter().map(|b| format!("{:.1}%", *b as f64 * 100.0 / all as f64)).collect();
+        eprintln!(
+            "  workers: bytes {}; {} connections placed by load{}",
+            shares.join(" / "),
+            g("connections_placed"),
+            if g("placement_table_full") > 0 { format!(", {} by the hash (placement table full)", g("placement_table_full")) } else { String::new() }
+        );
+    }
     if let Some(obj) = s.get("drops_by_limit").and_then(Value::as_object) {
         let hit: Vec<String> =
             obj.iter().filter(|(_, v)| v.as_u64().unwrap_or(0) > 0).map(|(k, v)| format!("{k}={v}")).collect();
