@@ -619,6 +619,11 @@ impl Pipeline {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// How many segments ahead a worker asks for the first cache lines of a
+/// payload (a message head starts there; it was last touched on the reader's
+/// core, if at all), so that parsing it does not start with a wait for memory.
+const PAYLOAD_PREFETCH_SEGMENTS: usize = 4;
+
 fn worker_loop(
     index: usize,
     engine: &mut Engine,
@@ -640,7 +645,18 @@ fn worker_loop(
             }
         }
         let file = batch.file.as_deref().map_or(&[][..], MappedFile::bytes);
-        for m in &batch.metas {
+        for (i, m) in batch.metas.iter().enumerate() {
+            // the batch was written on the reader's core: its entries, then
+            // the payloads they point at, are asked for ahead of their turn
+            if let Some(later) = batch.metas.get(i + 2 * PAYLOAD_PREFETCH_SEGMENTS) {
+                crate::capture::file::prefetch_value(later);
+            }
+            if let Some(next) = batch.metas.get(i + PAYLOAD_PREFETCH_SEGMENTS) {
+                let from = if next.in_file { file } else { &batch.data };
+                let at = usize::try_from(next.offset).unwrap_or(usize::MAX);
+                crate::capture::file::prefetch(from, at);
+                crate::capture::file::prefetch(from, at.saturating_add(64));
+            }
             let start = usize::try_from(m.offset).unwrap_or(usize::MAX);
             let end = start.saturating_add(m.len as usize);
             let from = if m.in_file { file } else { &batch.data };

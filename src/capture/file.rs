@@ -126,7 +126,7 @@ const PREFETCH_AHEAD: usize = 4096;
 /// header is a wait for memory.
 #[inline]
 #[allow(unsafe_code)]
-fn prefetch(b: &[u8], at: usize) {
+pub(crate) fn prefetch(b: &[u8], at: usize) {
     #[cfg(target_arch = "x86_64")]
     if let Some(p) = b.get(at) {
         // SAFETY: a prefetch is a hint that reads nothing into the program
@@ -134,6 +134,17 @@ fn prefetch(b: &[u8], at: usize) {
         // SSE is part of every x86-64 processor.
         unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(std::ptr::from_ref(p).cast::<i8>()) };
     }
+}
+
+/// Asks the processor to start loading the cache line that holds `v`.
+#[inline]
+#[allow(unsafe_code)]
+pub(crate) fn prefetch_value<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `prefetch`: a hint on the address of a live value.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(std::ptr::from_ref(v).cast::<i8>())
+    };
 }
 
 fn u16_at(b: &[u8], at: usize, big: bool) -> Option<u16> {

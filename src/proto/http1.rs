@@ -544,16 +544,24 @@ impl Http1Connection {
         let total = data.len();
         let mut data = data;
         while !data.is_empty() {
-            let consumed = match self.side(is_req).state {
-                State::Head => self.head(is_req, data, ts, cfg, stats, out),
-                State::Length(_) | State::Chunked(_) | State::UntilClose => self.body(is_req, data, cfg, stats, out),
-                State::Resync => self.resync(is_req, data, cfg, stats),
+            let (consumed, in_body) = match self.side(is_req).state {
+                State::Head => (self.head(is_req, data, ts, cfg, stats, out), false),
+                State::Length(_) | State::Chunked(_) | State::UntilClose => (self.body(is_req, data, cfg, stats, out), true),
+                State::Resync => (self.resync(is_req, data, cfg, stats), false),
                 State::Tunnel | State::Dead => break,
             };
             // every handler consumes at least one byte or changes state; guard anyway
             let consumed = consumed.min(data.len());
-            if let Some(last) = data.get(..consumed).and_then(|d| d.last()) {
-                self.side(is_req).line_start = *last == b'\n';
+            let side = self.side(is_req);
+            if in_body {
+                // Body bytes are mostly never read (only sampled bodies are):
+                // their last byte is not fetched just for this. A body that
+                // ended leaves the side at a message boundary, a line start.
+                if consumed > 0 {
+                    side.line_start = !matches!(side.state, State::Length(_) | State::Chunked(_) | State::UntilClose);
+                }
+            } else if let Some(last) = data.get(..consumed).and_then(|d| d.last()) {
+                side.line_start = *last == b'\n';
             }
             data = data.get(consumed..).unwrap_or_default();
         }
