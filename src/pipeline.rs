@@ -618,12 +618,12 @@ impl Pipeline {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 /// How many segments ahead a worker asks for the first cache lines of a
 /// payload (a message head starts there; it was last touched on the reader's
 /// core, if at all), so that parsing it does not start with a wait for memory.
 const PAYLOAD_PREFETCH_SEGMENTS: usize = 4;
 
+#[allow(clippy::too_many_arguments)]
 fn worker_loop(
     index: usize,
     engine: &mut Engine,

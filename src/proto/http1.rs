@@ -153,6 +153,13 @@ enum State {
     Dead,
 }
 
+impl State {
+    /// Reading a message body.
+    fn is_body(self) -> bool {
+        matches!(self, State::Length(_) | State::Chunked(_) | State::UntilClose)
+    }
+}
+
 /// One direction of the connection.
 struct Side {
     state: State,
@@ -544,21 +551,22 @@ impl Http1Connection {
         let total = data.len();
         let mut data = data;
         while !data.is_empty() {
-            let (consumed, in_body) = match self.side(is_req).state {
-                State::Head => (self.head(is_req, data, ts, cfg, stats, out), false),
-                State::Length(_) | State::Chunked(_) | State::UntilClose => (self.body(is_req, data, cfg, stats, out), true),
-                State::Resync => (self.resync(is_req, data, cfg, stats), false),
+            let state = self.side(is_req).state;
+            let consumed = match state {
+                State::Head => self.head(is_req, data, ts, cfg, stats, out),
+                State::Length(_) | State::Chunked(_) | State::UntilClose => self.body(is_req, data, cfg, stats, out),
+                State::Resync => self.resync(is_req, data, cfg, stats),
                 State::Tunnel | State::Dead => break,
             };
             // every handler consumes at least one byte or changes state; guard anyway
             let consumed = consumed.min(data.len());
             let side = self.side(is_req);
-            if in_body {
+            if state.is_body() {
                 // Body bytes are mostly never read (only sampled bodies are):
                 // their last byte is not fetched just for this. A body that
                 // ended leaves the side at a message boundary, a line start.
                 if consumed > 0 {
-                    side.line_start = !matches!(side.state, State::Length(_) | State::Chunked(_) | State::UntilClose);
+                    side.line_start = !side.state.is_body();
                 }
             } else if let Some(last) = data.get(..consumed).and_then(|d| d.last()) {
                 side.line_start = *last == b'\n';
