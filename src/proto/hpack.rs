@@ -262,6 +262,10 @@ pub struct HpackStats {
     pub desyncs: u64,
     /// Times an unknown tail was proven empty, making decoding complete again.
     pub resyncs: u64,
+    /// Values taken from [`Repeats`] instead of being decoded again.
+    pub repeat_hits: u64,
+    /// Values not remembered in [`Repeats`]: with their name, longer than [`REPEAT_BYTES`].
+    pub repeat_too_long: u64,
 }
 
 /// The static table (RFC 7541 Appendix A); index 1 is the first element.
@@ -634,6 +638,114 @@ fn huffman(src: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), HuffmanError
         });
     }
     Ok(())
+}
+
+/// Bytes one decoder's [`Repeats`] holds at most (names, encoded and
+/// decoded values, counted by allocated capacity).
+const REPEAT_BYTES: usize = 4096;
+/// Field names one decoder's [`Repeats`] remembers a value for.
+const REPEAT_SLOTS: usize = 4;
+/// Shortest Huffman string (encoded bytes) worth remembering.
+const REPEAT_MIN_SRC: usize = 16;
+
+/// The last value remembered for one field name: `buf` holds the name, the
+/// exact Huffman bytes and what they decoded to, in that order.
+#[derive(Clone, Default)]
+struct Repeat {
+    buf: Vec<u8>,
+    name_len: usize,
+    src_len: usize,
+    /// [`Repeats::clock`] at its last use, for replacing the least recent.
+    used: u64,
+}
+
+impl Repeat {
+    fn name(&self) -> &[u8] {
+        self.buf.get(..self.name_len).unwrap_or(&[])
+    }
+
+    fn src(&self) -> &[u8] {
+        self.buf.get(self.name_len..self.name_len + self.src_len).unwrap_or(&[])
+    }
+
+    fn decoded(&self) -> &[u8] {
+        self.buf.get(self.name_len + self.src_len..).unwrap_or(&[])
+    }
+}
+
+/// The last long Huffman-coded value of each of a few fields
+/// [`HUFFMAN_CACHE`] may not hold, per decoder. Encoders send some values
+/// again and again without indexing them — a never-indexed `authorization`
+/// on every request of a connection — and decoding a token costs far more
+/// than comparing its bytes. One value per name, so that a field that
+/// changes on every request (`:path`) only ever replaces its own. A hit
+/// needs the exact encoded bytes, so it gives what decoding gives. Held by
+/// the connection's decoder, like the values of its dynamic table, and
+/// dropped with it; never shared between connections.
+#[derive(Clone, Default)]
+struct Repeats {
+    slots: Vec<Repeat>,
+    clock: u64,
+}
+
+impl Repeats {
+    /// What `src` decoded to when last seen as the value of `name`.
+    fn find(&mut self, name: &[u8], src: &[u8]) -> Option<&[u8]> {
+        self.clock += 1;
+        let clock = self.clock;
+        let r = self.slots.iter_mut().find(|r| r.name() == name)?;
+        if r.src() != src {
+            return None;
+        }
+        r.used = clock;
+        Some(r.decoded())
+    }
+
+    /// Remembers `src` and its decoding as the value of `name`, in place of
+    /// the name's previous value, else of the least recently used; older
+    /// values give way until everything fits in [`REPEAT_BYTES`]. False when
+    /// the three together are over it.
+    fn keep(&mut self, name: &[u8], src: &[u8], decoded: &[u8]) -> bool {
+        let need = name.len().saturating_add(src.len()).saturating_add(decoded.len());
+        if need > REPEAT_BYTES {
+            return false;
+        }
+        let reuse = match self.slots.iter().position(|r| r.name() == name) {
+            Some(i) => Some(i),
+            None if self.slots.len() >= REPEAT_SLOTS => self.least_recent(),
+            None => None,
+        };
+        let mut r = match reuse {
+            Some(i) => self.slots.swap_remove(i),
+            None => Repeat::default(),
+        };
+        while self.held().saturating_add(need) > REPEAT_BYTES {
+            let Some(i) = self.least_recent() else { break };
+            self.slots.swap_remove(i);
+        }
+        if r.buf.capacity() > REPEAT_BYTES - self.held() {
+            r.buf = Vec::new();
+        }
+        r.buf.clear();
+        r.buf.reserve_exact(need);
+        r.buf.extend_from_slice(name);
+        r.buf.extend_from_slice(src);
+        r.buf.extend_from_slice(decoded);
+        r.name_len = name.len();
+        r.src_len = src.len();
+        r.used = self.clock;
+        self.slots.push(r);
+        true
+    }
+
+    fn least_recent(&self) -> Option<usize> {
+        self.slots.iter().enumerate().min_by_key(|(_, r)| r.used).map(|(i, _)| i)
+    }
+
+    /// Bytes allocated for the remembered values.
+    fn held(&self) -> usize {
+        self.slots.iter().map(|r| r.buf.capacity()).sum()
+    }
 }
 
 /// Input bytes decoded per round of [`huffman_now`]: each emits at most two
@@ -1019,6 +1131,7 @@ pub struct Decoder {
     /// Most entries tracked.
     max_entries: usize,
     max_list_bytes: usize,
+    repeats: Repeats,
     stats: HpackStats,
 }
 
@@ -1065,6 +1178,7 @@ impl Decoder {
             hard_limit,
             max_entries: hard_limit / ENTRY_OVERHEAD,
             max_list_bytes: DEFAULT_MAX_LIST_BYTES,
+            repeats: Repeats::default(),
             stats: HpackStats::default(),
         }
     }
@@ -1289,7 +1403,16 @@ impl Decoder {
                 Name::Owned(n) => cacheable_value(n),
                 Name::Unknown { .. } | Name::Invalid { .. } => false,
             };
-        let value = self.string(c, blk, cache, HeaderValue::from_slice)?;
+        let value = if cache {
+            self.string(c, blk, true, HeaderValue::from_slice)?
+        } else {
+            let key: &[u8] = match &name {
+                Name::Static(n) => n.as_bytes(),
+                Name::Owned(n) => n.as_slice(),
+                Name::Unknown { .. } | Name::Invalid { .. } => b"",
+            };
+            self.repeated_value(c, blk, key)?
+        };
 
         if kind == Literal::Incremental {
             let name_part = match &name {
@@ -1369,6 +1492,11 @@ impl Decoder {
             let r = if cache { huffman(raw, blk.limit, v) } else { huffman_now(raw, blk.limit, v) };
             r.map(|()| make(v))
         });
+        self.huffman_result(blk, decoded)
+    }
+
+    /// A decoded Huffman string, or the error counted and noted.
+    fn huffman_result<T>(&mut self, blk: &mut Block, decoded: Result<T, HuffmanError>) -> Result<Str<T>, HpackError> {
         match decoded {
             Ok(made) => Ok(Str::Bytes(made)),
             Err(HuffmanError::TooLong(n)) => {
@@ -1382,6 +1510,34 @@ impl Decoder {
                 Ok(Str::Invalid)
             }
         }
+    }
+
+    /// A field value [`HUFFMAN_CACHE`] may not hold: through [`Repeats`]
+    /// when it is a long Huffman string, as [`Decoder::string`] otherwise.
+    fn repeated_value(&mut self, c: &mut Cursor<'_>, blk: &mut Block, name: &[u8]) -> Result<Str<HeaderValue>, HpackError> {
+        let start = c.pos;
+        let huffman_coded = c.peek().ok_or(HpackError::Truncated)? & 0x80 != 0;
+        let len = c.integer(7)?;
+        let raw = c.take(len)?;
+        if !huffman_coded || raw.len() < REPEAT_MIN_SRC {
+            c.pos = start;
+            return self.string(c, blk, false, HeaderValue::from_slice);
+        }
+        if let Some(decoded) = self.repeats.find(name, raw) {
+            if decoded.len() <= blk.limit {
+                self.stats.repeat_hits += 1;
+                return Ok(Str::Bytes(HeaderValue::from_slice(decoded)));
+            }
+        }
+        let decoded = with_scratch(|v| {
+            huffman_now(raw, blk.limit, v).map(|()| {
+                if !self.repeats.keep(name, raw, v) {
+                    self.stats.repeat_too_long += 1;
+                }
+                HeaderValue::from_slice(v)
+            })
+        });
+        self.huffman_result(blk, decoded)
     }
 
     /// Charges a field against the header list budget; false drops it.
@@ -1907,6 +2063,82 @@ mod tests {
         assert!(!held(&token), "a credential was kept");
         assert!(!held(&never), "a never-indexed value was kept");
         assert!(held(&agent), "a descriptive value was not cached");
+    }
+
+    #[test]
+    fn repeated_values_decode_as_sent_and_stay_with_their_decoder() {
+        // never indexed authorization (static name 23), the same on every
+        // request; a path that changes; a custom header that does not
+        let token = format!("Bearer {}", "eyJhbGciOiJIUzI1NiJ9.".repeat(14));
+        let never = |out: &mut Vec<u8>, index: u64, v: &[u8]| {
+            encode_int(out, 0x10, 4, index);
+            encode_str(out, v, true);
+        };
+        let block = |i: usize, token: &str| {
+            let mut b = Vec::new();
+            encode_int(&mut b, 0x00, 4, 4); // :path, without indexing
+            encode_str(&mut b, format!("/v2/users/{}/orders", 1000 + i).as_bytes(), true);
+            never(&mut b, 23, token.as_bytes());
+            b.push(0x10); // never indexed, new name
+            encode_str(&mut b, b"x-session-hint", false);
+            encode_str(&mut b, b"session-hint-value-0123", true);
+            b
+        };
+        let want = |i: usize, token: &str| {
+            let s = |n: &str, v: &str, sensitive| Field::Known { name: n.as_bytes().to_vec().into(), value: v.as_bytes().to_vec().into(), sensitive };
+            vec![
+                s(":path", &format!("/v2/users/{}/orders", 1000 + i), false),
+                s("authorization", token, true),
+                s("x-session-hint", "session-hint-value-0123", true),
+            ]
+        };
+        let mut d = Decoder::new(4096, 65536);
+        for i in 0..10 {
+            assert_eq!(decode(&mut d, &block(i, &token)).unwrap(), want(i, &token), "request {i}");
+        }
+        // token and hint 9 times each: the changing path does not push them out
+        assert_eq!(d.stats().repeat_hits, 9 + 9);
+        // a token differing in its last byte is decoded, not taken for the old one
+        let other = format!("{}X", &token[..token.len() - 1]);
+        assert_eq!(decode(&mut d, &block(10, &other)).unwrap(), want(10, &other));
+        assert_eq!(d.stats().repeat_hits, 9 + 9 + 1);
+        // another connection's decoder starts without them
+        let mut fresh = Decoder::new(4096, 65536);
+        assert_eq!(decode(&mut fresh, &block(0, &token)).unwrap(), want(0, &token));
+        assert_eq!(fresh.stats().repeat_hits, 0);
+        // a remembered value still obeys a smaller field limit
+        let mut out = Vec::new();
+        assert!(matches!(d.decode(&block(11, &token), 64, &mut out), Err(HpackError::StringTooLong { .. })));
+        assert!(out.iter().all(|f| !matches!(f, Field::Known { name, .. } if name.as_slice() == b"authorization")));
+        // a value over the budget is decoded every time and counted
+        let huge = "k".repeat(REPEAT_BYTES);
+        let mut big = Decoder::new(4096, 65536);
+        for i in 0..3 {
+            assert_eq!(decode(&mut big, &block(i, &huge)).unwrap(), want(i, &huge));
+        }
+        assert_eq!(big.stats().repeat_too_long, 3);
+        assert_eq!(big.stats().repeat_hits, 2, "only the hint repeats");
+    }
+
+    #[test]
+    fn repeated_values_stay_within_their_budget() {
+        // many names and long values in turn: every value decodes as sent,
+        // and what is remembered never exceeds REPEAT_BYTES
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut d = Decoder::new(4096, 65536);
+        let values: Vec<Vec<u8>> = (0..12).map(|i| (0..(20 + i * 150)).map(|_| b'a' + (rng.next() % 26) as u8).collect()).collect();
+        for _ in 0..400 {
+            let name = format!("x-token-{}", rng.next() % 7);
+            let value = &values[(rng.next() % values.len() as u64) as usize];
+            let mut b = vec![0x10];
+            encode_str(&mut b, name.as_bytes(), false);
+            encode_str(&mut b, value, true);
+            let got = decode(&mut d, &b).unwrap();
+            assert_eq!(got, vec![Field::Known { name: name.as_bytes().to_vec().into(), value: value.clone().into(), sensitive: true }]);
+            assert!(d.repeats.held() <= REPEAT_BYTES, "{} bytes held", d.repeats.held());
+            assert!(d.repeats.slots.len() <= REPEAT_SLOTS);
+        }
+        assert!(d.stats().repeat_hits > 0);
     }
 
     #[test]
