@@ -227,20 +227,28 @@ impl MappedFile {
         }
     }
 
-    /// Unmaps the pages before offset `end` from the process (they stay in
-    /// the page cache): a replay's resident memory does not grow with the
-    /// file. Reading them again faults them back in from the file, unchanged.
-    fn release_before(&self, end: u64) {
+    /// Unmaps the pages between offsets `from` and `end` (rounded down to
+    /// pages) from the process (they stay in the page cache): a replay's
+    /// resident memory does not grow with the file. Reading them again faults
+    /// them back in from the file, unchanged (and such a page, behind the
+    /// next release's start, stays mapped until the replay ends: only a
+    /// pcapng block longer than the release lag is read that way). Returns
+    /// where the next release starts (the rounded `end`, or `from` when
+    /// nothing was released).
+    fn release(&self, from: u64, end: u64) -> u64 {
         let page = 4096usize;
-        let end = usize::try_from(end).unwrap_or(usize::MAX).min(self.len) / page * page;
-        if end > 0 {
-            // SAFETY: `ptr..ptr + end` lies within the live private read-only
-            // mapping made in `new` (`end` ≤ `len`, page-aligned from the
-            // page-aligned start); MADV_DONTNEED on clean file-backed pages
-            // only drops them from the process: a later read faults them in
-            // again from the file.
-            unsafe { libc::madvise(self.ptr, end, libc::MADV_DONTNEED) };
+        let from_at = usize::try_from(from).unwrap_or(usize::MAX).min(self.len) / page * page;
+        let end_at = usize::try_from(end).unwrap_or(usize::MAX).min(self.len) / page * page;
+        if end_at <= from_at {
+            return from;
         }
+        // SAFETY: `ptr + from_at .. ptr + end_at` lies within the live private
+        // read-only mapping made in `new` (`from_at < end_at ≤ len`, both
+        // page-aligned from the page-aligned start); MADV_DONTNEED on clean
+        // file-backed pages only drops them from the process: a later read
+        // faults them in again from the file.
+        unsafe { libc::madvise(self.ptr.cast::<u8>().add(from_at).cast(), end_at - from_at, libc::MADV_DONTNEED) };
+        end_at as u64
     }
 }
 
@@ -261,7 +269,7 @@ impl AsRef<[u8]> for SharedBytes {
     }
 }
 
-/// Bytes replayed between two releases of the pages read ([`MappedFile::release_before`]).
+/// Bytes replayed between two releases of the pages read ([`MappedFile::release`]).
 const RELEASE_EVERY_BYTES: u64 = 4 << 20;
 
 /// Bytes behind the reader kept mapped: pcapng reads a block again just
@@ -278,6 +286,8 @@ fn replay_records<R: std::io::Read, S: FrameSink + ?Sized>(
     progress: &mut impl FnMut(u64),
 ) -> Result<FileReport, CaptureError> {
     let mut released = 0u64;
+    // the file before this offset is no longer mapped in (see `MappedFile::release`)
+    let mut unmapped = 0u64;
     // the file's (first interface's) link type must be one apitap decodes;
     // packets of further pcapng interfaces with other link types are decoded
     // as their own link type says (the decoder counts those it cannot read)
@@ -310,8 +320,9 @@ fn replay_records<R: std::io::Read, S: FrameSink + ?Sized>(
                 if let Some(m) = mapped {
                     if reader.position().saturating_sub(released) >= RELEASE_EVERY_BYTES {
                         released = reader.position();
-                        // what the sink still reads stays mapped
-                        m.release_before(released.saturating_sub(RELEASE_LAG_BYTES).min(sink.held_from()));
+                        // what the sink still reads stays mapped; what was
+                        // let go of before is not walked again
+                        unmapped = m.release(unmapped, released.saturating_sub(RELEASE_LAG_BYTES).min(sink.held_from()));
                     }
                 }
             }
