@@ -739,7 +739,7 @@ pub fn transaction(inp: &mut Input<'_>) -> HttpTransaction {
     let tlen = usize::from(inp.u8());
     let target = String::from_utf8_lossy(inp.bytes(tlen)).into_owned();
     let hlen = usize::from(inp.u8() % 64);
-    let host = Some(String::from_utf8_lossy(inp.bytes(hlen)).into_owned()).filter(|h| !h.is_empty());
+    let host: Option<std::sync::Arc<str>> = Some(String::from_utf8_lossy(inp.bytes(hlen))).filter(|h| !h.is_empty()).map(|h| h.as_ref().into());
     let request_headers = headers(inp);
     let response_headers = headers(inp);
     let status = match inp.u16() {

@@ -568,11 +568,14 @@ pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeSt
 /// the engine's sampler) remember.
 pub const HOST_MEMO_BYTES: usize = 256;
 
+/// A transaction's host value and server, and the endpoint host they make.
+type LastHost = (Option<std::sync::Arc<str>>, SocketAddr, std::sync::Arc<str>);
+
 std::thread_local! {
     /// The last host value (or, without one, server) [`endpoint_host`] worked
     /// out on this thread, and its endpoint host: a connection's requests
     /// repeat it.
-    static LAST_HOST: std::cell::RefCell<Option<(Option<String>, SocketAddr, std::sync::Arc<str>)>> = const { std::cell::RefCell::new(None) };
+    static LAST_HOST: std::cell::RefCell<Option<LastHost>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The host of a transaction's endpoint: its `Host`/`:authority`
@@ -586,7 +589,12 @@ fn endpoint_host(tx: &HttpTransaction) -> std::sync::Arc<str> {
     LAST_HOST.with(|m| {
         let Ok(mut m) = m.try_borrow_mut() else { return make() };
         if let Some((raw, server, host)) = m.as_ref() {
-            if *server == tx.server && raw.as_deref() == tx.host.as_deref() {
+            let same_raw = match (raw, &tx.host) {
+                (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b) || a == b,
+                (None, None) => true,
+                _ => false,
+            };
+            if *server == tx.server && same_raw {
                 return std::sync::Arc::clone(host);
             }
         }
@@ -728,7 +736,7 @@ mod tests {
             let facts = crate::proto::HeadFacts { method: method.as_bytes(), target: target.as_bytes(), host: host.map(str::as_bytes), server };
             let key = sample_family(&templates, FamilyHost::of(7, facts.host, facts.server), &facts);
             let mut tx = HttpTransaction::new(client, server, method, target);
-            tx.host = host.map(str::to_string);
+            tx.host = host.map(Into::into);
             let mut stats = AnalyzeStats::default();
             let family = observe(&tx, &ctx, &mut stats, crate::proto::Sampling::ALL).map(|o| {
                 let t = o.key.path.to_string();

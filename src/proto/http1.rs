@@ -229,6 +229,8 @@ pub struct Http1Connection {
     h2c_upgrade: Option<Box<HttpTransaction>>,
     /// A CONNECT was accepted: the bytes that follow are a new connection's.
     tunnel_opened: bool,
+    /// The last request's `Host`, shared with the next ones that send the same.
+    last_host: Option<std::sync::Arc<str>>,
 }
 
 /// Parsed request head.
@@ -498,6 +500,7 @@ impl Http1Connection {
             responses_lost: false,
             h2c_upgrade: None,
             tunnel_opened: false,
+            last_host: None,
         }
     }
 
@@ -681,7 +684,7 @@ impl Http1Connection {
         anomalies.0 |= std::mem::take(&mut self.req.anomalies).0;
         let kind = if http09 { BodyKind::None } else { framing(&parsed.headers, &mut anomalies, true) };
         let is_connect = parsed.method.eq_ignore_ascii_case("CONNECT");
-        let host = header_str(&parsed.headers, "host");
+        let host = parsed.headers.iter().find(|h| h.name == "host").map(|h| super::shared_host(&mut self.last_host, &h.value));
         let version = parsed.version.unwrap_or(HttpVersion::Http09);
         let sampling = out.sampling(&HeadFacts {
             method: parsed.method.as_bytes(),
@@ -1181,6 +1184,11 @@ mod tests {
         conn.on_chunk(false, Chunk::Data(resp.as_bytes()), 2, &c, &mut st, &mut sink);
         // (the chunked response of /keep/b too)
         sink.check_three("Api.Example", server, big.as_bytes());
+        // the host as sent; requests that repeat it share one copy
+        let hosts: Vec<Option<&str>> = sink.txs.iter().map(|t| t.host.as_deref()).collect();
+        assert_eq!(hosts, [Some("Api.Example"), Some("api.example"), Some("api.example")]);
+        let same = |a: &HttpTransaction, b: &HttpTransaction| matches!((&a.host, &b.host), (Some(x), Some(y)) if std::sync::Arc::ptr_eq(x, y));
+        assert!(same(&sink.txs[1], &sink.txs[2]) && !same(&sink.txs[0], &sink.txs[1]));
         // the limit still holds for bodies that are read
         let mut small = cfg();
         small.body_scan_bytes = 2;
@@ -1307,7 +1315,7 @@ mod tests {
 
     fn summary(t: &[HttpTransaction]) -> Vec<(String, String, Option<String>, Option<u16>, u64, u64)> {
         t.iter()
-            .map(|x| (x.method.to_string(), x.target.clone(), x.host.clone(), x.status, x.request_body.length, x.response_body.length))
+            .map(|x| (x.method.to_string(), x.target.clone(), x.host.as_deref().map(str::to_string), x.status, x.request_body.length, x.response_body.length))
             .collect()
     }
 

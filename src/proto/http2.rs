@@ -281,6 +281,8 @@ pub struct H2Connection {
     request_side: Option<usize>,
     /// Fields of the header block being decoded (reused from block to block).
     fields: Vec<Field>,
+    /// The last request's `:authority`, shared with the next ones that send the same.
+    last_host: Option<std::sync::Arc<str>>,
 }
 
 /// Fields the reused decoding buffer keeps room for between header blocks.
@@ -364,6 +366,7 @@ impl H2Connection {
             cfg: cfg.clone(),
             request_side: None,
             fields: Vec::new(),
+            last_host: None,
         }
     }
 
@@ -919,7 +922,7 @@ impl H2Connection {
         }
     }
 
-    fn build(&self, stream: u32, st: Stream, stats: &mut ProtoStats) -> Option<HttpTransaction> {
+    fn build(&mut self, stream: u32, st: Stream, stats: &mut ProtoStats) -> Option<HttpTransaction> {
         let Some(req) = st.request else {
             stats.responses_without_request += 1;
             return None;
@@ -972,7 +975,7 @@ impl H2Connection {
             stats.h2_requests_unknown += 1;
             return None;
         };
-        let host = pseudo(&req.headers, ":authority").or_else(|| pseudo(&req.headers, "host")).map(lossy);
+        let host = pseudo(&req.headers, ":authority").or_else(|| pseudo(&req.headers, "host")).map(|h| super::shared_host(&mut self.last_host, h));
         // the side that sent the request is the client, whatever was guessed
         let (client, server) = if st.req_dir == Some(1) { (self.server, self.client) } else { (self.client, self.server) };
         Some(HttpTransaction {
@@ -1104,6 +1107,9 @@ mod tests {
         r.conn.on_chunk(true, Chunk::Data(&c), 1, &r.http, &mut r.stats, &mut sink);
         r.conn.on_chunk(false, Chunk::Data(&s), 2, &r.http, &mut r.stats, &mut sink);
         sink.check_three("api.example", addr("10.0.0.2:8081"), &big);
+        // the three requests name the same authority: one copy for all
+        let first = sink.txs[0].host.clone().unwrap();
+        assert!(sink.txs.iter().all(|t| t.host.as_ref().is_some_and(|h| std::sync::Arc::ptr_eq(h, &first))));
     }
 
     fn simple_exchange() -> (Vec<u8>, Vec<u8>) {
@@ -1123,7 +1129,7 @@ mod tests {
     fn summary(t: &[HttpTransaction]) -> Vec<(String, String, Option<String>, Option<u16>, u64, u64)> {
         let mut v: Vec<_> = t
             .iter()
-            .map(|x| (x.method.to_string(), x.target.clone(), x.host.clone(), x.status, x.request_body.length, x.response_body.length))
+            .map(|x| (x.method.to_string(), x.target.clone(), x.host.as_deref().map(str::to_string), x.status, x.request_body.length, x.response_body.length))
             .collect();
         v.sort();
         v

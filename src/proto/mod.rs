@@ -159,6 +159,26 @@ pub(crate) fn lossy(b: &[u8]) -> String {
     }
 }
 
+/// Longest `Host`/`:authority` value a connection keeps to share with its
+/// next requests ([`shared_host`]).
+pub const SHARED_HOST_BYTES: usize = 256;
+
+/// A transaction's host from the raw header value (invalid UTF-8 replaced):
+/// `last`, the connection's previous one, when the bytes are the same, so
+/// that a connection's requests share one copy instead of one each. `last`
+/// becomes this host when it is at most [`SHARED_HOST_BYTES`] long.
+pub(crate) fn shared_host(last: &mut Option<std::sync::Arc<str>>, raw: &[u8]) -> std::sync::Arc<str> {
+    if let Some(h) = last.as_ref().filter(|h| h.as_bytes() == raw) {
+        return std::sync::Arc::clone(h);
+    }
+    let host: std::sync::Arc<str> = match std::str::from_utf8(raw) {
+        Ok(s) => s.into(),
+        Err(_) => String::from_utf8_lossy(raw).as_ref().into(),
+    };
+    *last = (raw.len() <= SHARED_HOST_BYTES).then(|| std::sync::Arc::clone(&host));
+    host
+}
+
 /// The request methods shared as `&'static str` wherever a method is kept.
 pub const COMMON_METHODS: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
 
@@ -518,8 +538,9 @@ pub struct HttpTransaction {
     pub method: std::borrow::Cow<'static, str>,
     /// Request target exactly as sent (lossy UTF-8).
     pub target: String,
-    /// `Host` header (HTTP/1) or `:authority` (HTTP/2) as sent.
-    pub host: Option<String>,
+    /// `Host` header (HTTP/1) or `:authority` (HTTP/2) as sent (lossy
+    /// UTF-8); shared by a connection's requests that send the same one.
+    pub host: Option<std::sync::Arc<str>>,
     pub request_headers: Vec<Header>,
     pub response_headers: Vec<Header>,
     /// Final status (not 1xx, except 101).
@@ -854,6 +875,29 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_host_is_the_value_sent_and_shared_while_it_repeats() {
+        let mut last = None;
+        let a = shared_host(&mut last, b"api.example:8443");
+        let b = shared_host(&mut last, b"api.example:8443");
+        assert_eq!((&*a, &*b), ("api.example:8443", "api.example:8443"));
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        let c = shared_host(&mut last, b"API.example:8443");
+        assert_eq!(&*c, "API.example:8443");
+        assert!(!std::sync::Arc::ptr_eq(&b, &c));
+        // invalid UTF-8 replaced, never taken for the bytes it replaced
+        let d = shared_host(&mut last, b"bad\xffhost");
+        assert_eq!(&*d, "bad\u{fffd}host");
+        assert_eq!(&*shared_host(&mut last, "bad\u{fffd}host".as_bytes()), "bad\u{fffd}host");
+        assert_eq!(&*shared_host(&mut last, b"bad\xfehost"), "bad\u{fffd}host");
+        // a value over the limit is made each time and not kept
+        let long = "h".repeat(SHARED_HOST_BYTES + 1);
+        let e = shared_host(&mut last, long.as_bytes());
+        assert_eq!(&*e, long.as_str());
+        assert!(last.is_none());
+        assert!(!std::sync::Arc::ptr_eq(&e, &shared_host(&mut last, long.as_bytes())));
+    }
 
     #[test]
     fn short_eq_is_slice_equality() {
