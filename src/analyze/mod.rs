@@ -582,7 +582,7 @@ std::thread_local! {
 /// normalised ([`normalize_host`]), or the server's address when it names
 /// none. Shared with a per-thread memo of the last one.
 fn endpoint_host(tx: &HttpTransaction) -> std::sync::Arc<str> {
-    let make = || -> std::sync::Arc<str> { tx.host.as_deref().and_then(normalize_host).unwrap_or_else(|| server_host(tx.server)).into() };
+    let make = || -> std::sync::Arc<str> { template::shared_text(tx.host.as_deref().and_then(normalize_host).unwrap_or_else(|| server_host(tx.server))) };
     if tx.host.as_ref().is_some_and(|h| h.len() > HOST_MEMO_BYTES) {
         return make();
     }

@@ -177,10 +177,32 @@ pub struct Typed {
 }
 
 impl Typed {
-    fn new(template: String) -> Typed {
+    /// `template` with its family facts, as the copy this thread already
+    /// shares for another path if there is one ([`shared_text`]): the
+    /// paths of one endpoint (`/users/1`, `/users/2`) hand on the same `Arc`,
+    /// which lets the inventory recognise it by address.
+    fn shared(template: String) -> Typed {
         let (third, depth) = third_and_depth(&template);
-        Typed { template: template.into(), third, depth }
+        Typed { template: shared_text(template), third, depth }
     }
+}
+
+/// `text` as the copy this thread already hands on, if there is one
+/// ([`SHARED_TEXT`]): endpoint hosts and templates, which the inventory
+/// recognises by address.
+pub fn shared_text(text: String) -> std::sync::Arc<str> {
+    SHARED_TEXT.with(|set| {
+        let Ok(mut set) = set.try_borrow_mut() else { return text.into() };
+        if let Some(t) = set.get(text.as_str()) {
+            return std::sync::Arc::clone(t);
+        }
+        if set.len() >= crate::analyze::fingerprint::MEMO_ENTRIES {
+            set.clear();
+        }
+        let t: std::sync::Arc<str> = text.into();
+        set.insert(std::sync::Arc::clone(&t));
+        t
+    })
 }
 
 /// Where the third '/' of `template` is (its length when it has fewer) and
@@ -204,8 +226,8 @@ pub fn third_and_depth(template: &str) -> (usize, u64) {
 pub fn with_typed_template<R>(path: &[u8], f: impl FnOnce(&Typed) -> R) -> R {
     let now = || -> Typed {
         match std::str::from_utf8(path) {
-            Ok(p) => Typed::new(typed_template_now(p)),
-            Err(_) => Typed::new(typed_template_now(&String::from_utf8_lossy(path))),
+            Ok(p) => Typed::shared(typed_template_now(p)),
+            Err(_) => Typed::shared(typed_template_now(&String::from_utf8_lossy(path))),
         }
     };
     if path.len() > TYPED_MEMO_PATH_MAX {
@@ -244,6 +266,13 @@ std::thread_local! {
     /// comparison. Emptied when full.
     static TYPED: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, Typed, foldhash::fast::RandomState>> =
         std::cell::RefCell::new(std::collections::HashMap::default());
+}
+
+std::thread_local! {
+    /// The endpoint hosts and typed templates this thread hands on, one
+    /// `Arc` each (see [`shared_text`]). Emptied when full, like [`TYPED`].
+    static SHARED_TEXT: std::cell::RefCell<std::collections::HashSet<std::sync::Arc<str>, foldhash::fast::RandomState>> =
+        std::cell::RefCell::new(std::collections::HashSet::default());
 }
 
 fn typed_template_now(path: &str) -> String {
@@ -312,6 +341,18 @@ mod tests {
             assert_eq!(typed_template(&p), "/api/items/{id}");
         }
         assert!(TYPED.with(|m| m.borrow().len()) <= crate::analyze::fingerprint::MEMO_ENTRIES);
+        assert!(SHARED_TEXT.with(|m| m.borrow().len()) <= crate::analyze::fingerprint::MEMO_ENTRIES);
+    }
+
+    #[test]
+    fn paths_of_one_template_share_its_text() {
+        let (a, b, c) = (shared_typed_template("/v3/carts/17"), shared_typed_template("/v3/carts/18"), shared_typed_template("/v3/carts/18/items"));
+        assert_eq!((&*a, &*b, &*c), ("/v3/carts/{id}", "/v3/carts/{id}", "/v3/carts/{id}/items"));
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert!(!std::sync::Arc::ptr_eq(&a, &c));
+        let h = shared_text("api.example".to_string());
+        assert!(std::sync::Arc::ptr_eq(&h, &shared_text(String::from("api.example"))));
+        assert_eq!(&*shared_text("other.example".to_string()), "other.example");
     }
 
     #[test]

@@ -324,16 +324,44 @@ pub struct Inventory {
     /// Keys the memo's hash (the map does not hash it again); entries are
     /// checked against host and path, so a fast seeded hash will do.
     memo_keys: foldhash::fast::RandomState,
+    /// The memo again, by the addresses of the observation's host and path:
+    /// workers hand on one shared copy of each (the host of a connection,
+    /// the template of an endpoint's paths), so most observations are found
+    /// here without hashing or comparing a string. Its entries hold those
+    /// copies, so an address cannot be reused for other text while it is
+    /// here. Cleared with the memo; at most [`MEMO_LIMIT`].
+    by_address: HashMap<(usize, usize), Filed, foldhash::fast::RandomState>,
 }
 
 /// A memo entry: the template a host's path is filed under, and the
 /// endpoint key ([`Inventory::observe`]) of the last of [`MEMO_METHODS`] it
 /// was called with (a path is mostly called with one method).
+#[derive(Clone)]
 struct Filed {
-    host: String,
-    path: String,
+    host: std::sync::Arc<str>,
+    path: std::sync::Arc<str>,
     template: String,
     key: Option<(usize, u128)>,
+}
+
+impl Filed {
+    /// The endpoint key of `template` for the method of `method_index`:
+    /// the one kept for the method last seen here, if it is this one.
+    fn key_for(&mut self, method_index: Option<usize>, key_of: impl Fn(&str) -> u128) -> u128 {
+        match (self.key, method_index) {
+            (Some((held, k)), Some(i)) if held == i => k,
+            _ => {
+                let k = key_of(&self.template);
+                self.key = method_index.map(|i| (i, k));
+                k
+            }
+        }
+    }
+}
+
+/// Where an `Arc<str>`'s text lies (for [`Inventory`]'s memo by address).
+fn address(s: &std::sync::Arc<str>) -> usize {
+    std::sync::Arc::as_ptr(s).cast::<u8>() as usize
 }
 
 /// Methods whose endpoint keys a memo entry keeps (by index).
@@ -358,6 +386,7 @@ impl Inventory {
     /// Restores rules and the paths known from a previous run (from the store).
     pub fn restore(&mut self, rules: Vec<templates::Rule>, known: &[(String, String)]) {
         self.memo.clear();
+        self.by_address.clear();
         for r in rules {
             self.templater.add_rule(r);
         }
@@ -379,55 +408,70 @@ impl Inventory {
         self.stats.observations += 1;
         let host: &str = &o.key.host;
         let opath: &str = &o.key.path;
-        let memo_key = std::hash::BuildHasher::hash_one(&self.memo_keys, (host, opath));
-        let held = !o.fixed && matches!(self.memo.get(&memo_key), Some(f) if f.host == host && f.path == opath);
-        let made = if held {
-            None
-        } else if o.fixed {
-            Some(opath.to_string())
-        } else {
-            let mut path = self.templater.apply(host, opath);
-            // learning may enable further learning; bounded by MAX_RELEARN
-            let mut learned_any = false;
-            for _ in 0..MAX_RELEARN {
-                let learned = self.templater.learn(host, &path);
-                if learned.is_empty() {
-                    break;
-                }
-                learned_any = true;
-                self.new_rules.extend(learned);
-                self.retemplate_dirty(host);
-                path = self.templater.apply(host, opath);
-            }
-            if learned_any || self.memo.len() >= MEMO_LIMIT {
-                self.memo.clear();
-            }
-            if !learned_any {
-                self.memo.insert(memo_key, Filed { host: host.to_string(), path: opath.to_string(), template: path.clone(), key: None });
-            }
-            Some(path)
-        };
         let method: &str = &o.key.method;
         let method_index = MEMO_METHODS.iter().position(|m| *m == method);
-        let keys = &self.dirty_keys;
-        let key_of = |template: &str| keys.hash(&[host.as_bytes(), method.as_bytes(), template.as_bytes()]);
-        let (template, k): (&str, u128) = match &made {
-            Some(t) => (t, key_of(t)),
-            None => match self.memo.get_mut(&memo_key) {
-                Some(f) => {
-                    // the endpoint key of the method last seen here, if it is this one
-                    let k = match (f.key, method_index) {
-                        (Some((held, k)), Some(i)) if held == i => k,
-                        _ => {
-                            let k = key_of(&f.template);
-                            f.key = method_index.map(|i| (i, k));
-                            k
+        let key_in = |keys: &crate::analyze::fingerprint::HashKeys, template: &str| keys.hash(&[host.as_bytes(), method.as_bytes(), template.as_bytes()]);
+        let at = (address(&o.key.host), address(&o.key.path));
+        let known = if o.fixed { None } else { self.by_address.get_mut(&at) };
+        let made;
+        let (template, k): (&str, u128) = match known {
+            // the entry holds the very host and path: no string to compare
+            Some(f) => {
+                let k = f.key_for(method_index, |t| key_in(&self.dirty_keys, t));
+                (f.template.as_str(), k)
+            }
+            None => {
+                let memo_key = std::hash::BuildHasher::hash_one(&self.memo_keys, (host, opath));
+                let held = !o.fixed && matches!(self.memo.get(&memo_key), Some(f) if *f.host == *host && *f.path == *opath);
+                made = if held {
+                    None
+                } else if o.fixed {
+                    Some(opath.to_string())
+                } else {
+                    let mut path = self.templater.apply(host, opath);
+                    // learning may enable further learning; bounded by MAX_RELEARN
+                    let mut learned_any = false;
+                    for _ in 0..MAX_RELEARN {
+                        let learned = self.templater.learn(host, &path);
+                        if learned.is_empty() {
+                            break;
                         }
-                    };
-                    (f.template.as_str(), k)
+                        learned_any = true;
+                        self.new_rules.extend(learned);
+                        self.retemplate_dirty(host);
+                        path = self.templater.apply(host, opath);
+                    }
+                    if learned_any || self.memo.len() >= MEMO_LIMIT {
+                        self.memo.clear();
+                        self.by_address.clear();
+                    }
+                    if !learned_any {
+                        let f = Filed { host: std::sync::Arc::clone(&o.key.host), path: std::sync::Arc::clone(&o.key.path), template: path.clone(), key: None };
+                        self.memo.insert(memo_key, f);
+                    }
+                    Some(path)
+                };
+                let keys = &self.dirty_keys;
+                let key_of = |t: &str| key_in(keys, t);
+                match &made {
+                    Some(t) => (t.as_str(), key_of(t)),
+                    None => match self.memo.get_mut(&memo_key) {
+                        Some(f) => {
+                            let k = f.key_for(method_index, key_of);
+                            if self.by_address.len() >= MEMO_LIMIT {
+                                self.by_address.clear();
+                            }
+                            // found by its text: next time by the addresses
+                            let mut entry = f.clone();
+                            entry.host = std::sync::Arc::clone(&o.key.host);
+                            entry.path = std::sync::Arc::clone(&o.key.path);
+                            self.by_address.insert(at, entry);
+                            (f.template.as_str(), k)
+                        }
+                        None => (opath, key_of(opath)),
+                    },
                 }
-                None => (opath, key_of(opath)),
-            },
+            }
         };
         match self.dirty.get_mut(&k) {
             Some(rec) if rec.host == host && rec.method == method && rec.path == template => rec.observe(o),
@@ -541,6 +585,43 @@ mod tests {
         assert_eq!(f[0].statuses.get(&404), Some(&1));
         assert_eq!(f[0].no_response, 1);
         assert_eq!((f[0].first_seen_us, f[0].last_seen_us), (3, 9));
+    }
+
+    #[test]
+    fn memo_by_address_files_as_the_text_does() {
+        // Two workers' shared copies of hosts and paths, against a reference
+        // given a new copy every time (never found by address): the same
+        // records, through rules learned midway (free-text siblings).
+        let paths = ["/docs/alpha-guide", "/docs/beta-notes", "/docs/gamma-intro", "/docs/delta-faq", "/api/v1/items", "/api/v1/orders"];
+        let hosts = ["a.example", "b.example"];
+        let methods = ["GET", "POST", "HEAD"];
+        let shared: Vec<Vec<(std::sync::Arc<str>, std::sync::Arc<str>)>> = (0..2)
+            .map(|_| hosts.iter().flat_map(|h| paths.iter().map(move |p| (std::sync::Arc::<str>::from(*h), std::sync::Arc::<str>::from(*p)))).collect())
+            .collect();
+        let mut tested = Inventory::with_learning(templates::LearnConfig::default());
+        let mut reference = Inventory::with_learning(templates::LearnConfig::default());
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        for ts in 0..600u64 {
+            let (worker, pair, method) = (next(2), next(shared[0].len()), methods[next(methods.len())]);
+            let (host, path) = &shared[worker][pair];
+            let with = |host: std::sync::Arc<str>, path: std::sync::Arc<str>| {
+                Observation::bare(EndpointKey { host, method: method.to_string().into(), path }, Some(200), ts, "http/1.1", "10.0.0.1".parse().unwrap())
+            };
+            let a = with(std::sync::Arc::clone(host), std::sync::Arc::clone(path));
+            let b = with(host.to_string().into(), path.to_string().into());
+            let (ta, tb) = (tested.observe(&a).0.to_string(), reference.observe(&b).0.to_string());
+            assert_eq!(ta, tb, "{host}{path} at {ts}");
+            assert_eq!(ta, tested.template(host, path), "{host}{path} at {ts}");
+        }
+        assert!(!tested.by_address.is_empty() && reference.by_address.values().all(|f| std::sync::Arc::strong_count(&f.host) == 1));
+        assert!(tested.rules().iter().any(|r| r.parent == "/docs"), "a rule is learned midway");
+        assert_eq!(tested.take_dirty(), reference.take_dirty());
     }
 
     #[test]
