@@ -229,8 +229,6 @@ pub struct Http1Connection {
     h2c_upgrade: Option<Box<HttpTransaction>>,
     /// A CONNECT was accepted: the bytes that follow are a new connection's.
     tunnel_opened: bool,
-    /// The last request's `Host`, shared with the next ones that send the same.
-    last_host: Option<std::sync::Arc<str>>,
 }
 
 /// Parsed request head.
@@ -500,7 +498,6 @@ impl Http1Connection {
             responses_lost: false,
             h2c_upgrade: None,
             tunnel_opened: false,
-            last_host: None,
         }
     }
 
@@ -684,7 +681,7 @@ impl Http1Connection {
         anomalies.0 |= std::mem::take(&mut self.req.anomalies).0;
         let kind = if http09 { BodyKind::None } else { framing(&parsed.headers, &mut anomalies, true) };
         let is_connect = parsed.method.eq_ignore_ascii_case("CONNECT");
-        let host = parsed.headers.iter().find(|h| h.name == "host").map(|h| super::shared_host(&mut self.last_host, &h.value));
+        let host = parsed.headers.iter().find(|h| h.name == "host").map(|h| super::shared_host(&h.value));
         let version = parsed.version.unwrap_or(HttpVersion::Http09);
         let sampling = out.sampling(&HeadFacts {
             method: parsed.method.as_bytes(),

@@ -281,8 +281,6 @@ pub struct H2Connection {
     request_side: Option<usize>,
     /// Fields of the header block being decoded (reused from block to block).
     fields: Vec<Field>,
-    /// The last request's `:authority`, shared with the next ones that send the same.
-    last_host: Option<std::sync::Arc<str>>,
 }
 
 /// Fields the reused decoding buffer keeps room for between header blocks.
@@ -366,7 +364,6 @@ impl H2Connection {
             cfg: cfg.clone(),
             request_side: None,
             fields: Vec::new(),
-            last_host: None,
         }
     }
 
@@ -922,7 +919,7 @@ impl H2Connection {
         }
     }
 
-    fn build(&mut self, stream: u32, st: Stream, stats: &mut ProtoStats) -> Option<HttpTransaction> {
+    fn build(&self, stream: u32, st: Stream, stats: &mut ProtoStats) -> Option<HttpTransaction> {
         let Some(req) = st.request else {
             stats.responses_without_request += 1;
             return None;
@@ -975,7 +972,7 @@ impl H2Connection {
             stats.h2_requests_unknown += 1;
             return None;
         };
-        let host = pseudo(&req.headers, ":authority").or_else(|| pseudo(&req.headers, "host")).map(|h| super::shared_host(&mut self.last_host, h));
+        let host = pseudo(&req.headers, ":authority").or_else(|| pseudo(&req.headers, "host")).map(|h| super::shared_host(h));
         // the side that sent the request is the client, whatever was guessed
         let (client, server) = if st.req_dir == Some(1) { (self.server, self.client) } else { (self.client, self.server) };
         Some(HttpTransaction {

@@ -159,24 +159,44 @@ pub(crate) fn lossy(b: &[u8]) -> String {
     }
 }
 
-/// Longest `Host`/`:authority` value a connection keeps to share with its
-/// next requests ([`shared_host`]).
+/// Longest `Host`/`:authority` value [`shared_host`] keeps to share.
 pub const SHARED_HOST_BYTES: usize = 256;
+/// Slots of the per-thread table of shared hosts (direct-mapped).
+const SHARED_HOST_SLOTS: usize = 256;
 
-/// A transaction's host from the raw header value (invalid UTF-8 replaced):
-/// `last`, the connection's previous one, when the bytes are the same, so
-/// that a connection's requests share one copy instead of one each. `last`
-/// becomes this host when it is at most [`SHARED_HOST_BYTES`] long.
-pub(crate) fn shared_host(last: &mut Option<std::sync::Arc<str>>, raw: &[u8]) -> std::sync::Arc<str> {
-    if let Some(h) = last.as_ref().filter(|h| h.as_bytes() == raw) {
-        return std::sync::Arc::clone(h);
-    }
-    let host: std::sync::Arc<str> = match std::str::from_utf8(raw) {
-        Ok(s) => s.into(),
-        Err(_) => String::from_utf8_lossy(raw).as_ref().into(),
+std::thread_local! {
+    /// Hosts of recent requests on this thread, by a hash of their bytes:
+    /// a server's name comes back on request after request, connection
+    /// after connection, and each request then holds the one copy rather
+    /// than its own. A slot is taken over by the next host that hashes to it.
+    static SHARED_HOSTS: std::cell::RefCell<Vec<Option<std::sync::Arc<str>>>> = std::cell::RefCell::new(vec![None; SHARED_HOST_SLOTS]);
+    static SHARED_HOST_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6a09_e667_f3bc_c909);
+}
+
+/// A transaction's host from the raw header value (invalid UTF-8 replaced),
+/// as the copy this thread already holds for those bytes when it has one
+/// ([`SHARED_HOSTS`]; values up to [`SHARED_HOST_BYTES`]).
+pub(crate) fn shared_host(raw: &[u8]) -> std::sync::Arc<str> {
+    let make = || -> std::sync::Arc<str> {
+        match std::str::from_utf8(raw) {
+            Ok(s) => s.into(),
+            Err(_) => String::from_utf8_lossy(raw).as_ref().into(),
+        }
     };
-    *last = (raw.len() <= SHARED_HOST_BYTES).then(|| std::sync::Arc::clone(&host));
-    host
+    if raw.len() > SHARED_HOST_BYTES {
+        return make();
+    }
+    let slot = SHARED_HOST_HASH.with(|h| std::hash::BuildHasher::hash_one(h, raw)) as usize % SHARED_HOST_SLOTS;
+    SHARED_HOSTS.with(|t| {
+        let Ok(mut t) = t.try_borrow_mut() else { return make() };
+        let Some(entry) = t.get_mut(slot) else { return make() };
+        if let Some(h) = entry.as_ref().filter(|h| h.as_bytes() == raw) {
+            return std::sync::Arc::clone(h);
+        }
+        let host = make();
+        *entry = Some(std::sync::Arc::clone(&host));
+        host
+    })
 }
 
 /// The request methods shared as `&'static str` wherever a method is kept.
@@ -878,25 +898,27 @@ mod tests {
 
     #[test]
     fn shared_host_is_the_value_sent_and_shared_while_it_repeats() {
-        let mut last = None;
-        let a = shared_host(&mut last, b"api.example:8443");
-        let b = shared_host(&mut last, b"api.example:8443");
+        let a = shared_host(b"api.example:8443");
+        let b = shared_host(b"api.example:8443");
         assert_eq!((&*a, &*b), ("api.example:8443", "api.example:8443"));
         assert!(std::sync::Arc::ptr_eq(&a, &b));
-        let c = shared_host(&mut last, b"API.example:8443");
+        let c = shared_host(b"API.example:8443");
         assert_eq!(&*c, "API.example:8443");
         assert!(!std::sync::Arc::ptr_eq(&b, &c));
         // invalid UTF-8 replaced, never taken for the bytes it replaced
-        let d = shared_host(&mut last, b"bad\xffhost");
-        assert_eq!(&*d, "bad\u{fffd}host");
-        assert_eq!(&*shared_host(&mut last, "bad\u{fffd}host".as_bytes()), "bad\u{fffd}host");
-        assert_eq!(&*shared_host(&mut last, b"bad\xfehost"), "bad\u{fffd}host");
-        // a value over the limit is made each time and not kept
+        assert_eq!(&*shared_host(b"bad\xffhost"), "bad\u{fffd}host");
+        assert_eq!(&*shared_host("bad\u{fffd}host".as_bytes()), "bad\u{fffd}host");
+        assert_eq!(&*shared_host(b"bad\xfehost"), "bad\u{fffd}host");
+        // a value over the limit is made each time
         let long = "h".repeat(SHARED_HOST_BYTES + 1);
-        let e = shared_host(&mut last, long.as_bytes());
+        let e = shared_host(long.as_bytes());
         assert_eq!(&*e, long.as_str());
-        assert!(last.is_none());
-        assert!(!std::sync::Arc::ptr_eq(&e, &shared_host(&mut last, long.as_bytes())));
+        assert!(!std::sync::Arc::ptr_eq(&e, &shared_host(long.as_bytes())));
+        // many hosts through the table: each still the text sent
+        for i in 0..4 * SHARED_HOST_SLOTS {
+            let h = format!("h{i}.example");
+            assert_eq!(&*shared_host(h.as_bytes()), h.as_str());
+        }
     }
 
     #[test]
