@@ -972,7 +972,7 @@ impl H2Connection {
             stats.h2_requests_unknown += 1;
             return None;
         };
-        let host = pseudo(&req.headers, ":authority").or_else(|| pseudo(&req.headers, "host")).map(|h| super::shared_host(h));
+        let host = pseudo(&req.headers, ":authority").or_else(|| pseudo(&req.headers, "host")).map(super::shared_host);
         // the side that sent the request is the client, whatever was guessed
         let (client, server) = if st.req_dir == Some(1) { (self.server, self.client) } else { (self.client, self.server) };
         Some(HttpTransaction {

@@ -170,8 +170,11 @@ std::thread_local! {
     /// after connection, and each request then holds the one copy rather
     /// than its own. A slot is taken over by the next host that hashes to it.
     static SHARED_HOSTS: std::cell::RefCell<Vec<Option<std::sync::Arc<str>>>> = std::cell::RefCell::new(vec![None; SHARED_HOST_SLOTS]);
-    static SHARED_HOST_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6a09_e667_f3bc_c909);
 }
+
+/// Places hosts in [`SHARED_HOSTS`] (a slot holds the exact bytes it is
+/// compared with, so a fixed seed costs at most a slot taken over).
+static SHARED_HOST_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6a09_e667_f3bc_c909);
 
 /// A transaction's host from the raw header value (invalid UTF-8 replaced),
 /// as the copy this thread already holds for those bytes when it has one
@@ -186,7 +189,7 @@ pub(crate) fn shared_host(raw: &[u8]) -> std::sync::Arc<str> {
     if raw.len() > SHARED_HOST_BYTES {
         return make();
     }
-    let slot = SHARED_HOST_HASH.with(|h| std::hash::BuildHasher::hash_one(h, raw)) as usize % SHARED_HOST_SLOTS;
+    let slot = std::hash::BuildHasher::hash_one(&SHARED_HOST_HASH, raw) as usize % SHARED_HOST_SLOTS;
     SHARED_HOSTS.with(|t| {
         let Ok(mut t) = t.try_borrow_mut() else { return make() };
         let Some(entry) = t.get_mut(slot) else { return make() };
