@@ -601,28 +601,46 @@ fn huffman_slot(src: &[u8]) -> usize {
     (h >> 32) as usize % HUFFMAN_CACHE_SLOTS
 }
 
+/// `make` of what `src` decodes to, when [`HUFFMAN_CACHE`] holds it and it
+/// is at most `limit` bytes long; else the slot `src` goes in (`None` for a
+/// string the cache does not take).
+#[inline]
+fn huffman_cached<T>(src: &[u8], limit: usize, make: fn(&[u8]) -> T) -> Result<T, Option<usize>> {
+    if src.is_empty() || src.len() > HUFFMAN_CACHE_SRC {
+        return Err(None);
+    }
+    let slot = huffman_slot(src);
+    HUFFMAN_CACHE.with(|c| {
+        let Ok(c) = c.try_borrow() else { return Err(Some(slot)) };
+        let Some(e) = c.get(slot) else { return Err(Some(slot)) };
+        let (Some(held), Some(decoded)) = (e.src.get(..usize::from(e.src_len)), e.out.get(..usize::from(e.out_len))) else { return Err(Some(slot)) };
+        if !super::short_eq(held, src) || decoded.len() > limit {
+            return Err(Some(slot));
+        }
+        Ok(make(decoded))
+    })
+}
+
 /// Decodes `src` into `out` while `out.len()` stays within `cap`; short
 /// strings through [`HUFFMAN_CACHE`].
 #[inline]
 fn huffman(src: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), HuffmanError> {
-    if src.is_empty() || src.len() > HUFFMAN_CACHE_SRC {
-        return huffman_now(src, cap, out);
-    }
-    let slot = huffman_slot(src);
     let start = out.len();
-    let hit = HUFFMAN_CACHE.with(|c| {
-        let Ok(c) = c.try_borrow() else { return false };
-        let Some(e) = c.get(slot) else { return false };
-        let (Some(held), Some(decoded)) = (e.src.get(..usize::from(e.src_len)), e.out.get(..usize::from(e.out_len))) else { return false };
-        if !super::short_eq(held, src) || start.saturating_add(decoded.len()) > cap {
-            return false;
+    let limit = cap.saturating_sub(start);
+    let slot = match huffman_cached(src, limit, <[u8]>::to_vec) {
+        Ok(decoded) => {
+            out.extend_from_slice(&decoded);
+            return Ok(());
         }
-        out.extend_from_slice(decoded);
-        true
-    });
-    if hit {
-        return Ok(());
-    }
+        Err(None) => return huffman_now(src, cap, out),
+        Err(Some(slot)) => slot,
+    };
+    huffman_fill(src, slot, cap, out)
+}
+
+/// Decodes `src` (a miss of [`HUFFMAN_CACHE`]) into `out` and keeps it in `slot`.
+fn huffman_fill(src: &[u8], slot: usize, cap: usize, out: &mut Vec<u8>) -> Result<(), HuffmanError> {
+    let start = out.len();
     huffman_now(src, cap, out)?;
     let decoded = out.get(start..).unwrap_or(&[]);
     if decoded.len() <= HUFFMAN_CACHE_OUT {
@@ -1488,8 +1506,20 @@ impl Decoder {
             }
             return Ok(Str::Bytes(make(raw)));
         }
+        let slot = if cache {
+            match huffman_cached(raw, blk.limit, make) {
+                // made straight from the cache, without the decode buffer
+                Ok(made) => return Ok(Str::Bytes(made)),
+                Err(slot) => slot,
+            }
+        } else {
+            None
+        };
         let decoded = with_scratch(|v| {
-            let r = if cache { huffman(raw, blk.limit, v) } else { huffman_now(raw, blk.limit, v) };
+            let r = match slot {
+                Some(slot) => huffman_fill(raw, slot, blk.limit, v),
+                None => huffman_now(raw, blk.limit, v),
+            };
             r.map(|()| make(v))
         });
         self.huffman_result(blk, decoded)
