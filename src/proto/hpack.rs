@@ -605,7 +605,7 @@ fn huffman_slot(src: &[u8]) -> usize {
 /// is at most `limit` bytes long; else the slot `src` goes in (`None` for a
 /// string the cache does not take).
 #[inline]
-fn huffman_cached<T>(src: &[u8], limit: usize, make: fn(&[u8]) -> T) -> Result<T, Option<usize>> {
+fn huffman_cached<T>(src: &[u8], limit: usize, make: impl FnOnce(&[u8]) -> T) -> Result<T, Option<usize>> {
     if src.is_empty() || src.len() > HUFFMAN_CACHE_SRC {
         return Err(None);
     }
@@ -625,17 +625,12 @@ fn huffman_cached<T>(src: &[u8], limit: usize, make: fn(&[u8]) -> T) -> Result<T
 /// strings through [`HUFFMAN_CACHE`].
 #[inline]
 fn huffman(src: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), HuffmanError> {
-    let start = out.len();
-    let limit = cap.saturating_sub(start);
-    let slot = match huffman_cached(src, limit, <[u8]>::to_vec) {
-        Ok(decoded) => {
-            out.extend_from_slice(&decoded);
-            return Ok(());
-        }
-        Err(None) => return huffman_now(src, cap, out),
-        Err(Some(slot)) => slot,
-    };
-    huffman_fill(src, slot, cap, out)
+    let limit = cap.saturating_sub(out.len());
+    match huffman_cached(src, limit, |decoded| out.extend_from_slice(decoded)) {
+        Ok(()) => Ok(()),
+        Err(None) => huffman_now(src, cap, out),
+        Err(Some(slot)) => huffman_fill(src, slot, cap, out),
+    }
 }
 
 /// Decodes `src` (a miss of [`HUFFMAN_CACHE`]) into `out` and keeps it in `slot`.
