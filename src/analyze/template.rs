@@ -189,8 +189,13 @@ impl Typed {
 
 /// `text` as the copy this thread already hands on, if there is one
 /// ([`SHARED_TEXT`]): endpoint hosts and templates, which the inventory
-/// recognises by address.
+/// recognises by address. Text over [`TYPED_MEMO_PATH_MAX`] bytes is not
+/// kept (with [`crate::analyze::fingerprint::MEMO_ENTRIES`] entries, the
+/// table holds at most a few megabytes).
 pub fn shared_text(text: String) -> std::sync::Arc<str> {
+    if text.len() > TYPED_MEMO_PATH_MAX {
+        return text.into();
+    }
     SHARED_TEXT.with(|set| {
         let Ok(mut set) = set.try_borrow_mut() else { return text.into() };
         if let Some(t) = set.get(text.as_str()) {
@@ -353,6 +358,10 @@ mod tests {
         let h = shared_text("api.example".to_string());
         assert!(std::sync::Arc::ptr_eq(&h, &shared_text(String::from("api.example"))));
         assert_eq!(&*shared_text("other.example".to_string()), "other.example");
+        // long text is handed on as it is, not kept
+        let long = "x".repeat(TYPED_MEMO_PATH_MAX + 1);
+        assert_eq!(&*shared_text(long.clone()), long.as_str());
+        assert!(SHARED_TEXT.with(|m| m.borrow().iter().all(|t| t.len() <= TYPED_MEMO_PATH_MAX)));
     }
 
     #[test]
