@@ -61,8 +61,10 @@ pub struct Observation {
     pub latency_us: Option<u64>,
     pub req_bytes: u64,
     pub resp_bytes: u64,
-    pub req_shape: Option<shape::Shape>,
-    pub resp_shape: Option<shape::Shape>,
+    /// Schemas of sampled JSON bodies (boxed: most observations have none,
+    /// and every one is moved to the aggregator and back).
+    pub req_shape: Option<Box<shape::Shape>>,
+    pub resp_shape: Option<Box<shape::Shape>>,
     /// The concrete value of the template's last parameter (`/v2/users/17`
     /// → `17`), at most [`MAX_OBJECT_ID`] bytes; for enumeration detection.
     pub object_id: Option<String>,
@@ -532,6 +534,7 @@ pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeSt
         None
     };
     stats.shapes += u64::from(req_shape.is_some()) + u64::from(resp_shape.is_some());
+    let (req_shape, resp_shape) = (req_shape.map(Box::new), resp_shape.map(Box::new));
     let forwarded = tx.request_headers.iter().any(|h| h.name == "x-forwarded-for" || h.name == "forwarded");
     let client = if ctx.exposure.trust_forwarded_for { forwarded_client(tx).unwrap_or(tx.client.ip()) } else { tx.client.ip() };
     let tags = context::tags(&ctx.tags, &host, &template);

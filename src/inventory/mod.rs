@@ -198,8 +198,8 @@ impl EndpointRecord {
                 self.query_params.insert(name.clone(), [t.to_string()].into());
             }
         }
-        merge_shape(&mut self.request_schema, o.req_shape.as_ref());
-        merge_shape(&mut self.response_schema, o.resp_shape.as_ref());
+        merge_shape(&mut self.request_schema, o.req_shape.as_deref());
+        merge_shape(&mut self.response_schema, o.resp_shape.as_deref());
     }
 
     /// Adds another record of the same endpoint (e.g. the stored one).

@@ -938,13 +938,13 @@ impl H2Connection {
                     .find(|h| h.name == n)
                     .map(|h| lossy(&h.value))
             };
-            Some(GrpcInfo {
+            Some(Box::new(GrpcInfo {
                 status: trailer("grpc-status").and_then(|s| s.trim().parse().ok()),
                 message: trailer("grpc-message"),
                 request_messages: req.grpc_messages,
                 response_messages: resp.as_ref().map_or(0, |r| r.grpc_messages),
                 compressed: req.grpc_compressed || resp.as_ref().is_some_and(|r| r.grpc_compressed),
-            })
+            }))
         } else {
             None
         };

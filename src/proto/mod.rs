@@ -583,8 +583,9 @@ pub struct HttpTransaction {
     pub stream_id: Option<u32>,
     /// Pushed by the server (HTTP/2 PUSH_PROMISE).
     pub pushed: bool,
-    /// gRPC details when the request's content type is `application/grpc*`.
-    pub grpc: Option<GrpcInfo>,
+    /// gRPC details when the request's content type is `application/grpc*`
+    /// (boxed: rare, and every transaction moves this field).
+    pub grpc: Option<Box<GrpcInfo>>,
     /// Read from a TLS session decrypted with key-log secrets.
     pub decrypted: bool,
     /// Which bodies the analysis reads, when decided at the request head
