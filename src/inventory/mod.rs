@@ -325,8 +325,8 @@ pub struct Inventory {
     /// checked against host and path, so a fast seeded hash will do.
     memo_keys: foldhash::fast::RandomState,
     /// The memo again, by the addresses of the observation's host and path:
-    /// workers hand on one shared copy of each (the host of a connection,
-    /// the template of an endpoint's paths), so most observations are found
+    /// workers hand on one shared copy of each (`template::shared_text`: an
+    /// endpoint's host, the template of its paths), so most observations are found
     /// here without hashing or comparing a string. Its entries hold those
     /// copies, so an address cannot be reused for other text while it is
     /// here. Cleared with the memo; at most [`MEMO_LIMIT`].
@@ -336,7 +336,6 @@ pub struct Inventory {
 /// A memo entry: the template a host's path is filed under, and the
 /// endpoint key ([`Inventory::observe`]) of the last of [`MEMO_METHODS`] it
 /// was called with (a path is mostly called with one method).
-#[derive(Clone)]
 struct Filed {
     host: std::sync::Arc<str>,
     path: std::sync::Arc<str>,
@@ -462,9 +461,7 @@ impl Inventory {
                                 self.by_address.clear();
                             }
                             // found by its text: next time by the addresses
-                            let mut entry = f.clone();
-                            entry.host = std::sync::Arc::clone(&o.key.host);
-                            entry.path = std::sync::Arc::clone(&o.key.path);
+                            let entry = Filed { host: std::sync::Arc::clone(&o.key.host), path: std::sync::Arc::clone(&o.key.path), template: f.template.clone(), key: f.key };
                             self.by_address.insert(at, entry);
                             (f.template.as_str(), k)
                         }
