@@ -274,10 +274,8 @@ std::thread_local! {
 /// worked out (and remembered in `slot` when it is a known name).
 fn name_at(slot: Option<&mut Option<NameSlot>>, bytes: &[u8]) -> HeaderName {
     let Some(slot) = slot else { return super::header_name(bytes) };
-    if let Some(held) = slot {
-        if held.raw.get(..usize::from(held.len)).is_some_and(|raw| super::short_eq(raw, bytes)) {
-            return HeaderName::Borrowed(held.name);
-        }
+    if let Some(k) = held_name(slot, bytes) {
+        return HeaderName::Borrowed(k);
     }
     let name = super::header_name(bytes);
     if let (HeaderName::Borrowed(k), Ok(len)) = (&name, u8::try_from(bytes.len())) {
@@ -290,21 +288,37 @@ fn name_at(slot: Option<&mut Option<NameSlot>>, bytes: &[u8]) -> HeaderName {
     name
 }
 
+/// The known name `slot` holds for exactly these bytes.
+#[inline]
+fn held_name(slot: &Option<NameSlot>, bytes: &[u8]) -> Option<&'static str> {
+    slot.as_ref().filter(|held| held.raw.get(..usize::from(held.len)).is_some_and(|raw| super::short_eq(raw, bytes))).map(|held| held.name)
+}
+
 fn collect_headers(raw: &[httparse::Header<'_>], max: usize, kind: HeadKind, anomalies: &mut Anomalies) -> Vec<Header> {
-    let mut out = Vec::with_capacity(raw.len().min(max));
+    // the vector is filled with empty headers first and each is then written
+    // where it is: a header built aside and pushed is stored field by field
+    // and loaded back whole, which stalls (the store cannot be forwarded)
+    let mut out = Vec::new();
+    out.resize_with(raw.len().min(max), || Header::EMPTY);
+    let mut n = 0usize;
     NAMES.with(|cell| {
         let mut names = cell.try_borrow_mut().ok();
         let mut slots = names.as_deref_mut().and_then(|n| n.get_mut(kind as usize));
         for h in raw.iter().filter(|h| !h.name.is_empty()) {
-            if out.len() >= max {
+            let Some(dst) = out.get_mut(n) else {
                 anomalies.set(Anomalies::TOO_MANY_HEADERS);
                 break;
-            }
-            let slot = slots.as_deref_mut().and_then(|s| s.get_mut(out.len()));
-            let name = name_at(slot, h.name.as_bytes());
-            out.push(Header { name, value: h.value.into() });
+            };
+            let slot = slots.as_deref_mut().and_then(|s| s.get_mut(n));
+            dst.name = match slot.as_deref().and_then(|s| held_name(s, h.name.as_bytes())) {
+                Some(k) => HeaderName::Borrowed(k),
+                None => name_at(slot, h.name.as_bytes()),
+            };
+            dst.value.set(h.value);
+            n += 1;
         }
     });
+    out.truncate(n);
     out
 }
 

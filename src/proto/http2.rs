@@ -736,18 +736,26 @@ impl H2Connection {
         if res.is_err() {
             stats.h2_hpack_errors += 1;
         }
-        let mut headers = Vec::with_capacity(fields.len());
+        // empty headers first, each then written where it is (a header built
+        // aside and pushed is stored field by field and loaded back whole,
+        // which stalls)
+        let mut headers = Vec::new();
+        headers.resize_with(fields.len().min(http.max_headers), || Header::EMPTY);
+        let mut n_headers = 0usize;
         let mut unknown = false;
         let mut list_bytes = 0usize;
         for f in fields.drain(..) {
             match f {
                 Field::Known { name, value, .. } => {
                     list_bytes = list_bytes.saturating_add(name.len() + value.len() + 32);
-                    if list_bytes > max_list || headers.len() >= http.max_headers {
-                        stats.h2_header_limit_hit += 1;
-                        break;
-                    }
-                    let name = match name {
+                    let dst = match headers.get_mut(n_headers) {
+                        Some(dst) if list_bytes <= max_list => dst,
+                        _ => {
+                            stats.h2_header_limit_hit += 1;
+                            break;
+                        }
+                    };
+                    dst.name = match name {
                         // shared names are known lower-case names
                         super::hpack::FieldName::Shared(n) => super::HeaderName::Borrowed(n),
                         // not a known name (HPACK looked): kept as it is, lower-cased
@@ -757,7 +765,8 @@ impl H2Connection {
                             super::HeaderName::Owned(n)
                         }
                     };
-                    headers.push(Header { name, value });
+                    dst.value = value;
+                    n_headers += 1;
                 }
                 Field::Unknown { .. } => {
                     unknown = true;
@@ -765,6 +774,7 @@ impl H2Connection {
                 }
             }
         }
+        headers.truncate(n_headers);
         if fields.capacity() <= FIELDS_KEPT {
             self.fields = fields;
         }

@@ -48,6 +48,11 @@ pub struct Header {
     pub value: HeaderValue,
 }
 
+impl Header {
+    /// No name, no value: a place to write a header into.
+    pub const EMPTY: Header = Header { name: HeaderName::Borrowed(""), value: HeaderValue::EMPTY };
+}
+
 /// A lower-case header name: one of [`known_names`] without an allocation of
 /// its own, any other name owned.
 pub type HeaderName = std::borrow::Cow<'static, str>;
@@ -251,6 +256,21 @@ impl HeaderValue {
         HeaderValue::from(b)
     }
 
+    /// Makes this value a copy of `b`, writing a short one where the value
+    /// already is: a header pushed empty and then set is written once, in
+    /// its vector, instead of built aside and moved (a move right after a
+    /// copy of variable length stalls the load that moves it).
+    pub fn set(&mut self, b: &[u8]) {
+        if let ValueRepr::Inline { len, bytes } = &mut self.0 {
+            if let Some(dst) = bytes.get_mut(..b.len()) {
+                dst.copy_from_slice(b);
+                *len = b.len() as u8;
+                return;
+            }
+        }
+        *self = HeaderValue::from(b);
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         match &self.0 {
             ValueRepr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(&[]),
@@ -259,9 +279,14 @@ impl HeaderValue {
     }
 }
 
+impl HeaderValue {
+    /// The empty value.
+    pub const EMPTY: HeaderValue = HeaderValue(ValueRepr::Inline { len: 0, bytes: [0; VALUE_INLINE] });
+}
+
 impl Default for HeaderValue {
     fn default() -> HeaderValue {
-        HeaderValue(ValueRepr::Inline { len: 0, bytes: [0; VALUE_INLINE] })
+        HeaderValue::EMPTY
     }
 }
 
@@ -1027,5 +1052,26 @@ mod tests {
         }
         assert_ne!(HeaderValue::from("abc"), HeaderValue::from("abd"));
         assert_eq!(HeaderValue::default().as_slice(), b"");
+    }
+
+    #[test]
+    fn a_header_value_set_in_place_holds_exactly_the_new_bytes() {
+        let lens = [0, 1, 5, VALUE_INLINE - 1, VALUE_INLINE, VALUE_INLINE + 1, 300];
+        for &before in &lens {
+            for &after in &lens {
+                let old: Vec<u8> = (0..before).map(|i| (i * 7 % 256) as u8).collect();
+                let new: Vec<u8> = (0..after).map(|i| (i * 13 % 251) as u8 ^ 0x55).collect();
+                let mut v = HeaderValue::from(old.as_slice());
+                v.set(&new);
+                assert_eq!(v.as_slice(), new.as_slice(), "{before} -> {after}");
+                assert_eq!(v, HeaderValue::from(new.as_slice()), "{before} -> {after}");
+                assert_eq!(matches!(v.0, ValueRepr::Inline { .. }), after <= VALUE_INLINE, "{before} -> {after}");
+            }
+        }
+        let mut h = vec![Header::EMPTY; 2];
+        assert!(h.iter().all(|h| h.name.is_empty() && h.value.as_slice().is_empty()));
+        h[1].value.set(b"text/plain");
+        assert_eq!(h[1].value.as_slice(), b"text/plain");
+        assert_eq!(h[0].value.as_slice(), b"");
     }
 }
