@@ -120,7 +120,7 @@ impl Sampler {
 
     fn decide(&mut self, head: &HeadFacts<'_>) -> Sampling {
         let host = self.host(head);
-        let Some(key) = analyze::sample_family(&self.templates, host, head) else {
+        let Some((key, template)) = analyze::sample_family(&self.templates, host, head) else {
             return Sampling::NONE;
         };
         if self.per_family.len() >= ENDPOINT_TABLE_LIMIT {
@@ -132,6 +132,7 @@ impl Sampler {
             // the first few, then one in SHAPE_SAMPLE_EVERY (shapes may vary)
             shapes: *n <= SHAPES_PER_ENDPOINT || *n % SHAPE_SAMPLE_EVERY == 0,
             body_scan: *n <= self.scan_first || *n % self.scan_every.max(1) == 0,
+            template,
         }
     }
 
@@ -268,7 +269,14 @@ impl Engine {
         let sampler = &mut self.handler.sampler;
         // read in place (a transaction is several hundred bytes), dropped together after
         for tx in &self.handler.txs {
-            let depth: Depth = tx.sampling.unwrap_or_else(|| sampler.decide_late(tx));
+            let late: Depth;
+            let depth = match &tx.sampling {
+                Some(d) => d,
+                None => {
+                    late = sampler.decide_late(tx);
+                    &late
+                }
+            };
             let obs = analyze::observe(tx, &self.analyze, &mut self.analyze_stats, depth);
             if self.transactions {
                 let ev = crate::export::in_format(ocsf::http_activity(tx, obs.as_ref()), self.format);

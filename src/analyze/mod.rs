@@ -356,7 +356,11 @@ fn user_template<'a>(templates: &'a crate::config::TemplatesConfig, host: &str, 
 /// only learned later, in the aggregator, so a template's slugs still stand
 /// for themselves here. `None` when [`observe`] will leave the request out
 /// (an ignored path, a skipped static asset): none of its bodies is read.
-pub fn sample_family(templates: &crate::config::TemplatesConfig, host: FamilyHost, head: &crate::proto::HeadFacts<'_>) -> Option<u64> {
+///
+/// With the key comes the typed template of the path when it was worked out
+/// (no user template applies and the method is not CONNECT): exactly what
+/// [`observe`] would make of the path, handed on in [`Depth::template`].
+pub fn sample_family(templates: &crate::config::TemplatesConfig, host: FamilyHost, head: &crate::proto::HeadFacts<'_>) -> Option<(u64, Option<std::sync::Arc<str>>)> {
     let text = |b| String::from_utf8_lossy(b);
     let connect = head.method.eq_ignore_ascii_case(b"CONNECT");
     let path = if connect { head.target } else { target_path(head.target) };
@@ -386,13 +390,13 @@ pub fn sample_family(templates: &crate::config::TemplatesConfig, host: FamilyHos
         Some(h.finish(depth))
     };
     match user {
-        Some(t) => family(t, template::third_and_depth(t)),
+        Some(t) => family(t, template::third_and_depth(t)).map(|k| (k, None)),
         None if connect => {
             let t = text(path);
-            family(&t, template::third_and_depth(&t))
+            family(&t, template::third_and_depth(&t)).map(|k| (k, None))
         }
         // (the memo remembers where the template's third '/' is)
-        None => template::with_typed_template(path, |t| family(&t.template, (t.third, t.depth))),
+        None => template::with_typed_template(path, |t| family(&t.template, (t.third, t.depth)).map(|k| (k, Some(std::sync::Arc::clone(&t.template))))),
     }
 }
 
@@ -479,7 +483,7 @@ impl FamilyHash {
 /// add nothing after an endpoint's first few bodies, and bodies are scanned
 /// for sensitive data on a per-endpoint sample once an endpoint is well
 /// known (headers, query and path are always scanned).
-pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeStats, d: Depth) -> Option<Observation> {
+pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeStats, d: &Depth) -> Option<Observation> {
     let host = endpoint_host(tx);
     let (path, query) = split_target(&tx.method, &tx.target);
     let split = (path, query);
@@ -491,7 +495,11 @@ pub fn observe(tx: &HttpTransaction, ctx: &AnalyzeContext, stats: &mut AnalyzeSt
     let (template, fixed): (std::sync::Arc<str>, bool) = match user_template(&ctx.templates, &host, path) {
         Some(t) => (t.into(), true),
         None if tx.method.eq_ignore_ascii_case("CONNECT") => (path.into(), true),
-        None => (template::shared_typed_template(path), false),
+        // the sampler's, when it worked the template out (the same path)
+        None => match &d.template {
+            Some(t) => (std::sync::Arc::clone(t), false),
+            None => (template::shared_typed_template(path), false),
+        },
     };
     if ctx.templates.assets == crate::config::AssetPolicy::Skip && template.ends_with("{file}") && path.rsplit('/').next().is_some_and(template::is_asset) {
         stats.assets_skipped += 1;
@@ -737,11 +745,20 @@ mod tests {
         let mut seen: Vec<(Option<u64>, Option<Family>)> = Vec::new();
         for (method, target, host) in heads {
             let facts = crate::proto::HeadFacts { method: method.as_bytes(), target: target.as_bytes(), host: host.map(str::as_bytes), server };
-            let key = sample_family(&templates, FamilyHost::of(7, facts.host, facts.server), &facts);
+            let sampled = sample_family(&templates, FamilyHost::of(7, facts.host, facts.server), &facts);
             let mut tx = HttpTransaction::new(client, server, method, target);
             tx.host = host.map(Into::into);
             let mut stats = AnalyzeStats::default();
-            let family = observe(&tx, &ctx, &mut stats, crate::proto::Sampling::ALL).map(|o| {
+            let obs = observe(&tx, &ctx, &mut stats, &crate::proto::Sampling::ALL);
+            // a template handed on is the one the analysis works out itself
+            if let (Some((_, Some(t))), Some(o)) = (&sampled, &obs) {
+                assert_eq!(&**t, &*o.key.path, "{method} {target} {host:?}");
+            }
+            let with_template = Depth { template: sampled.as_ref().and_then(|s| s.1.clone()), ..Depth::ALL };
+            let carried = observe(&tx, &ctx, &mut AnalyzeStats::default(), &with_template);
+            assert_eq!(carried.map(|o| o.key), obs.as_ref().map(|o| o.key.clone()), "{method} {target} {host:?}");
+            let key = sampled.map(|s| s.0);
+            let family = obs.map(|o| {
                 let t = o.key.path.to_string();
                 let third = t.match_indices('/').nth(2).map_or(t.len(), |(i, _)| i);
                 (o.key.host.to_string(), method.to_string(), t[..third].to_string(), t.matches('/').count())
@@ -761,6 +778,33 @@ mod tests {
         assert_ne!(seen[0].0, seen[2].0);
         assert_eq!(seen[12].0, seen[13].0);
         assert_ne!(seen[13].0, seen[14].0);
+    }
+
+    #[test]
+    fn a_sampled_template_is_the_one_of_the_transactions_target_even_for_bytes_that_are_not_utf8() {
+        let server: std::net::SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let templates = crate::config::TemplatesConfig::default();
+        let targets: &[&[u8]] = &[
+            b"/v1/users/\xff\xfe/orders",
+            b"/v1/\xc3(/17?q=\xff",
+            b"/caf\xc3\xa9/42#frag",
+            b"http://h.example/v2/items/\x80\x80/7",
+            b"",
+            b"/",
+            b"*",
+        ];
+        for &target in targets {
+            let facts = crate::proto::HeadFacts { method: b"GET", target, host: Some(b"api.example"), server };
+            let Some((_, Some(t))) = sample_family(&templates, FamilyHost::of(3, facts.host, facts.server), &facts) else {
+                panic!("no template for {target:?}");
+            };
+            // what the transaction holds: the target as lossy text
+            let text = String::from_utf8_lossy(target);
+            let (path, _) = split_target("GET", &text);
+            let path = if path.is_empty() { "/" } else { path };
+            assert_eq!(&*t, &*template::shared_typed_template(path), "{target:?}");
+            assert_eq!(&*t, template::typed_template(path).as_str(), "{target:?}");
+        }
     }
 
     #[test]

@@ -703,6 +703,7 @@ impl Http1Connection {
             host: host.as_deref().map(str::as_bytes),
             server: self.server,
         });
+        let request_keep = sampling.request_keep(cfg.body_scan_bytes);
         let tx = HttpTransaction {
             client: self.client,
             server: self.server,
@@ -736,7 +737,7 @@ impl Http1Connection {
             }
         }
         self.req.body = BodyInfo::default();
-        self.req.keep = sampling.request_keep(cfg.body_scan_bytes);
+        self.req.keep = request_keep;
         self.req.state = match kind {
             BodyKind::None | BodyKind::UntilClose => State::Head,
             BodyKind::Length(n) => State::Length(n),
@@ -782,7 +783,7 @@ impl Http1Connection {
         self.response = Some(ResponseHead { status, headers, ts });
         self.resp.body = BodyInfo::default();
         // the request it answers decided (a response without one is not reported)
-        let sampling = self.pending.front().map_or(Sampling::NONE, |p| p.tx.sampling.unwrap_or(Sampling::ALL));
+        let sampling = self.pending.front().map_or(&Sampling::NONE, |p| p.tx.sampling.as_ref().unwrap_or(&Sampling::ALL));
         self.resp.keep = sampling.response_keep(cfg.body_scan_bytes, Some(status));
         if status == 101 || (method_connect && (200..300).contains(&status)) {
             let proto = self

@@ -371,7 +371,7 @@ impl H2Connection {
     /// becomes stream 1, whose response comes as HTTP/2 (RFC 9113 §3.2 of RFC 7540).
     pub fn upgraded(client: SocketAddr, server: SocketAddr, request: HttpTransaction, cfg: &Http2Config) -> H2Connection {
         let mut c = H2Connection::new(client, server, false, cfg);
-        let mut part = Part { ts: Some(request.request_ts_us), ended: true, sampling: request.sampling, ..Part::default() };
+        let mut part = Part { ts: Some(request.request_ts_us), ended: true, sampling: request.sampling.clone(), ..Part::default() };
         part.headers = request.request_headers.clone();
         let st = Stream { request: Some(part), upgraded: Some(Box::new(request)), seq: 0, req_dir: Some(0), ..Stream::default() };
         c.next_seq = 1;
@@ -816,7 +816,7 @@ impl H2Connection {
                 })),
                 _ => None,
             };
-            let keep = sampling.map(|s| s.request_keep(http.body_scan_bytes));
+            let keep = sampling.as_ref().map(|s| s.request_keep(http.body_scan_bytes));
             st.request = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, sampling, keep, ..Part::default() });
             if block.promised.is_some() {
                 // a promised request has no body
@@ -836,7 +836,7 @@ impl H2Connection {
                 return;
             }
             if st.response.is_none() {
-                let keep = st.request.as_ref().and_then(|r| r.sampling).map(|s| s.response_keep(http.body_scan_bytes, Some(code)));
+                let keep = st.request.as_ref().and_then(|r| r.sampling.as_ref()).map(|s| s.response_keep(http.body_scan_bytes, Some(code)));
                 st.response = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, keep, ..Part::default() });
                 if end {
                     self.end_response(stream_id, stats, out);

@@ -401,27 +401,32 @@ impl BodyInfo {
 /// Which bodies of a transaction the analysis reads, decided by the sink's
 /// [`TxSink::sampling`] when the request head is complete: a body it will
 /// not read is counted, not copied ([`Sampling::request_keep`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sampling {
     /// Bodies are scanned for sensitive data.
     pub body_scan: bool,
     /// JSON bodies give the endpoint's schema.
     pub shapes: bool,
+    /// The typed template of the request's path, when the sink worked it out
+    /// to decide: the analysis takes it instead of looking the path up again.
+    /// A sink sets it only to exactly what the analysis would make of the
+    /// path (`analyze::template::shared_typed_template`).
+    pub template: Option<std::sync::Arc<str>>,
 }
 
 impl Sampling {
     /// Every body read (what a sink that does not sample answers).
-    pub const ALL: Sampling = Sampling { body_scan: true, shapes: true };
+    pub const ALL: Sampling = Sampling { body_scan: true, shapes: true, template: None };
     /// No body read but the start of an error response ([`ERROR_BODY_KEEP`]).
-    pub const NONE: Sampling = Sampling { body_scan: false, shapes: false };
+    pub const NONE: Sampling = Sampling { body_scan: false, shapes: false, template: None };
 
     /// Whether any body of the transaction is read.
-    fn reads_bodies(self) -> bool {
+    fn reads_bodies(&self) -> bool {
         self.body_scan || self.shapes
     }
 
     /// Bytes of the request body to keep, of at most `limit`.
-    pub fn request_keep(self, limit: usize) -> usize {
+    pub fn request_keep(&self, limit: usize) -> usize {
         if self.reads_bodies() {
             limit
         } else {
@@ -432,7 +437,7 @@ impl Sampling {
     /// Bytes of the response body to keep, of at most `limit`, for a final
     /// `status`: an error response keeps its start (the posture analysis looks
     /// for stack traces and debug pages there) even when not sampled.
-    pub fn response_keep(self, limit: usize, status: Option<u16>) -> usize {
+    pub fn response_keep(&self, limit: usize, status: Option<u16>) -> usize {
         if self.reads_bodies() {
             limit
         } else if status.is_some_and(|s| s >= 400) {
