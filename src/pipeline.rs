@@ -622,6 +622,9 @@ impl Pipeline {
 /// payload (a message head starts there; it was last touched on the reader's
 /// core, if at all), so that parsing it does not start with a wait for memory.
 const PAYLOAD_PREFETCH_SEGMENTS: usize = 4;
+/// Bytes of a payload asked for ahead (a message head: HTTP/1 finds its end
+/// by reading every line of it).
+const PAYLOAD_PREFETCH_BYTES: usize = 512;
 
 #[allow(clippy::too_many_arguments)]
 fn worker_loop(
@@ -654,8 +657,10 @@ fn worker_loop(
             if let Some(next) = batch.metas.get(i + PAYLOAD_PREFETCH_SEGMENTS) {
                 let from = if next.in_file { file } else { &batch.data };
                 let at = usize::try_from(next.offset).unwrap_or(usize::MAX);
-                crate::capture::file::prefetch(from, at);
-                crate::capture::file::prefetch(from, at.saturating_add(64));
+                let len = (next.len as usize).min(PAYLOAD_PREFETCH_BYTES);
+                for line in (0..len).step_by(64) {
+                    crate::capture::file::prefetch(from, at.saturating_add(line));
+                }
             }
             let start = usize::try_from(m.offset).unwrap_or(usize::MAX);
             let end = start.saturating_add(m.len as usize);
