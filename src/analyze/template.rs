@@ -240,15 +240,17 @@ pub fn with_typed_template<R>(path: &[u8], f: impl FnOnce(&Typed) -> R) -> R {
     }
     TYPED.with(|m| {
         let Ok(mut m) = m.try_borrow_mut() else { return f(&now()) };
-        if let Some(t) = m.get(path) {
+        let (keys, map) = &mut *m;
+        let key = keys.hash(&[path]);
+        if let Some(t) = map.get(&key) {
             return f(t);
         }
         let t = now();
         let r = f(&t);
-        if m.len() >= crate::analyze::fingerprint::MEMO_ENTRIES {
-            m.clear();
+        if map.len() >= crate::analyze::fingerprint::MEMO_ENTRIES {
+            map.clear();
         }
-        m.insert(path.into(), t);
+        map.insert(key, t);
         r
     })
 }
@@ -266,11 +268,12 @@ const TYPED_MEMO_PATH_MAX: usize = 512;
 
 std::thread_local! {
     /// Templates of paths seen on this thread (a path comes back on every call
-    /// of its endpoint), by the path itself: paths are exported with every
-    /// transaction anyway, and a lookup by them costs a fast hash and one
-    /// comparison. Emptied when full.
-    static TYPED: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, Typed, foldhash::fast::RandomState>> =
-        std::cell::RefCell::new(std::collections::HashMap::default());
+    /// of its endpoint), under a 128-bit keyed hash of the path (as
+    /// [`crate::analyze::fingerprint::Memo`]: no collision can be steered from
+    /// the wire). Not the path itself: comparing a path kept on the heap was a
+    /// second wait for memory on every lookup. Emptied when full.
+    static TYPED: std::cell::RefCell<(crate::analyze::fingerprint::HashKeys, std::collections::HashMap<u128, Typed, crate::analyze::fingerprint::PreHashed>)> =
+        std::cell::RefCell::new(Default::default());
 }
 
 std::thread_local! {
@@ -345,7 +348,7 @@ mod tests {
             let p = format!("/api/items/{i}");
             assert_eq!(typed_template(&p), "/api/items/{id}");
         }
-        assert!(TYPED.with(|m| m.borrow().len()) <= crate::analyze::fingerprint::MEMO_ENTRIES);
+        assert!(TYPED.with(|m| m.borrow().1.len()) <= crate::analyze::fingerprint::MEMO_ENTRIES);
         assert!(SHARED_TEXT.with(|m| m.borrow().len()) <= crate::analyze::fingerprint::MEMO_ENTRIES);
     }
 
