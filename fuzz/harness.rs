@@ -294,7 +294,7 @@ impl apitap::proto::TxSink for FuzzSink<'_> {
             return apitap::proto::Sampling::ALL;
         }
         let n = head.method.len() + head.target.len() + head.host.map_or(0, <[u8]>::len);
-        apitap::proto::Sampling { body_scan: n & 1 != 0, shapes: n & 2 != 0 }
+        apitap::proto::Sampling { body_scan: n & 1 != 0, shapes: n & 2 != 0, template: None }
     }
 }
 
@@ -305,7 +305,7 @@ fn check_samples(txs: &[HttpTransaction], limit: usize) {
         for b in [&tx.request_body, &tx.response_body] {
             assert!(b.sample.len() <= limit && b.sample.len() as u64 <= b.length, "sample {} of {} (limit {limit})", b.sample.len(), b.length);
         }
-        if tx.sampling.is_some_and(|s| !s.body_scan && !s.shapes) {
+        if tx.sampling.as_ref().is_some_and(|s| !s.body_scan && !s.shapes) {
             assert!(tx.request_body.sample.is_empty(), "unread request body kept: {tx:?}");
         }
     }
@@ -875,7 +875,7 @@ pub fn analyze(data: &[u8]) {
         let n = usize::from(inp.u16());
         let chunk = inp.bytes(n);
         let tx = transaction(&mut Input::new(chunk));
-        if let Some(o) = apitap::analyze::observe(&tx, &ctx, &mut stats, apitap::proto::Sampling::ALL) {
+        if let Some(o) = apitap::analyze::observe(&tx, &ctx, &mut stats, &apitap::proto::Sampling::ALL) {
             let (path, key) = inv.observe(&o);
             det.observe(&o, &apitap::inventory::findings::Endpoint { host: &o.key.host, method: &o.key.method, path }, key);
         }
