@@ -335,6 +335,11 @@ impl FlowHandler for ProtoHandler {
         }
         let mut sink = FuzzSink { txs: &mut self.txs, sampled: self.sampled };
         st.conn.on_chunk(dir, chunk, ts, &self.cfg, &mut self.stats, &mut sink);
+        // a connection holding more than a small budget is shed, as the
+        // engine does when the sensor's is spent: it must stay consistent
+        if st.conn.held_bytes() > FUZZ_SHED_BYTES {
+            let _ = st.conn.shed(ts, &self.cfg, &mut self.stats, &mut sink);
+        }
         check_samples(&self.txs, self.cfg.http.body_scan_bytes);
         touch_transactions(&mut self.txs);
     }
@@ -349,11 +354,15 @@ impl FlowHandler for ProtoHandler {
     }
 }
 
+/// Bytes a fuzzed connection may hold before it is shed.
+const FUZZ_SHED_BYTES: usize = 4096;
+
 fn small_http_config() -> HttpConfig {
     HttpConfig {
         max_header_bytes: 512,
         max_headers: 8,
         max_pending_requests: 2,
+        max_parser_bytes_total: FUZZ_SHED_BYTES,
         body_scan_bytes: 64,
         resync_scan_bytes: 2048,
     }

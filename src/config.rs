@@ -476,6 +476,12 @@ pub struct HttpConfig {
     pub max_headers: usize,
     /// Requests awaiting their response on one connection (pipelining).
     pub max_pending_requests: usize,
+    /// Bytes the protocol parsers hold across all connections (split over the
+    /// workers): partial heads, requests awaiting their responses, HTTP/2
+    /// streams and header tables, TLS records. A connection that grows past
+    /// it is given up (its open requests reported without a response;
+    /// counted in `parser_bytes_limit_hit`).
+    pub max_parser_bytes_total: usize,
     /// Bytes of each body kept for analysis; the rest is counted and skipped, never buffered.
     pub body_scan_bytes: usize,
     /// Bytes scanned for the next message head after a gap or a parse error before the
@@ -489,6 +495,7 @@ impl Default for HttpConfig {
             max_header_bytes: 64 * 1024,
             max_headers: 128,
             max_pending_requests: 128,
+            max_parser_bytes_total: 64 * 1024 * 1024,
             body_scan_bytes: 16 * 1024,
             resync_scan_bytes: 1024 * 1024,
         }
@@ -567,6 +574,7 @@ impl Config {
         at_least("http.max_header_bytes", self.http.max_header_bytes, 256, "use at least 256")?;
         at_least("http.max_headers", self.http.max_headers, 8, "use at least 8")?;
         at_least("http.max_pending_requests", self.http.max_pending_requests, 1, "use at least 1")?;
+        at_least("http.max_parser_bytes_total", self.http.max_parser_bytes_total, 1 << 20, "use at least 1048576 (the default, 67108864, suits most sensors)")?;
         at_least("http2.max_streams_per_connection", self.http2.max_streams_per_connection, 1, "use at least 1")?;
         at_least("http2.max_frame_bytes", self.http2.max_frame_bytes, 16_384, "use at least 16384 (the HTTP/2 minimum frame size)")?;
         at_least("http2.max_header_list_bytes", self.http2.max_header_list_bytes, 1024, "use at least 1024")?;

@@ -75,6 +75,11 @@ struct Handler {
     txs: Vec<HttpTransaction>,
     tls: Vec<crate::proto::tls::TlsSession>,
     sampler: Sampler,
+    /// Bytes the parsers of this worker's connections hold (the sum of their
+    /// [`Connection::held_bytes`], as last seen), and its limit: this worker's
+    /// share of `http.max_parser_bytes_total`.
+    held: usize,
+    max_held: usize,
 }
 
 /// Decides, per endpoint family ([`analyze::sample_family`]), which
@@ -168,9 +173,30 @@ impl FlowHandler for Handler {
     fn chunk(&mut self, state: &mut Connection, dir: Direction, chunk: Chunk<'_>, ts_us: u64) {
         let mut sink = Sink { txs: &mut self.txs, sampler: &mut self.sampler };
         state.on_chunk(dir, chunk, ts_us, &self.http, &mut self.stats, &mut sink);
+        let (before, mut after) = (state.counted, state.held_bytes());
+        self.held = self.held.saturating_sub(before).saturating_add(after);
+        if after > before && self.held > self.max_held {
+            // the connection that grew past the budget frees what it holds
+            // (reported now): no connection's memory grows the total further
+            // than one chunk's worth
+            if let Some(s) = state.shed(ts_us, &self.http, &mut self.stats, &mut sink) {
+                self.tls.push(s);
+            }
+            let freed = state.held_bytes();
+            self.held = self.held.saturating_sub(after).saturating_add(freed);
+            after = freed;
+        }
+        state.counted = after;
+        let held = u64::try_from(self.held).unwrap_or(u64::MAX);
+        self.stats.parser_bytes_held = held;
+        if held > self.stats.parser_bytes_peak {
+            self.stats.parser_bytes_peak = held;
+        }
     }
 
     fn close(&mut self, mut state: Connection, ts_us: u64) {
+        self.held = self.held.saturating_sub(state.counted);
+        self.stats.parser_bytes_held = u64::try_from(self.held).unwrap_or(u64::MAX);
         let mut sink = Sink { txs: &mut self.txs, sampler: &mut self.sampler };
         state.on_close(ts_us, &self.http, &mut self.stats, &mut sink);
         if let Some(s) = state.take_tls_session() {
@@ -213,6 +239,8 @@ impl Engine {
                     scan_every: cfg.sensitive.body_scan_every,
                     last_host: None,
                 },
+                held: 0,
+                max_held: cfg.http.max_parser_bytes_total,
             },
             transactions,
             format: cfg.output.format,

@@ -339,6 +339,7 @@ impl Pipeline {
         let mut per_worker = cfg.clone();
         per_worker.flow.max_flows = cfg.flow.max_flows.div_ceil(n).max(16);
         per_worker.flow.max_ooo_bytes_total = cfg.flow.max_ooo_bytes_total.div_ceil(n);
+        per_worker.http.max_parser_bytes_total = cfg.http.max_parser_bytes_total.div_ceil(n);
         for i in 0..n {
             let (tx, rx) = bounded::<Batch>(cfg.pipeline.queue_batches);
             senders.push(tx);

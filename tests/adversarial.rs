@@ -367,3 +367,39 @@ fn a_capture_larger_than_the_memory_bound_replays_within_it() {
     assert_eq!(n(&s, &["tcp_segments_read_in_place"]), n(&s, &["tcp_segments"]), "{s}");
     assert!(rss < MAX_RSS_KB, "peak RSS {rss} KiB over {MAX_RSS_KB} for a {file_bytes}-byte capture");
 }
+
+/// Connections that each pipeline requests nobody answers (a one-direction
+/// mirror, or a flood): with `http.max_parser_bytes_total` at its minimum,
+/// the parsers' memory stops at it — connections that grow past it are
+/// given up and counted — and every request is still reported, without a
+/// response. With the default budget the same capture holds more than that
+/// minimum and nothing is given up: the limit is what bounded it.
+#[test]
+fn unanswered_requests_stop_at_the_parser_memory_budget() {
+    let mut p = Pcap::new();
+    let cookie = "c".repeat(900);
+    let (conns, per_conn) = (1500u32, 4usize);
+    for i in 0..conns {
+        let mut c = Conv::open(&mut p, client(100 + i), server());
+        for k in 0..per_conn {
+            let req = format!("GET /api/items/{i}/{k} HTTP/1.1\r\nHost: budget.test\r\nCookie: s={cookie}\r\n\r\n");
+            c.to_server(&mut p, req.as_bytes());
+        }
+    }
+    let requests = u64::from(conns) * per_conn as u64;
+    let budget = 1u64 << 20;
+    let (s, rss) = replay(&p, &format!("[pipeline]\nworkers = 1\n[http]\nmax_parser_bytes_total = {budget}\n"));
+    check("parser budget", &s, rss, &["http", "parser_bytes_limit_hit"]);
+    assert_eq!(n(&s, &["http", "transactions"]), requests, "a request given up with its connection was not reported: {s}");
+    assert_eq!(n(&s, &["http", "requests_without_response"]), requests);
+    // the total passes the budget by at most what one chunk (one segment) adds
+    let peak = n(&s, &["http", "parser_bytes_peak"]);
+    assert!(peak > 0 && peak <= budget + 16 * 1024, "peak {peak} over the budget {budget}");
+    assert_eq!(n(&s, &["http", "parser_bytes_held"]), 0, "bytes still counted after every connection ended");
+
+    let (d, _) = replay(&p, "[pipeline]\nworkers = 1\n");
+    assert_eq!(n(&d, &["http", "parser_bytes_limit_hit"]), 0);
+    assert!(n(&d, &["http", "parser_bytes_peak"]) > budget, "the capture does not need the budget: {d}");
+    assert_eq!(n(&d, &["http", "transactions"]), requests);
+    assert_eq!(n(&d, &["http", "parser_bytes_held"]), 0);
+}

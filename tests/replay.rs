@@ -83,6 +83,14 @@ fn a_piped_capture_gives_the_same_transactions_as_the_mapped_file() {
     // sample.pcap has no IP fragments: every payload lies in the file
     assert_eq!(mapped_stats["tcp_segments_read_in_place"].as_u64(), Some(segments));
     assert_eq!(piped_stats["tcp_segments_read_in_place"].as_u64(), Some(0));
+    // the parsers' memory is counted while connections hold it and given
+    // back, every byte, when they end; the sample is far below the budget
+    for s in [&mapped_stats, &piped_stats] {
+        let h = &s["http"];
+        assert_eq!(h["parser_bytes_held"].as_u64(), Some(0), "bytes still counted after every connection ended: {h}");
+        assert!(h["parser_bytes_peak"].as_u64().is_some_and(|p| p > 0), "{h}");
+        assert_eq!(h["parser_bytes_limit_hit"].as_u64(), Some(0), "{h}");
+    }
     assert!(mapped.len() > 2_000, "{} transactions", mapped.len());
     assert_eq!(mapped.len(), piped.len());
     if let Some(i) = (0..mapped.len()).find(|&i| mapped[i] != piped[i]) {

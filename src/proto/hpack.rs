@@ -699,9 +699,16 @@ impl Repeat {
 struct Repeats {
     slots: Vec<Repeat>,
     clock: u64,
+    /// [`Self::held_bytes`], set whenever `slots` change.
+    bytes: usize,
 }
 
 impl Repeats {
+    /// Bytes the slots hold (at most [`REPEAT_BYTES`] of values).
+    fn held_bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// What `src` decoded to when last seen as the value of `name`.
     fn find(&mut self, name: &[u8], src: &[u8]) -> Option<&[u8]> {
         self.clock += 1;
@@ -748,6 +755,7 @@ impl Repeats {
         r.src_len = src.len();
         r.used = self.clock;
         self.slots.push(r);
+        self.bytes = self.held() + self.slots.capacity() * std::mem::size_of::<Repeat>();
         true
     }
 
@@ -1146,6 +1154,14 @@ pub struct Decoder {
     max_list_bytes: usize,
     repeats: Repeats,
     stats: HpackStats,
+}
+
+impl Decoder {
+    /// Bytes the dynamic table holds (entries and the ring of their bytes)
+    /// and the cache of repeated values.
+    pub fn held_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>() + self.ring.capacity() + self.repeats.held_bytes()
+    }
 }
 
 impl fmt::Debug for Decoder {

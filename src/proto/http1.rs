@@ -203,6 +203,9 @@ struct Pending {
     http09: bool,
     /// Request body still being read (the request is not complete yet).
     body_open: bool,
+    /// [`HttpTransaction::held_bytes`] of `tx` when it was queued (its body
+    /// sample, which grows after, is counted apart).
+    held: usize,
 }
 
 /// A response head that has been parsed, body in progress.
@@ -210,6 +213,8 @@ struct ResponseHead {
     status: u16,
     headers: Vec<Header>,
     ts: u64,
+    /// Heap bytes of `headers`.
+    held: usize,
 }
 
 /// Both directions of one HTTP/1 connection.
@@ -229,6 +234,8 @@ pub struct Http1Connection {
     h2c_upgrade: Option<Box<HttpTransaction>>,
     /// A CONNECT was accepted: the bytes that follow are a new connection's.
     tunnel_opened: bool,
+    /// Given up pairing ([`Self::shed`]): requests are reported as they complete.
+    requests_only: bool,
 }
 
 /// Parsed request head.
@@ -511,6 +518,7 @@ impl Http1Connection {
             response: None,
             responses_lost: false,
             h2c_upgrade: None,
+            requests_only: false,
             tunnel_opened: false,
         }
     }
@@ -534,7 +542,7 @@ impl Http1Connection {
         stats: &mut ProtoStats,
         out: &mut dyn TxSink,
     ) -> usize {
-        match chunk {
+        let consumed = match chunk {
             Chunk::Data(d) => self.feed(is_req, d, ts, cfg, stats, out),
             Chunk::Gap(n) => {
                 self.gap(is_req, n, cfg, stats, out);
@@ -543,6 +551,53 @@ impl Http1Connection {
             Chunk::End => {
                 self.end(is_req, cfg, stats, out);
                 0
+            }
+        };
+        if self.requests_only {
+            self.report_complete_requests(stats, out);
+        }
+        consumed
+    }
+
+    /// Bytes this connection holds: partial heads, the bodies in progress,
+    /// requests waiting for their responses and the response being read.
+    /// O(waiting requests): at most `http.max_pending_requests`, and one or
+    /// none on most connections.
+    pub fn held_bytes(&self) -> usize {
+        let side = |s: &Side| s.buf.capacity() + s.body.sample.capacity();
+        side(&self.req)
+            + side(&self.resp)
+            + self.pending.iter().map(|p| p.held + p.tx.request_body.sample.capacity()).sum::<usize>()
+            + self.pending.capacity() * std::mem::size_of::<Pending>()
+            + self.response.as_ref().map_or(0, |r| r.held)
+            + self.h2c_upgrade.as_ref().map_or(0, |t| t.held_bytes())
+    }
+
+    /// Frees what the connection holds for pairing, when the parsers' memory
+    /// budget is spent: the requests waiting are reported without a response,
+    /// the response in progress is dropped, and from here on the responses
+    /// are not read and each request is reported as soon as it is complete.
+    /// Requests are not lost; only this connection's responses are.
+    pub fn shed(&mut self, stats: &mut ProtoStats, out: &mut dyn TxSink) {
+        if !self.requests_only {
+            stats.parser_bytes_limit_hit += 1;
+        }
+        self.requests_only = true;
+        self.response = None;
+        self.resp.state = State::Dead;
+        self.resp.buf = Vec::new();
+        self.resp.body = BodyInfo::default();
+        self.h2c_upgrade = None;
+        self.report_complete_requests(stats, out);
+        self.pending.shrink_to_fit();
+    }
+
+    /// Reports the complete requests at the front of the queue without a
+    /// response (after [`Self::shed`]: none is awaited).
+    fn report_complete_requests(&mut self, stats: &mut ProtoStats, out: &mut dyn TxSink) {
+        while self.pending.front().is_some_and(|p| !p.body_open) {
+            if let Some(p) = self.pending.pop_front() {
+                self.emit_unanswered(p, stats, out);
             }
         }
     }
@@ -748,7 +803,8 @@ impl Http1Connection {
             // the client speaks the tunnelled protocol (or waits for a bare body) from now on
             self.req.state = State::Tunnel;
         }
-        self.pending.push_back(Pending { tx: Box::new(tx), http09, body_open });
+        let held = tx.held_bytes();
+        self.pending.push_back(Pending { tx: Box::new(tx), http09, body_open, held });
     }
 
     fn complete_response_head(&mut self, head: &[u8], cfg: &HttpConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) {
@@ -780,7 +836,8 @@ impl Http1Connection {
             kind = BodyKind::None;
         }
         let ts = self.resp.msg_ts;
-        self.response = Some(ResponseHead { status, headers, ts });
+        let held = super::headers_bytes(&headers);
+        self.response = Some(ResponseHead { status, headers, ts, held });
         self.resp.body = BodyInfo::default();
         // the request it answers decided (a response without one is not reported)
         let sampling = self.pending.front().map_or(&Sampling::NONE, |p| p.tx.sampling.as_ref().unwrap_or(&Sampling::ALL));
@@ -1498,6 +1555,42 @@ mod tests {
         let (t, st) = run_with(&[Req(b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n")], usize::MAX, false, &c);
         assert_eq!(st.pending_limit_dropped, 1);
         assert_eq!(t.len(), 3);
+    }
+
+    /// After `shed`, the waiting requests are reported at once without a
+    /// response, responses are no longer read, every later request is
+    /// reported as soon as it is complete (its body included), and nothing is
+    /// held for pairing any more.
+    #[test]
+    fn shed_reports_waiting_requests_and_keeps_reporting_the_next() {
+        let c = cfg();
+        let mut st = ProtoStats::default();
+        let mut out = Vec::new();
+        let mut h = Http1Connection::new("10.0.0.1:1000".parse().unwrap(), "10.0.0.2:80".parse().unwrap(), false, &c);
+        h.on_chunk(true, Chunk::Data(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"), 1, &c, &mut st, &mut out);
+        h.on_chunk(false, Chunk::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234"), 2, &c, &mut st, &mut out);
+        assert!(out.is_empty());
+        let waiting = h.held_bytes();
+        h.shed(&mut st, &mut out);
+        assert_eq!(st.parser_bytes_limit_hit, 1);
+        let got: Vec<(&str, Option<u16>)> = out.iter().map(|t| (t.target.as_str(), t.status)).collect();
+        assert_eq!(got, [("/1", None), ("/2", None)]);
+        assert!(out.iter().all(|t| t.anomalies.has(Anomalies::NO_RESPONSE)));
+        assert!(h.held_bytes() < waiting, "{} held after shedding, {waiting} before", h.held_bytes());
+        // the rest of the response is not read; the next request is reported when complete
+        h.on_chunk(false, Chunk::Data(b"56789HTTP/1.1 404 Not Found\r\n\r\n"), 3, &c, &mut st, &mut out);
+        h.on_chunk(true, Chunk::Data(b"POST /3 HTTP/1.1\r\nContent-Length: 4\r\n\r\nab"), 4, &c, &mut st, &mut out);
+        assert_eq!(out.len(), 2, "a request reported before its body ended");
+        h.on_chunk(true, Chunk::Data(b"cd"), 5, &c, &mut st, &mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!((out[2].target.as_str(), out[2].status, out[2].request_body.sample.as_slice()), ("/3", None, &b"abcd"[..]));
+        assert!(h.pending.is_empty() && h.response.is_none());
+        // shedding again is not counted again
+        h.shed(&mut st, &mut out);
+        assert_eq!(st.parser_bytes_limit_hit, 1);
+        h.finish(6, &c, &mut st, &mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(st.responses_without_request, 0);
     }
 
     #[test]

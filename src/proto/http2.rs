@@ -266,6 +266,9 @@ struct Stream {
     seq: u64,
     /// The direction (0 = client side, 1 = server side) that carried the request.
     req_dir: Option<usize>,
+    /// Heap bytes of its header lists, body samples and upgraded request
+    /// (counted in [`H2Connection::held_bytes`]).
+    held: usize,
 }
 
 /// Both directions of one HTTP/2 connection.
@@ -281,6 +284,8 @@ pub struct H2Connection {
     request_side: Option<usize>,
     /// Fields of the header block being decoded (reused from block to block).
     fields: Vec<Field>,
+    /// Sum of the streams' `held`.
+    stream_bytes: usize,
 }
 
 /// Fields the reused decoding buffer keeps room for between header blocks.
@@ -364,6 +369,7 @@ impl H2Connection {
             cfg: cfg.clone(),
             request_side: None,
             fields: Vec::new(),
+            stream_bytes: 0,
         }
     }
 
@@ -373,10 +379,25 @@ impl H2Connection {
         let mut c = H2Connection::new(client, server, false, cfg);
         let mut part = Part { ts: Some(request.request_ts_us), ended: true, sampling: request.sampling.clone(), ..Part::default() };
         part.headers = request.request_headers.clone();
-        let st = Stream { request: Some(part), upgraded: Some(Box::new(request)), seq: 0, req_dir: Some(0), ..Stream::default() };
+        let held = super::headers_bytes(&part.headers) + request.held_bytes();
+        let st = Stream { request: Some(part), upgraded: Some(Box::new(request)), seq: 0, req_dir: Some(0), held, ..Stream::default() };
+        c.stream_bytes = held;
         c.next_seq = 1;
         c.streams.insert(1, st);
         c
+    }
+
+    /// Bytes this connection holds: frame and header-block buffers, the HPACK
+    /// tables, the decoding buffer and the open streams (kept up to date as
+    /// streams open, grow and end, so this is O(1)).
+    pub fn held_bytes(&self) -> usize {
+        let side = |s: &Side| s.buf.capacity() + s.hpack.held_bytes() + s.block.as_ref().map_or(0, |b| b.fragment.capacity());
+        let [a, b] = &self.sides;
+        side(a)
+            + side(b)
+            + self.fields.capacity() * std::mem::size_of::<Field>()
+            + self.streams.capacity() * std::mem::size_of::<(u32, Stream)>()
+            + self.stream_bytes
     }
 
     /// Feeds a chunk of the client (`from_client`) or server direction.
@@ -817,6 +838,9 @@ impl H2Connection {
                 _ => None,
             };
             let keep = sampling.as_ref().map(|s| s.request_keep(http.body_scan_bytes));
+            let held = super::headers_bytes(&headers);
+            st.held += held;
+            self.stream_bytes += held;
             st.request = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, sampling, keep, ..Part::default() });
             if block.promised.is_some() {
                 // a promised request has no body
@@ -837,6 +861,9 @@ impl H2Connection {
             }
             if st.response.is_none() {
                 let keep = st.request.as_ref().and_then(|r| r.sampling.as_ref()).map(|s| s.response_keep(http.body_scan_bytes, Some(code)));
+                let held = super::headers_bytes(&headers);
+                st.held += held;
+                self.stream_bytes += held;
                 st.response = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, keep, ..Part::default() });
                 if end {
                     self.end_response(stream_id, stats, out);
@@ -846,7 +873,11 @@ impl H2Connection {
         }
         // trailers (or an unrecognisable block)
         let is_response_side = st.response.is_some();
+        let before = super::headers_bytes(&st.trailers);
         st.trailers.extend(headers);
+        let grown = super::headers_bytes(&st.trailers).saturating_sub(before);
+        st.held += grown;
+        self.stream_bytes += grown;
         if unknown && !is_response_side {
             if let Some(r) = st.request.as_mut() {
                 r.unknown_fields = true;
@@ -892,10 +923,14 @@ impl H2Connection {
         let grpc = st.request.as_ref().is_some_and(|r| is_grpc(&r.headers));
         let part = if st.req_dir == Some(d) { st.request.as_mut() } else { st.response.as_mut() };
         let Some(part) = part else { return };
+        let before = part.body.sample.capacity();
         part.body.add(bytes, part.keep.unwrap_or(http.body_scan_bytes), stats);
+        let grown = part.body.sample.capacity().saturating_sub(before);
         if grpc {
             grpc_frames(part, bytes);
         }
+        st.held += grown;
+        self.stream_bytes += grown;
     }
 
     /// Evicts the oldest stream when the stream table is full.
@@ -906,7 +941,9 @@ impl H2Connection {
         stats.h2_stream_limit_hit += 1;
         if let Some((&oldest, _)) = self.streams.iter().min_by_key(|(_, s)| s.seq) {
             self.maybe_emit(oldest, true, stats, out);
-            self.streams.remove(&oldest);
+            if let Some(st) = self.streams.remove(&oldest) {
+                self.stream_bytes = self.stream_bytes.saturating_sub(st.held);
+            }
         }
     }
 
@@ -920,6 +957,7 @@ impl H2Connection {
             return;
         }
         let Some(st) = self.streams.remove(&stream) else { return };
+        self.stream_bytes = self.stream_bytes.saturating_sub(st.held);
         if let Some(tx) = self.build(stream, st, stats) {
             stats.transactions += 1;
             if tx.status.is_none() {
@@ -1131,6 +1169,33 @@ mod tests {
         s.extend(frame(DATA, FLAG_END_STREAM, 1, b"hello"));
         s.extend(frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 3, &[0x8d]));
         (c, s)
+    }
+
+    /// The streams' bytes counted in `held_bytes` are counted while a stream
+    /// is open — at least its header lists and body samples — and given back
+    /// exactly when it ends: after every exchange, the count is zero again.
+    #[test]
+    fn stream_bytes_are_counted_while_open_and_given_back() {
+        let (c, s) = simple_exchange();
+        for piece in [1, 7, usize::MAX] {
+            let mut r = Run::new(false);
+            r.feed(true, &c, piece);
+            // both requests wait for their responses
+            let open: usize = r.conn.streams.values().map(|st| st.request.as_ref().map_or(0, |p| crate::proto::headers_bytes(&p.headers) + p.body.sample.capacity())).sum();
+            assert_eq!(r.conn.streams.len(), 2);
+            assert!(open > 0 && r.conn.stream_bytes >= open, "{} counted, {open} held", r.conn.stream_bytes);
+            assert!(r.conn.held_bytes() >= r.conn.stream_bytes);
+            r.feed(false, &s, piece);
+            assert!(r.conn.streams.is_empty());
+            assert_eq!(r.conn.stream_bytes, 0, "piece {piece}");
+            let (t, _) = r.finish();
+            assert_eq!(t.len(), 2);
+        }
+        // a stream that never ends is given back when the connection ends
+        let mut r = Run::new(false);
+        r.feed(true, &c, usize::MAX);
+        r.conn.finish(&mut r.stats, &mut r.out);
+        assert_eq!((r.conn.stream_bytes, r.out.len()), (0, 2));
     }
 
     fn summary(t: &[HttpTransaction]) -> Vec<(String, String, Option<String>, Option<u16>, u64, u64)> {

@@ -277,6 +277,21 @@ impl HeaderValue {
             ValueRepr::Heap(v) => v,
         }
     }
+
+    /// Bytes this value holds on the heap (none when short).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.0 {
+            ValueRepr::Inline { .. } => 0,
+            ValueRepr::Heap(v) => v.capacity(),
+        }
+    }
+}
+
+/// Bytes a header list holds on the heap: its vector's slots and the names
+/// and values that do not fit in them (a shared known name holds none).
+pub(crate) fn headers_bytes(h: &Vec<Header>) -> usize {
+    let own = h.iter().map(|x| x.value.heap_bytes() + if let HeaderName::Owned(n) = &x.name { n.capacity() } else { 0 }).sum::<usize>();
+    own + h.capacity() * std::mem::size_of::<Header>()
 }
 
 impl HeaderValue {
@@ -637,6 +652,19 @@ pub struct GrpcInfo {
 }
 
 impl HttpTransaction {
+    /// Bytes this transaction holds while a parser keeps it: the value itself,
+    /// its header lists, target and body samples (what a request waiting for
+    /// its response costs the parser's memory budget).
+    pub fn held_bytes(&self) -> usize {
+        std::mem::size_of::<HttpTransaction>()
+            + headers_bytes(&self.request_headers)
+            + headers_bytes(&self.response_headers)
+            + self.target.capacity()
+            + self.request_body.sample.capacity()
+            + self.response_body.sample.capacity()
+            + self.interim_statuses.capacity() * std::mem::size_of::<u16>()
+    }
+
     /// A transaction with only its endpoints, method and target set (no
     /// headers, bodies, status or times), for code that builds one by hand.
     pub fn new(client: SocketAddr, server: SocketAddr, method: &str, target: &str) -> HttpTransaction {
@@ -694,6 +722,16 @@ pub struct ProtoStats {
     pub resync_gave_up: u64,
     pub upgrades: u64,
     pub pending_limit_dropped: u64,
+    /// Connections given up (their open requests reported without a
+    /// response, their bytes no longer parsed) because the parsers' memory
+    /// across connections reached `http.max_parser_bytes_total`.
+    pub parser_bytes_limit_hit: u64,
+    /// The most bytes the parsers held at once (`http.max_parser_bytes_total`
+    /// bounds it); summed over the workers, an upper bound of the sensor's.
+    pub parser_bytes_peak: u64,
+    /// Bytes the parsers hold now (summed over the workers): after a replay,
+    /// with every connection ended, none.
+    pub parser_bytes_held: u64,
     pub header_limit_hit: u64,
     pub body_bytes_skipped: u64,
     pub h2_frames: u64,
@@ -756,6 +794,9 @@ pub struct Connection {
     probed: usize,
     /// The plaintext of a decrypted TLS session: TLS inside is not decrypted again.
     pub(crate) inside_tls: bool,
+    /// [`Self::held_bytes`] when the owner last counted it (the owner's to
+    /// keep: it sums this over its connections).
+    pub counted: usize,
 }
 
 /// Bytes of a connection joined mid-stream examined for a recognisable
@@ -774,7 +815,7 @@ impl Connection {
     /// A new connection between `client` and `server` as the flow layer guessed them.
     pub fn new(client: SocketAddr, server: SocketAddr, midstream: bool, stats: &mut ProtoStats) -> Connection {
         stats.connections += 1;
-        Connection { client, server, swapped: false, detected: Detected::Pending, midstream, http1: None, http2: None, tls: None, probed: 0, inside_tls: false }
+        Connection { client, server, swapped: false, detected: Detected::Pending, midstream, http1: None, http2: None, tls: None, probed: 0, inside_tls: false, counted: 0 }
     }
 
     fn detect(&mut self, dir: Direction, data: &[u8], cfg: &ProtoConfig, stats: &mut ProtoStats) {
@@ -838,6 +879,38 @@ impl Connection {
         if self.detected == Detected::Http1 {
             self.http1 = Some(Box::new(http1::Http1Connection::new(client, server, self.midstream, &cfg.http)));
         }
+    }
+
+    /// Bytes the parsers of this connection hold beyond the connection's own
+    /// fixed size: partial messages, requests waiting for their responses,
+    /// HTTP/2 streams and header tables, TLS records and what they decrypt to.
+    /// Kept up to date by the parsers, so asking is cheap.
+    pub fn held_bytes(&self) -> usize {
+        self.http1.as_ref().map_or(0, |h| h.held_bytes())
+            + self.http2.as_ref().map_or(0, |h| h.held_bytes())
+            + self.tls.as_ref().map_or(0, |t| t.held_bytes())
+    }
+
+    /// Frees the connection's memory when the parsers' budget is spent: what
+    /// it holds is reported as at its end (open requests without a
+    /// response). An HTTP/1 connection goes on reporting its requests, each
+    /// as soon as it is complete, and stops reading responses; any other
+    /// (HTTP/2, whose header tables cannot be dropped, TLS, undetected) is
+    /// not parsed further. Returns the TLS session summary, if it had one.
+    pub fn shed(&mut self, ts_us: u64, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) -> Option<tls::TlsSession> {
+        if let Some(h1) = self.http1.as_mut() {
+            // HTTP/1 needs no state to read requests: it keeps reporting them
+            h1.shed(stats, out);
+            return None;
+        }
+        stats.parser_bytes_limit_hit += 1;
+        self.on_close(ts_us, cfg, stats, out);
+        let session = self.take_tls_session();
+        self.http1 = None;
+        self.http2 = None;
+        self.tls = None;
+        self.detected = Detected::Other;
+        session
     }
 
     /// The TLS session summary of a TLS connection (taken once, after `on_close`).

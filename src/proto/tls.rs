@@ -697,6 +697,14 @@ fn di(to_server: bool) -> usize {
 }
 
 impl TlsConnection {
+    /// Bytes held: incomplete records and handshake messages, records waiting
+    /// for their secrets and the decrypted conversation's parsers.
+    pub fn held_bytes(&self) -> usize {
+        self.dirs.iter().map(|d| d.rec.capacity() + d.hs.capacity()).sum::<usize>()
+            + self.pending_bytes
+            + self.inner.as_ref().map_or(0, |c| c.held_bytes())
+    }
+
     pub fn new(client: SocketAddr, server: SocketAddr, ts_us: u64) -> TlsConnection {
         let session = TlsSession { client: Some(client), server: Some(server), ts_us, ..TlsSession::default() };
         TlsConnection {
