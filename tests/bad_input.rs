@@ -141,6 +141,17 @@ fn bad_config_names_the_key() {
 }
 
 #[test]
+fn a_parser_budget_below_its_minimum_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sensor.toml");
+    std::fs::write(&cfg, "[http]\nmax_parser_bytes_total = 4096\n").unwrap();
+    let o = run(&["replay", "--config", cfg.to_str().unwrap(), "--store", dir.path().join("s").to_str().unwrap(), fixture("sample.pcap").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr_of(&o);
+    assert!(e.contains("http.max_parser_bytes_total") && e.contains("1048576"), "{e}");
+}
+
+#[test]
 fn directory_input_replays_every_capture_in_name_order() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
