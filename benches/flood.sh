@@ -66,7 +66,7 @@ def open_requests(n):
 write("requests.pcap", open_requests(100_000))
 EOF
 
-run() { # capture, max_flows -> "rss_kib evicted created transactions"
+run() { # capture, max_flows -> "rss_kib evicted created transactions parser_peak_bytes parser_limit_hit"
     printf '[flow]\nmax_flows = %s\n' "$2" >"$work/sensor.toml"
     rm -rf "$work/store"
     /usr/bin/time -f "%M" -o "$work/rss" "$bin" replay --no-progress --workers "$workers" --config "$work/sensor.toml" \
@@ -75,25 +75,30 @@ run() { # capture, max_flows -> "rss_kib evicted created transactions"
 import json, sys
 s = json.load(open(sys.argv[1]))
 f = s.get("flow", {})
-print(sys.argv[2], f.get("flows_evicted_limit", 0), f.get("flows_created", 0), s.get("transactions", 0))
+h = s.get("http", {})
+print(sys.argv[2], f.get("flows_evicted_limit", 0), f.get("flows_created", 0), s.get("transactions", 0),
+      h.get("parser_bytes_peak", 0), h.get("parser_bytes_limit_hit", 0))
 EOF
 }
 
 echo "apitap $("$bin" --version 2>/dev/null | awk '{print $2}'), $workers worker(s); defaults except flow.max_flows"
 for cap in syn.pcap requests.pcap; do
     echo "== $cap"
-    printf '%12s %12s %12s %12s %14s\n' max_flows "peak RSS" evicted flows "bytes/flow*"
+    printf '%12s %12s %12s %12s %14s %14s %12s\n' max_flows "peak RSS" evicted flows "bytes/flow*" "parser peak" "given up"
     prev=""
     for mf in 16384 65536 131072; do
-        read -r kb ev cr tx < <(run "$cap" "$mf")
+        read -r kb ev cr tx pp ph < <(run "$cap" "$mf")
         slope=-
         if [ -n "$prev" ]; then
             read -r pmf pkb <<<"$prev"
             slope=$(( (kb - pkb) * 1024 / (mf - pmf) ))
         fi
-        printf '%12s %9.1f MiB %12s %12s %14s\n' "$mf" "$(echo "$kb / 1024" | bc -l)" "$ev" "$cr" "$slope"
+        printf '%12s %9.1f MiB %12s %12s %14s %10.1f MiB %12s\n' "$mf" "$(echo "$kb / 1024" | bc -l)" "$ev" "$cr" "$slope" "$(echo "$pp / 1048576" | bc -l)" "$ph"
         prev="$mf $kb"
     done
 done
 echo "* growth of peak RSS per extra tracked flow between this limit and the one above"
 echo "  (for requests.pcap: a connection holding one unanswered request)"
+echo "  parser peak: the most the protocol parsers held (summed over the workers;"
+echo "  bounded by http.max_parser_bytes_total); given up: connections that grew"
+echo "  past it (parser_bytes_limit_hit)"
