@@ -345,6 +345,9 @@ pub fn classify(tx: &HttpTransaction, cfg: &AuthConfig, fp: &Fingerprinter, over
 /// ([`split_target`]).
 pub(crate) fn classify_split(tx: &HttpTransaction, query: Option<&str>, cfg: &AuthConfig, fp: &Fingerprinter, over_tls: bool) -> Vec<Credential> {
     let mut cx = Ctx { cfg, fp, ts_us: tx.request_ts_us, status: tx.status, over_tls, out: Vec::new() };
+    // the lengths of the API-key header names: most headers are told apart by
+    // length alone, without comparing them with every name of the list
+    let key_lengths = cfg.api_key_headers.iter().fold(0u64, |m, n| m | length_bit(n.len()));
     for h in &tx.request_headers {
         if cx.full() {
             break;
@@ -356,7 +359,7 @@ pub(crate) fn classify_split(tx: &HttpTransaction, query: Option<&str>, cfg: &Au
             cx.cookies(&h.value);
         } else if name.eq_ignore_ascii_case("proxy-authorization") {
             // credentials for a proxy, not for the API
-        } else if listed_ci(&cfg.api_key_headers, name) {
+        } else if key_lengths & length_bit(name.len()) != 0 && listed_ci(&cfg.api_key_headers, name) {
             cx.api_key_header(name, &h.value);
         } else {
             cx.jwt_header(name, &h.value);
@@ -1073,6 +1076,11 @@ fn unquote(s: &[u8]) -> &[u8] {
 }
 
 /// Whether `name` is one of `list`, ignoring ASCII case.
+/// A bit for a name of `len` bytes (names of 63 bytes and more share one).
+fn length_bit(len: usize) -> u64 {
+    1u64 << len.min(63)
+}
+
 fn listed_ci(list: &[String], name: &str) -> bool {
     list.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
@@ -1668,6 +1676,15 @@ mod tests {
         let c = classify(&t, &cfg, &fp(), false);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].carrier, "x-shop-key");
+        // names past the length filter's last bit (63 bytes) are compared in full
+        let long = format!("x-{}", "k".repeat(70));
+        let other = format!("x-{}", "j".repeat(70));
+        let cfg = AuthConfig { api_key_headers: vec![long.to_uppercase()], ..AuthConfig::default() };
+        let t = tx(&[(other.as_str(), "k0"), (long.as_str(), "k1")], "/", Some(200));
+        let c = classify(&t, &cfg, &fp(), false);
+        assert_eq!(c.len(), 1);
+        // (the carrier is kept to its first 64 characters)
+        assert!(c[0].scheme == AuthScheme::ApiKeyHeader && long.starts_with(&*c[0].carrier) && c[0].carrier.len() == 64, "{:?}", c[0].carrier);
     }
 
     #[test]
