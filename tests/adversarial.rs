@@ -403,3 +403,44 @@ fn unanswered_requests_stop_at_the_parser_memory_budget() {
     assert_eq!(n(&d, &["http", "transactions"]), requests);
     assert_eq!(n(&d, &["http", "parser_bytes_held"]), 0);
 }
+
+/// The same for HTTP/2: connections whose streams are never answered. A
+/// connection past the budget reports its open streams and keeps its header
+/// tables, so its later requests are still decoded and reported.
+#[test]
+fn unanswered_h2_streams_stop_at_the_parser_memory_budget() {
+    let mut p = Pcap::new();
+    let (conns, per_conn) = (300u32, 20u32);
+    for i in 0..conns {
+        let mut c = Conv::open(&mut p, client(3000 + i), (server_ip(), 8081));
+        let mut data = h2_preface();
+        for k in 0..per_conn {
+            // :method GET, :scheme http, :path and :authority without indexing,
+            // and seven 120-byte custom fields
+            let path = format!("/api/items/{i}/{k}");
+            let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
+            block.extend_from_slice(path.as_bytes());
+            block.extend_from_slice(&[0x01, 0x06, b'h', b'.', b't', b'e', b's', b't']);
+            for f in 0..7u8 {
+                block.extend_from_slice(&[0x00, 0x07, b'x', b'-', b'f', b'i', b'e', b'l', b'a' + f, 120]);
+                block.extend(std::iter::repeat_n(b'v', 120));
+            }
+            data.extend(h2_frame(1, 0x4 | 0x1, 2 * k + 1, &block));
+        }
+        c.to_server(&mut p, &data);
+    }
+    let requests = u64::from(conns * per_conn);
+    let budget = 1u64 << 20;
+    let (s, rss) = replay(&p, &format!("[pipeline]\nworkers = 1\n[http]\nmax_parser_bytes_total = {budget}\n"));
+    check("h2 parser budget", &s, rss, &["http", "parser_bytes_limit_hit"]);
+    assert_eq!(n(&s, &["http", "transactions"]), requests, "a stream reported when its connection was shed went missing: {s}");
+    let peak = n(&s, &["http", "parser_bytes_peak"]);
+    assert!(peak > 0 && peak <= budget + 64 * 1024, "peak {peak} over the budget {budget}");
+    assert_eq!(n(&s, &["http", "parser_bytes_held"]), 0);
+
+    let (d, _) = replay(&p, "[pipeline]\nworkers = 1\n");
+    assert_eq!(n(&d, &["http", "parser_bytes_limit_hit"]), 0);
+    assert!(n(&d, &["http", "parser_bytes_peak"]) > budget, "the capture does not need the budget: {d}");
+    assert_eq!(n(&d, &["http", "transactions"]), requests);
+    assert_eq!(n(&d, &["http", "parser_bytes_held"]), 0);
+}

@@ -286,6 +286,8 @@ pub struct H2Connection {
     fields: Vec<Field>,
     /// Sum of the streams' `held`.
     stream_bytes: usize,
+    /// Shed once ([`Self::shed`]): its open streams are reported as it grows.
+    shed: bool,
 }
 
 /// Fields the reused decoding buffer keeps room for between header blocks.
@@ -370,6 +372,7 @@ impl H2Connection {
             request_side: None,
             fields: Vec::new(),
             stream_bytes: 0,
+            shed: false,
         }
     }
 
@@ -398,6 +401,26 @@ impl H2Connection {
             + self.fields.capacity() * std::mem::size_of::<Field>()
             + self.streams.capacity() * std::mem::size_of::<(u32, Stream)>()
             + self.stream_bytes
+    }
+
+    /// Frees what the connection holds for pairing, when the parsers' memory
+    /// budget is spent: every open stream is reported now (its request
+    /// without a response), and the buffers not in use are let go. The
+    /// header tables stay — the next header blocks cannot be read without
+    /// them — so the connection goes on reporting requests; a response that
+    /// comes later for a reported stream is counted, not paired. Counted in
+    /// `parser_bytes_limit_hit` the first time only.
+    pub fn shed(&mut self, stats: &mut ProtoStats, out: &mut dyn TxSink) {
+        if !self.shed {
+            self.shed = true;
+            stats.parser_bytes_limit_hit += 1;
+        }
+        self.finish(stats, out);
+        self.streams.shrink_to_fit();
+        self.fields = Vec::new();
+        for side in &mut self.sides {
+            side.buf.shrink_to_fit();
+        }
     }
 
     /// Feeds a chunk of the client (`from_client`) or server direction.
@@ -1196,6 +1219,50 @@ mod tests {
         r.feed(true, &c, usize::MAX);
         r.conn.finish(&mut r.stats, &mut r.out);
         assert_eq!((r.conn.stream_bytes, r.out.len()), (0, 2));
+    }
+
+    /// `shed` reports the open streams without a response and keeps the
+    /// header tables: a later request that refers to a table entry added
+    /// before is still decoded and reported; the late response of a reported
+    /// stream is counted, not paired. Counted once.
+    #[test]
+    fn shed_reports_open_streams_and_keeps_decoding() {
+        let mut r = Run::new(false);
+        let mut c = PREFACE.to_vec();
+        c.extend(frame(SETTINGS, 0, 0, &[]));
+        // :authority with incremental indexing: dynamic entry 62
+        c.extend(frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 1, &request_block(true, "/a", "api.example", &[])));
+        r.feed(true, &c, usize::MAX);
+        assert_eq!(r.conn.streams.len(), 1);
+        r.conn.shed(&mut r.stats, &mut r.out);
+        assert_eq!(r.stats.parser_bytes_limit_hit, 1);
+        assert_eq!(summary(&r.out), [("GET".into(), "/a".into(), Some("api.example".into()), None, 0, 0)]);
+        assert_eq!(r.conn.stream_bytes, 0);
+        // the next request names the authority by its dynamic index: 63 once
+        // its own path is added in front of it (0xbf)
+        let mut next = vec![0x82, 0x86];
+        next.extend(lit_idx(4, "/b"));
+        next.push(0xbf);
+        let mut c2 = frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 3, &next);
+        c2.extend(frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 5, &request_block(true, "/c", "api.example", &[])));
+        r.feed(true, &c2, usize::MAX);
+        // the late response of stream 1 pairs with nothing; stream 3's pairs
+        let mut s = frame(SETTINGS, 0, 0, &[]);
+        s.extend(frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 1, &[0x88]));
+        s.extend(frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 3, &[0x88]));
+        r.feed(false, &s, usize::MAX);
+        r.conn.shed(&mut r.stats, &mut r.out);
+        assert_eq!(r.stats.parser_bytes_limit_hit, 1, "counted once per connection");
+        let (t, st) = r.finish();
+        assert_eq!(
+            summary(&t),
+            [
+                ("GET".into(), "/a".into(), Some("api.example".into()), None, 0, 0),
+                ("GET".into(), "/b".into(), Some("api.example".into()), Some(200), 0, 0),
+                ("GET".into(), "/c".into(), Some("api.example".into()), None, 0, 0),
+            ]
+        );
+        assert_eq!(st.responses_without_request, 1);
     }
 
     fn summary(t: &[HttpTransaction]) -> Vec<(String, String, Option<String>, Option<u16>, u64, u64)> {

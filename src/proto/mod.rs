@@ -892,16 +892,27 @@ impl Connection {
     }
 
     /// Frees the connection's memory when the parsers' budget is spent: what
-    /// it holds is reported as at its end (open requests without a
-    /// response). An HTTP/1 connection goes on reporting its requests, each
-    /// as soon as it is complete, and stops reading responses; any other
-    /// (HTTP/2, whose header tables cannot be dropped, TLS, undetected) is
-    /// not parsed further. Returns the TLS session summary, if it had one.
+    /// it holds for pairing is reported now (open requests without a
+    /// response). HTTP/1 goes on reporting each request as soon as it is
+    /// complete and stops reading responses; HTTP/2 keeps its header tables
+    /// and reports its open streams whenever it grows again; a decrypted TLS
+    /// session sheds its inner protocol so. Anything else (TLS records
+    /// waiting for their secrets, a connection still being detected) is
+    /// given up: not parsed further. Returns the TLS session summary of a
+    /// connection given up, if it had one.
     pub fn shed(&mut self, ts_us: u64, cfg: &ProtoConfig, stats: &mut ProtoStats, out: &mut dyn TxSink) -> Option<tls::TlsSession> {
         if let Some(h1) = self.http1.as_mut() {
             // HTTP/1 needs no state to read requests: it keeps reporting them
             h1.shed(stats, out);
             return None;
+        }
+        if let Some(h2) = self.http2.as_mut() {
+            h2.shed(stats, out);
+            return None;
+        }
+        if let Some(inner) = self.tls.as_mut().and_then(|t| t.inner_mut()) {
+            // the decrypted conversation sheds as its own protocol does
+            return inner.shed(ts_us, cfg, stats, out);
         }
         stats.parser_bytes_limit_hit += 1;
         self.on_close(ts_us, cfg, stats, out);

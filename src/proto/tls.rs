@@ -705,6 +705,12 @@ impl TlsConnection {
             + self.inner.as_ref().map_or(0, |c| c.held_bytes())
     }
 
+    /// The decrypted conversation's parsers, to shed their memory (see
+    /// [`Connection::shed`]); `None` before anything was decrypted.
+    pub fn inner_mut(&mut self) -> Option<&mut Connection> {
+        self.inner.as_deref_mut()
+    }
+
     pub fn new(client: SocketAddr, server: SocketAddr, ts_us: u64) -> TlsConnection {
         let session = TlsSession { client: Some(client), server: Some(server), ts_us, ..TlsSession::default() };
         TlsConnection {
