@@ -84,7 +84,7 @@ EOF
 echo "apitap $("$bin" --version 2>/dev/null | awk '{print $2}'), $workers worker(s); defaults except flow.max_flows"
 for cap in syn.pcap requests.pcap; do
     echo "== $cap"
-    printf '%12s %12s %12s %12s %14s %14s %12s\n' max_flows "peak RSS" evicted flows "bytes/flow*" "parser peak" "given up"
+    printf '%12s %12s %12s %12s %14s %14s %12s\n' max_flows "peak RSS" evicted flows "bytes/flow*" "parser peak" "shed"
     prev=""
     for mf in 16384 65536 131072; do
         read -r kb ev cr tx pp ph < <(run "$cap" "$mf")
@@ -100,5 +100,5 @@ done
 echo "* growth of peak RSS per extra tracked flow between this limit and the one above"
 echo "  (for requests.pcap: a connection holding one unanswered request)"
 echo "  parser peak: the most the protocol parsers held (summed over the workers;"
-echo "  bounded by http.max_parser_bytes_total); given up: connections that grew"
-echo "  past it (parser_bytes_limit_hit)"
+echo "  bounded by http.max_parser_bytes_total); shed: connections that grew past"
+echo "  it and freed what they held (parser_bytes_limit_hit)"
