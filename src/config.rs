@@ -479,8 +479,9 @@ pub struct HttpConfig {
     /// Bytes the protocol parsers hold across all connections (split over the
     /// workers): partial heads, requests awaiting their responses, HTTP/2
     /// streams and header tables, TLS records. A connection that grows past
-    /// it is given up (its open requests reported without a response;
-    /// counted in `parser_bytes_limit_hit`).
+    /// it frees what it holds for pairing (its open requests reported without
+    /// a response; `proto::Connection::shed`), counted in
+    /// `parser_bytes_limit_hit`.
     pub max_parser_bytes_total: usize,
     /// Bytes of each body kept for analysis; the rest is counted and skipped, never buffered.
     pub body_scan_bytes: usize,

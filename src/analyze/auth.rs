@@ -1075,12 +1075,12 @@ fn unquote(s: &[u8]) -> &[u8] {
     }
 }
 
-/// Whether `name` is one of `list`, ignoring ASCII case.
 /// A bit for a name of `len` bytes (names of 63 bytes and more share one).
 fn length_bit(len: usize) -> u64 {
     1u64 << len.min(63)
 }
 
+/// Whether `name` is one of `list`, ignoring ASCII case.
 fn listed_ci(list: &[String], name: &str) -> bool {
     list.iter().any(|n| n.eq_ignore_ascii_case(name))
 }

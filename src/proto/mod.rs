@@ -722,9 +722,9 @@ pub struct ProtoStats {
     pub resync_gave_up: u64,
     pub upgrades: u64,
     pub pending_limit_dropped: u64,
-    /// Connections given up (their open requests reported without a
-    /// response, their bytes no longer parsed) because the parsers' memory
-    /// across connections reached `http.max_parser_bytes_total`.
+    /// Connections that grew while the parsers' memory across connections
+    /// was over `http.max_parser_bytes_total`, and freed what they held
+    /// ([`Connection::shed`]); each counted once.
     pub parser_bytes_limit_hit: u64,
     /// The most bytes the parsers held at once (`http.max_parser_bytes_total`
     /// bounds it); summed over the workers, an upper bound of the sensor's.
