@@ -129,25 +129,26 @@ fn rocksdb_reset(store: &Path) -> bool {
     apitap::store::reset_schema_for_tests(store).is_ok()
 }
 
-#[test]
-fn bad_config_names_the_key() {
+/// Replays the sample with `config` as its sensor.toml; the refusal's
+/// message (exit status 1 expected).
+fn refused_config(config: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("sensor.toml");
-    std::fs::write(&cfg, "[flow]\nmax_flowz = 1\n").unwrap();
+    std::fs::write(&cfg, config).unwrap();
     let o = run(&["replay", "--config", cfg.to_str().unwrap(), "--store", dir.path().join("s").to_str().unwrap(), fixture("sample.pcap").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    let e = stderr_of(&o);
+    stderr_of(&o)
+}
+
+#[test]
+fn bad_config_names_the_key() {
+    let e = refused_config("[flow]\nmax_flowz = 1\n");
     assert!(e.contains("sensor.toml") && e.contains("max_flowz"), "{e}");
 }
 
 #[test]
 fn a_parser_budget_below_its_minimum_is_refused_with_the_fix() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("sensor.toml");
-    std::fs::write(&cfg, "[http]\nmax_parser_bytes_total = 4096\n").unwrap();
-    let o = run(&["replay", "--config", cfg.to_str().unwrap(), "--store", dir.path().join("s").to_str().unwrap(), fixture("sample.pcap").to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    let e = stderr_of(&o);
+    let e = refused_config("[http]\nmax_parser_bytes_total = 4096\n");
     assert!(e.contains("http.max_parser_bytes_total") && e.contains("1048576"), "{e}");
 }
 
