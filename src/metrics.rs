@@ -27,6 +27,10 @@ pub struct WorkerMetrics {
     pub flows_timed_out: AtomicU64,
     pub tcp_gaps: AtomicU64,
     pub queue_batches_dropped: AtomicU64,
+    /// Bytes this worker's protocol parsers hold now, and the connections
+    /// that grew past their share of `http.max_parser_bytes_total`.
+    pub parser_bytes: AtomicU64,
+    pub parser_shed: AtomicU64,
 }
 
 /// Every live counter.
@@ -121,6 +125,13 @@ impl Metrics {
             &[("reason=\"table_full\"", sum(|w| &w.flows_evicted_limit)), ("reason=\"idle_timeout\"", sum(|w| &w.flows_timed_out))],
         );
         counter("apitap_tcp_gaps_total", "Holes in TCP streams (lost packets).", "counter", &[("", sum(|w| &w.tcp_gaps))]);
+        counter("apitap_parser_bytes", "Bytes the protocol parsers hold now (bounded by http.max_parser_bytes_total).", "gauge", &[("", sum(|w| &w.parser_bytes))]);
+        counter(
+            "apitap_parser_connections_shed_total",
+            "Connections that grew past the parser memory budget and freed what they held (their waiting requests reported without a response).",
+            "counter",
+            &[("", sum(|w| &w.parser_shed))],
+        );
         counter(
             "apitap_transactions_total",
             "HTTP request/response pairs, by protocol.",

@@ -681,6 +681,9 @@ fn worker_loop(
             wm.flows_evicted_limit.store(f.flows_evicted_limit, Relaxed);
             wm.flows_timed_out.store(f.flows_timed_out, Relaxed);
             wm.tcp_gaps.store(f.gaps, Relaxed);
+            let p = engine.proto_stats();
+            wm.parser_bytes.store(p.parser_bytes_held, Relaxed);
+            wm.parser_shed.store(p.parser_bytes_limit_hit, Relaxed);
         }
         let out = engine.take_output();
         if !out.is_empty() {

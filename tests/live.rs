@@ -269,6 +269,8 @@ fn capture_counts_every_request_drops_none_and_stops_cleanly() {
         "apitap_packets_received_total",
         "apitap_packets_dropped_total{where=\"kernel\"} 0",
         "apitap_flows_active",
+        "apitap_parser_bytes ",
+        "apitap_parser_connections_shed_total 0",
         "apitap_transactions_total{protocol=\"http1\"} 6000",
         "apitap_store_write_seconds_total",
         "apitap_resident_memory_bytes",
