@@ -89,6 +89,16 @@ impl Metrics {
         self.workers.iter().map(|w| w.flows_active.load(Relaxed)).sum()
     }
 
+    /// Bytes the protocol parsers of all workers hold now.
+    pub fn parser_bytes(&self) -> u64 {
+        self.workers.iter().map(|w| w.parser_bytes.load(Relaxed)).sum()
+    }
+
+    /// Connections shed for the parser memory budget, all workers.
+    pub fn parser_shed(&self) -> u64 {
+        self.workers.iter().map(|w| w.parser_shed.load(Relaxed)).sum()
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut s = String::with_capacity(4096);

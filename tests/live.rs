@@ -283,6 +283,7 @@ fn capture_counts_every_request_drops_none_and_stops_cleanly() {
     assert!(st.success(), "exit status after SIGTERM: {st:?}");
     let log = std::fs::read_to_string(dir.path().join("capture.log")).unwrap();
     assert!(log.contains("apitap: health:"), "a health line in the log: {log}");
+    assert!(log.contains(" MiB (0 connections shed), rss "), "the health line names the parsers' memory: {log}");
 
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
     assert_eq!(s["capture"]["kernel_dropped"], 0, "{s}");

@@ -593,13 +593,15 @@ fn capture(a: CaptureArgs) -> Result<i32> {
         }
         if !health_every.is_zero() && last_health.elapsed() >= health_every {
             eprintln!(
-                "apitap: health: {} packets, kernel drops {}, interface drops {}, queue drops {}, {} flows, {} transactions, rss {} MiB",
+                "apitap: health: {} packets, kernel drops {}, interface drops {}, queue drops {}, {} flows, {} transactions, parsers {} MiB ({} connections shed), rss {} MiB",
                 metrics.packets.load(Relaxed),
                 live_stats.kernel_dropped,
                 live_stats.interface_dropped,
                 metrics.reader_drops(),
                 metrics.flows_active(),
                 metrics.transactions(),
+                metrics.parser_bytes() >> 20,
+                metrics.parser_shed(),
                 crate::metrics::resident_bytes() >> 20
             );
             last_health = Instant::now();
