@@ -135,12 +135,12 @@ impl Metrics {
             &[("reason=\"table_full\"", sum(|w| &w.flows_evicted_limit)), ("reason=\"idle_timeout\"", sum(|w| &w.flows_timed_out))],
         );
         counter("apitap_tcp_gaps_total", "Holes in TCP streams (lost packets).", "counter", &[("", sum(|w| &w.tcp_gaps))]);
-        counter("apitap_parser_bytes", "Bytes the protocol parsers hold now (bounded by http.max_parser_bytes_total).", "gauge", &[("", sum(|w| &w.parser_bytes))]);
+        counter("apitap_parser_bytes", "Bytes the protocol parsers hold now (bounded by http.max_parser_bytes_total).", "gauge", &[("", self.parser_bytes())]);
         counter(
             "apitap_parser_connections_shed_total",
             "Connections that grew past the parser memory budget and freed what they held (their waiting requests reported without a response).",
             "counter",
-            &[("", sum(|w| &w.parser_shed))],
+            &[("", self.parser_shed())],
         );
         counter(
             "apitap_transactions_total",

@@ -370,10 +370,10 @@ fn a_capture_larger_than_the_memory_bound_replays_within_it() {
 
 /// Connections that each pipeline requests nobody answers (a one-direction
 /// mirror, or a flood): with `http.max_parser_bytes_total` at its minimum,
-/// the parsers' memory stops at it — connections that grow past it are
-/// given up and counted — and every request is still reported, without a
-/// response. With the default budget the same capture holds more than that
-/// minimum and nothing is given up: the limit is what bounded it.
+/// the parsers' memory stops at it — connections that grow past it free
+/// what they hold and are counted — and every request is still reported,
+/// without a response. With the default budget the same capture holds more
+/// than that minimum and nothing is shed: the limit is what bounded it.
 #[test]
 fn unanswered_requests_stop_at_the_parser_memory_budget() {
     let mut p = Pcap::new();
@@ -390,7 +390,7 @@ fn unanswered_requests_stop_at_the_parser_memory_budget() {
     let budget = 1u64 << 20;
     let (s, rss) = replay(&p, &format!("[pipeline]\nworkers = 1\n[http]\nmax_parser_bytes_total = {budget}\n"));
     check("parser budget", &s, rss, &["http", "parser_bytes_limit_hit"]);
-    assert_eq!(n(&s, &["http", "transactions"]), requests, "a request given up with its connection was not reported: {s}");
+    assert_eq!(n(&s, &["http", "transactions"]), requests, "a request of a shed connection was not reported: {s}");
     assert_eq!(n(&s, &["http", "requests_without_response"]), requests);
     // the total passes the budget by at most what one chunk (one segment) adds
     let peak = n(&s, &["http", "parser_bytes_peak"]);
