@@ -819,6 +819,10 @@ impl H2Connection {
             }
         }
         headers.truncate(n_headers);
+        // what the list holds, counted without walking it again: its slots,
+        // and the list size (each name and value plus 32 bytes), which covers
+        // the names and values kept on the heap
+        let held = headers.capacity() * std::mem::size_of::<Header>() + list_bytes;
         if fields.capacity() <= FIELDS_KEPT {
             self.fields = fields;
         }
@@ -861,7 +865,6 @@ impl H2Connection {
                 _ => None,
             };
             let keep = sampling.as_ref().map(|s| s.request_keep(http.body_scan_bytes));
-            let held = super::headers_bytes(&headers);
             st.held += held;
             self.stream_bytes += held;
             st.request = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, sampling, keep, ..Part::default() });
@@ -884,7 +887,6 @@ impl H2Connection {
             }
             if st.response.is_none() {
                 let keep = st.request.as_ref().and_then(|r| r.sampling.as_ref()).map(|s| s.response_keep(http.body_scan_bytes, Some(code)));
-                let held = super::headers_bytes(&headers);
                 st.held += held;
                 self.stream_bytes += held;
                 st.response = Some(Part { headers, ts: Some(block.ts), unknown_fields: unknown, keep, ..Part::default() });
