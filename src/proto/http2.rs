@@ -898,11 +898,9 @@ impl H2Connection {
         }
         // trailers (or an unrecognisable block)
         let is_response_side = st.response.is_some();
-        let before = super::headers_bytes(&st.trailers);
         st.trailers.extend(headers);
-        let grown = super::headers_bytes(&st.trailers).saturating_sub(before);
-        st.held += grown;
-        self.stream_bytes += grown;
+        st.held += held;
+        self.stream_bytes += held;
         if unknown && !is_response_side {
             if let Some(r) = st.request.as_mut() {
                 r.unknown_fields = true;
