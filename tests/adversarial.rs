@@ -30,6 +30,8 @@ fn replay_file(pcap: &Path, config: &str) -> (Value, i64) {
     std::fs::write(&cfg, config).unwrap();
     let stats = dir.path().join("stats.json");
     let store = dir.path().join("store");
+    // reaped by the wait4 below, which also gives its peak memory
+    #[allow(clippy::zombie_processes)]
     let mut child = std::process::Command::new(bin())
         .args(["replay", "--no-progress", "--config", cfg.to_str().unwrap(), "--store", store.to_str().unwrap()])
         .args(["--stats-json", stats.to_str().unwrap(), pcap.to_str().unwrap()])

@@ -78,16 +78,19 @@ fn rsyslog(dir: &Path, port: u16) -> Rsyslog {
     )
     .unwrap();
     let _ = std::fs::remove_file(dir.join("rsyslog.pid"));
-    let child = Command::new("rsyslogd")
-        .args(["-n", "-f", conf.to_str().unwrap(), "-i", dir.join("rsyslog.pid").to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("rsyslogd.log")).unwrap())
-        .spawn()
-        .expect("start rsyslogd");
+    // held from the start, so that rsyslogd is stopped on every path out
+    let server = Rsyslog {
+        child: Command::new("rsyslogd")
+            .args(["-n", "-f", conf.to_str().unwrap(), "-i", dir.join("rsyslog.pid").to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("rsyslogd.log")).unwrap())
+            .spawn()
+            .expect("start rsyslogd"),
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Rsyslog { child };
+            return server;
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -319,20 +319,6 @@ pub fn call_summary(delta: &crate::inventory::EndpointRecord) -> Value {
     }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::community_id;
-
-    #[test]
-    fn community_id_matches_the_specification_example() {
-        // the TCP example of the Community ID specification's README
-        let a = "128.232.110.120:34855".parse().unwrap();
-        let b = "66.35.250.204:80".parse().unwrap();
-        assert_eq!(community_id(a, b), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
-        assert_eq!(community_id(b, a), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=", "direction does not matter");
-    }
-}
-
 /// A finding as an OCSF event: Detection Finding (2004) for attacks,
 /// Application Security Posture Finding (2007) for posture, shadow, zombie
 /// and drift. Activity Create for a new finding, Update when a resolved one
@@ -405,4 +391,18 @@ pub fn finding_event(f: &crate::inventory::findings::Finding, reopened: bool) ->
         }
     }
     ev
+}
+
+#[cfg(test)]
+mod tests {
+    use super::community_id;
+
+    #[test]
+    fn community_id_matches_the_specification_example() {
+        // the TCP example of the Community ID specification's README
+        let a = "128.232.110.120:34855".parse().unwrap();
+        let b = "66.35.250.204:80".parse().unwrap();
+        assert_eq!(community_id(a, b), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+        assert_eq!(community_id(b, a), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=", "direction does not matter");
+    }
 }
